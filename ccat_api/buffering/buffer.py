@@ -1,0 +1,119 @@
+"""Atomic accept: one Redis round trip appends the envelope to the site's stream, records its
+state, writes its overlay layers and stores the idempotency answer, or does none of it.
+
+Durability comes from Redis itself: the site's Redis runs with ``appendfsync always``, so the
+reply to the script is sent only after the AOF holding it is fsynced. A 2xx answer therefore
+means the write survives the gateway dying and Redis restarting.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from ccat_api.buffering.catalog import buffered
+from ccat_api.buffering.envelope import Envelope
+from ccat_api.buffering.keys import SiteKeys
+from ccat_api.buffering.overlay import overlay_plan
+from ccat_api.buffering.scripts import Scripts
+from ccat_api.errors import BufferUnavailable, IdempotencyKeyReused, UniqueConflict
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    """A client's Idempotency-Key, scoped to its principal, with a digest of the request."""
+
+    principal: str
+    key: str
+    request_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the client was (or will be) told; replayed verbatim for a repeated key."""
+
+    status_code: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    seq: int
+    stream_id: str
+    deps: tuple[str, ...]
+
+
+class WriteBuffer:
+    def __init__(self, redis: Redis, keys: SiteKeys, *, idempotency_ttl_s: int) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._scripts = Scripts(redis)
+        self._idempotency_ttl_s = idempotency_ttl_s
+
+    async def accept(
+        self, envelope: Envelope, answer: Answer, claim: IdempotencyClaim | None = None
+    ) -> Accepted | Answer:
+        """Buffer the envelope; or, for an Idempotency-Key seen before, the first answer."""
+        idem_key = self._keys.idempotency(claim.principal, claim.key) if claim else ""
+        idem_record = (
+            orjson.dumps(
+                {"hash": claim.request_hash, "status": answer.status_code, "body": answer.body}
+            )
+            if claim
+            else b""
+        )
+        try:
+            reply = await self._scripts.accept(
+                args=[
+                    self._keys.prefix,
+                    envelope.tx_id,
+                    envelope.to_json(),
+                    overlay_plan(envelope),
+                    idem_key,
+                    idem_record,
+                    self._idempotency_ttl_s,
+                    int(time.time() * 1000),
+                ]
+            )
+        except (RedisError, OSError) as exc:
+            raise BufferUnavailable(f"the write buffer cannot take writes now: {exc}") from exc
+        outcome = reply[0].decode()
+        if outcome == "duplicate":
+            prior = orjson.loads(reply[1])
+            if claim is not None and prior["hash"] != claim.request_hash:
+                raise IdempotencyKeyReused(
+                    f"Idempotency-Key {claim.key!r} was already used with a different request",
+                    field="Idempotency-Key",
+                )
+            return Answer(status_code=int(prior["status"]), body=prior["body"])
+        if outcome == "conflict":
+            model, entry = reply[1].decode(), reply[2].decode()
+            column = entry.split("=", 1)[0]
+            buffered(model)  # a conflict can only name a buffered model
+            raise UniqueConflict(
+                f"{model}.{column}: this value is already used by a buffered record",
+                field=column,
+            )
+        deps = reply[3].decode()
+        return Accepted(
+            seq=int(reply[1]),
+            stream_id=reply[2].decode(),
+            deps=tuple(d for d in deps.split(",") if d),
+        )
+
+    async def check_durable(self) -> str | None:
+        """Why this Redis cannot hold a buffer safely, or None if it can."""
+        config: dict[str, str] = await self._redis.config_get("append*")
+        if config.get("appendonly") != "yes":
+            return "appendonly is off: a Redis restart would lose buffered writes"
+        if config.get("appendfsync") != "always":
+            return (
+                f"appendfsync is {config.get('appendfsync')!r}: writes acknowledged in the last"
+                " second could be lost; set appendfsync always"
+            )
+        return None

@@ -1,0 +1,26 @@
+"""State changes published for monitors: every script that changes a transaction's state
+PUBLISHes ``{"tx_id", "state", ...}`` on the site's events channel in the same atomic step,
+so any gateway worker can fan them out to its WebSocket clients."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from ccat_api.buffering.keys import SiteKeys
+
+
+async def subscribe(redis: Redis, keys: SiteKeys) -> AsyncIterator[dict[str, Any]]:
+    """Events as they happen (pub/sub keeps no history: read status by tx_id for the past)."""
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(keys.events)
+    try:
+        async for message in pubsub.listen():
+            if message.get("type") == "message":
+                yield orjson.loads(message["data"])
+    finally:
+        await pubsub.unsubscribe(keys.events)
+        await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -1,0 +1,207 @@
+"""Applies a batch of buffered transactions on main: the only writer of replayed data.
+
+A batch costs two WAN round trips: one call to ``ccat_apply_batch`` (a single statement in
+its own implicit transaction, so its commit needs no extra trip) and one read of
+``pg_current_wal_flush_lsn()``, which after a synchronous commit is at or past the batch's
+commit record. The tracker waits for the replica to replay up to that position.
+
+The connection is kept across batches and never returned to a pool: a pool's reset query on
+release would add a round trip per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import orjson
+
+from ccat_api.buffering.catalog import BUFFERED
+from ccat_api.buffering.envelope import SUPPORTED_SCHEMA_VERSIONS, BufferedTransaction, Op
+
+LEASE_SUPERSEDED = "CCA01"
+
+
+class TransientReplayError(Exception):
+    """Main is unreachable, slow or refusing for now; the batch is retried as it is."""
+
+
+class LeaseSuperseded(Exception):
+    """Main saw a newer lease epoch for this site: another processor took over."""
+
+    def __init__(self, message: str, fence_epoch: int | None) -> None:
+        super().__init__(message)
+        self.fence_epoch = fence_epoch
+
+
+@dataclass
+class BatchOutcome:
+    applied: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    failed: dict[str, tuple[str, str]] = field(default_factory=dict)
+    lsn: int = 0
+    path: str = ""
+
+
+def refuse_reason(tx: BufferedTransaction) -> tuple[str, str] | None:
+    """A permanent problem visible without asking main (schema version, unknown model)."""
+    env = tx.envelope
+    if env.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
+        return "schema_mismatch", f"envelope schema version {env.schema_version} is not supported"
+    for step in env.steps:
+        if step.model not in BUFFERED:
+            return "schema_mismatch", f"{step.model!r} is not a table critical writes may touch"
+        unknown = set(step.values) - BUFFERED[step.model].codec.columns
+        if unknown:
+            return "schema_mismatch", f"{step.model} has no columns {sorted(unknown)}"
+    return None
+
+
+def build_payload(txs: Sequence[BufferedTransaction]) -> dict[str, Any]:
+    """Per-transaction steps for the careful path, plus set-based groups for the fast path.
+
+    Grouping is safe because every foreign key points from a lower to a higher rank in the
+    schema's dependency order: inserts run parents first, then updates (coalesced per row),
+    then deletes children first. Updates of a row inserted in the same batch are folded into
+    the inserted row.
+    """
+    inserts: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    updates: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    deletes: dict[str, list[str]] = defaultdict(list)
+    payload_txs = []
+    for tx in txs:
+        steps = []
+        for step in tx.envelope.steps:
+            steps.append({"op": step.op.value, "model": step.model, "row": step.row()})
+            if step.op is Op.INSERT:
+                inserts[step.model][step.pk] = step.row()
+            elif step.op is Op.UPDATE:
+                if step.pk in inserts[step.model]:
+                    inserts[step.model][step.pk].update(step.values)
+                else:
+                    updates[step.model].setdefault(step.pk, {"id": step.pk}).update(step.values)
+            else:
+                deletes[step.model].append(step.pk)
+        payload_txs.append(
+            {"tx_id": tx.envelope.tx_id, "seq": tx.seq, "deps": list(tx.deps), "steps": steps}
+        )
+
+    def rank(model: str) -> int:
+        return BUFFERED[model].rank
+
+    groups: list[dict[str, Any]] = []
+    for model in sorted(inserts, key=rank):
+        groups += _group_by_columns(model, "insert", inserts[model].values())
+    for model in sorted(updates, key=rank):
+        groups += _group_by_columns(model, "update", updates[model].values())
+    for model in sorted(deletes, key=rank, reverse=True):
+        groups.append(
+            {
+                "model": model,
+                "op": "delete",
+                "columns": ["id"],
+                "rows": [{"id": pk} for pk in dict.fromkeys(deletes[model])],
+            }
+        )
+    return {"txs": payload_txs, "groups": groups}
+
+
+def _group_by_columns(model: str, op: str, rows: Any) -> list[dict[str, Any]]:
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_columns[tuple(sorted(row))].append(row)
+    return [
+        {"model": model, "op": op, "columns": list(columns), "rows": group}
+        for columns, group in by_columns.items()
+    ]
+
+
+class BatchExecutor:
+    def __init__(
+        self,
+        dsn: str,
+        site: str,
+        *,
+        timeout_s: float,
+        connect_timeout_s: float,
+        statement_timeout_s: float,
+    ) -> None:
+        self._dsn = dsn
+        self._site = site
+        self._timeout_s = timeout_s
+        self._connect_timeout_s = connect_timeout_s
+        self._statement_timeout_s = statement_timeout_s
+        self._conn: asyncpg.Connection | None = None
+
+    async def _connection(self) -> asyncpg.Connection:
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await asyncpg.connect(
+                self._dsn,
+                timeout=self._connect_timeout_s,
+                server_settings={
+                    "application_name": f"ccat-processor-{self._site}",
+                    "statement_timeout": str(int(self._statement_timeout_s * 1000)),
+                    # The LSN we read after commit must cover the commit record on disk.
+                    "synchronous_commit": "on",
+                },
+            )
+        return self._conn
+
+    async def apply(self, txs: Sequence[BufferedTransaction], epoch: int | None) -> BatchOutcome:
+        payload = orjson.dumps(build_payload(txs)).decode()
+        try:
+            conn = await asyncio.wait_for(self._connection(), self._timeout_s)
+            result = await asyncio.wait_for(
+                conn.fetchval(
+                    "SELECT ccat_apply_batch($1, $2, $3::jsonb)", self._site, epoch, payload
+                ),
+                self._timeout_s,
+            )
+            lsn = await asyncio.wait_for(
+                conn.fetchval("SELECT (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::bigint"),
+                self._timeout_s,
+            )
+        except asyncpg.PostgresError as exc:
+            if getattr(exc, "sqlstate", None) == LEASE_SUPERSEDED:
+                raise LeaseSuperseded(str(exc), await self._fence_epoch()) from exc
+            await self.close()
+            raise TransientReplayError(f"main refused the batch: {exc}") from exc
+        except (OSError, TimeoutError, asyncpg.InterfaceError) as exc:
+            # The batch may or may not have committed; the retry finds out through
+            # applied_transactions. The connection's state is unknown, so drop it.
+            await self.close()
+            raise TransientReplayError(
+                f"main unreachable: {type(exc).__name__}: {exc}".rstrip(": ")
+            ) from exc
+
+        report = orjson.loads(result)
+        failed = {f["tx_id"]: (f["code"], f["error"]) for f in report["failures"]}
+        duplicates = [str(d) for d in report["duplicates"]]
+        applied = [
+            tx.envelope.tx_id
+            for tx in txs
+            if tx.envelope.tx_id not in failed and tx.envelope.tx_id not in duplicates
+        ]
+        return BatchOutcome(
+            applied=applied, duplicates=duplicates, failed=failed, lsn=int(lsn), path=report["path"]
+        )
+
+    async def _fence_epoch(self) -> int | None:
+        try:
+            conn = await self._connection()
+            value = await asyncio.wait_for(
+                conn.fetchval("SELECT epoch FROM replay_fences WHERE site = $1", self._site),
+                self._timeout_s,
+            )
+        except (asyncpg.PostgresError, OSError, TimeoutError, asyncpg.InterfaceError):
+            return None
+        return int(value) if value is not None else None
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            conn.terminate()

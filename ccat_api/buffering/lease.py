@@ -1,0 +1,91 @@
+"""The per-site processor lease: at most one processor replays a site's stream at a time.
+
+The lease is a Redis key with a random token and a TTL; each acquisition also takes a new
+epoch from a counter. Redis alone cannot stop a paused processor whose lease expired from
+writing, so the epoch is checked again on main (``replay_fences``): a deposed processor's
+batch is refused there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
+
+from redis.asyncio import Redis
+
+from ccat_api.buffering.keys import SiteKeys
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class Lease:
+    def __init__(self, redis: Redis, keys: SiteKeys, ttl_s: float) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._ttl_ms = int(ttl_s * 1000)
+        self._token = secrets.token_hex(16)
+        self._renew = redis.register_script(_RENEW)
+        self._release = redis.register_script(_RELEASE)
+        self.epoch: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self.epoch is not None
+
+    async def ensure(self) -> bool:
+        """Keep the lease if we hold it, take it if it is free; True while we hold it."""
+        if self.epoch is not None:
+            if await self._renew(keys=[self._keys.lease], args=[self._token, self._ttl_ms]):
+                return True
+            self.epoch = None
+        acquired = await self._redis.set(self._keys.lease, self._token, nx=True, px=self._ttl_ms)
+        if acquired:
+            self.epoch = int(await self._redis.incr(self._keys.lease_epoch))
+        return self.epoch is not None
+
+    async def release(self) -> None:
+        if self.epoch is not None:
+            await self._release(keys=[self._keys.lease], args=[self._token])
+            self.epoch = None
+
+    async def lose(self, min_epoch: int | None = None) -> None:
+        """Main refused our epoch. If main has seen an epoch the counter never issued (Redis
+        lost its data), lift the counter past it so a legitimate successor is not refused
+        forever; the lease key itself still decides who that successor is."""
+        self.epoch = None
+        if min_epoch is not None:
+            current = int(await self._redis.get(self._keys.lease_epoch) or 0)
+            if current < min_epoch:
+                await self._redis.set(self._keys.lease_epoch, min_epoch)
+        await self._release(keys=[self._keys.lease], args=[self._token])
+
+    @contextlib.asynccontextmanager
+    async def kept_alive(self) -> AsyncIterator[None]:
+        """Renew in the background while a long batch is in flight over a slow link."""
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self._ttl_ms / 3000)
+                await self._renew(keys=[self._keys.lease], args=[self._token, self._ttl_ms])
+
+        task = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

@@ -1,0 +1,48 @@
+-- Record a replayed batch: applied transactions wait for the replica (scored by commit LSN),
+-- failed ones become dead letters (envelope kept, overlay layers dropped), and every entry is
+-- acknowledged and removed from the stream, all in one step: a crash before this script
+-- leaves the entries pending, and the replay then finds them in applied_transactions.
+-- ARGV: prefix, group, now (ms), commit lsn, results json
+--   results = {applied = {{tx_id, stream_id}...}, failed = {{tx_id, stream_id, code, error}...}}
+local prefix, group, now_ms, lsn = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local results = cjson.decode(ARGV[5])
+local stream = prefix .. ':stream'
+
+for _, item in ipairs(results.applied) do
+  local tx_id, stream_id = item[1], item[2]
+  redis.call('HSET', prefix .. ':tx:' .. tx_id,
+    'state', 'applied', 'applied_at', now_ms, 'lsn', lsn)
+  redis.call('HDEL', prefix .. ':tx:' .. tx_id, 'last_error')
+  redis.call('ZADD', prefix .. ':applied', lsn, tx_id)
+  redis.call('XACK', stream, group, stream_id)
+  redis.call('XDEL', stream, stream_id)
+  publish(prefix, {tx_id = tx_id, state = 'applied', lsn = lsn, at = tonumber(now_ms)})
+end
+
+for _, item in ipairs(results.failed) do
+  local tx_id, stream_id, code, err = item[1], item[2], item[3], item[4]
+  local txkey = prefix .. ':tx:' .. tx_id
+  local entry = redis.call('XRANGE', stream, stream_id, stream_id)
+  local envelope = ''
+  if entry[1] then
+    local fields = entry[1][2]
+    for i = 1, #fields, 2 do
+      if fields[i] == 'env' then
+        envelope = fields[i + 1]
+      end
+    end
+  end
+  if envelope ~= '' then
+    redis.call('HSET', txkey, 'envelope', envelope)
+  end
+  redis.call('HSET', txkey, 'state', 'failed', 'failed_at', now_ms,
+    'error_code', code, 'error', err)
+  local seq = redis.call('HGET', txkey, 'seq') or '0'
+  redis.call('ZADD', prefix .. ':dead', seq, tx_id)
+  drop_layers(prefix, tx_id, redis.call('HGET', txkey, 'touched') or '')
+  redis.call('XACK', stream, group, stream_id)
+  redis.call('XDEL', stream, stream_id)
+  publish(prefix, {tx_id = tx_id, state = 'failed', code = code, error = err,
+    at = tonumber(now_ms)})
+end
+return #results.applied + #results.failed

@@ -1,0 +1,35 @@
+-- Put a dead letter back in the stream with its original seq and dependencies, and restore
+-- its overlay layers so reads show it again. Refused if a buffered record now holds one of
+-- its unique values.
+-- ARGV: prefix, tx_id, now (ms), plan json (as for accept)
+local prefix, tx_id, now_ms = ARGV[1], ARGV[2], ARGV[3]
+local plan = cjson.decode(ARGV[4])
+local txkey = prefix .. ':tx:' .. tx_id
+local state = redis.call('HGET', txkey, 'state')
+if state ~= 'failed' then
+  return {'not_failed', state or 'missing'}
+end
+for _, step in ipairs(plan.steps) do
+  for _, entry in ipairs(step.unique) do
+    local holder = redis.call('GET', prefix .. ':ovu:' .. step.model .. ':' .. entry)
+    if holder and holder ~= step.pk then
+      return {'conflict', step.model, entry}
+    end
+  end
+end
+local seq = tonumber(redis.call('HGET', txkey, 'seq'))
+local deps = redis.call('HGET', txkey, 'deps') or ''
+local envelope = redis.call('HGET', txkey, 'envelope')
+local stream_id = redis.call('XADD', prefix .. ':stream', '*',
+  'tx', tx_id, 'seq', seq, 'deps', deps, 'env', envelope)
+for _, step in ipairs(plan.steps) do
+  add_layer(prefix, step.model, step.pk,
+    tx_id .. '|' .. seq .. '|' .. step.op .. '|' .. step.layer, seq)
+  file_entries(prefix, step.model, step.pk, step.index, step.unique)
+end
+redis.call('HSET', txkey, 'state', 'buffered', 'stream_id', stream_id, 'retried_at', now_ms)
+redis.call('HDEL', txkey, 'error', 'error_code', 'failed_at', 'envelope')
+redis.call('ZREM', prefix .. ':dead', tx_id)
+publish(prefix, {tx_id = tx_id, state = 'buffered', seq = seq, retried = true,
+  at = tonumber(now_ms)})
+return {'retried', stream_id}

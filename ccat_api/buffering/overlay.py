@@ -1,0 +1,131 @@
+"""Buffered records as reads see them: per record, one layer per pending transaction.
+
+The accept script appends a layer ``tx_id|seq|op|json`` to the record's entry; the tracker
+removes a transaction's layers once the replica shows its commit, and a dead letter's layers
+are removed when it fails. Folding the remaining layers, in seq order, over the replica's
+row (or over nothing, for records inserted by a pending transaction) gives what a client
+must read: its own writes, later updates applied, deletes hidden.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import orjson
+from redis.asyncio import Redis
+
+from ccat_api.buffering.catalog import buffered
+from ccat_api.buffering.envelope import Envelope, Op
+from ccat_api.buffering.keys import SiteKeys
+
+
+def overlay_plan(envelope: Envelope) -> bytes:
+    """What the accept and retry scripts need, with each layer's JSON already encoded here:
+    Lua's cjson would round numbers to 14 digits if it re-encoded values."""
+    return orjson.dumps(
+        {
+            "touched": " ".join(ref.key for ref in envelope.touched()),
+            "steps": [
+                {
+                    "model": step.model,
+                    "pk": step.pk,
+                    "op": step.op.value,
+                    "layer": orjson.dumps(step.values).decode(),
+                    "refs": [[r.model, r.pk] for r in step.refs],
+                    "index": list(step.index),
+                    "unique": list(step.unique),
+                }
+                for step in envelope.steps
+            ],
+        }
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    tx_id: str
+    seq: int
+    op: Op
+    values: dict[str, Any]
+
+
+def parse_layers(raw: str | bytes) -> list[Layer]:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    layers = []
+    for line in text.split("\n"):
+        tx_id, seq, op, values = line.split("|", 3)
+        layers.append(Layer(tx_id, int(seq), Op(op), orjson.loads(values)))
+    return layers
+
+
+@dataclass(frozen=True, slots=True)
+class OverlayRecord:
+    model: str
+    pk: str
+    layers: tuple[Layer, ...]
+
+    @property
+    def needs_base(self) -> bool:
+        """True when the record came from the replica and pending layers only patch it."""
+        return self.layers[0].op is not Op.INSERT
+
+    @property
+    def tx_ids(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(layer.tx_id for layer in self.layers))
+
+    def fold(self, base: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """The record's current state (decoded values), or None if deleted or never existed."""
+        codec = buffered(self.model).codec
+        state: dict[str, Any] | None = dict(base) if base is not None else None
+        for layer in self.layers:
+            if layer.op is Op.INSERT:
+                state = {**codec.decode(layer.values), "id": UUID(self.pk)}
+            elif layer.op is Op.UPDATE:
+                # A patch whose target is gone (its insert was dead-lettered) shows nothing.
+                if state is not None:
+                    state.update(codec.decode(layer.values))
+            else:
+                state = None
+        return state
+
+
+class Overlay:
+    def __init__(self, redis: Redis, keys: SiteKeys) -> None:
+        self._redis = redis
+        self._keys = keys
+
+    async def records(self, model: str, pks: Sequence[str]) -> dict[str, OverlayRecord]:
+        if not pks:
+            return {}
+        raws = await self._redis.hmget(self._keys.overlay(model), list(pks))  # type: ignore[misc]
+        return _records(model, zip(pks, raws, strict=True))
+
+    async def all_records(self, model: str) -> dict[str, OverlayRecord]:
+        raws: dict[bytes, bytes] = await self._redis.hgetall(self._keys.overlay(model))  # type: ignore[misc]
+        return _records(model, ((k.decode(), v) for k, v in raws.items()))
+
+    async def indexed_pks(self, model: str, entries: Sequence[str]) -> list[str]:
+        """Records filed under every one of the entries (``column=value``)."""
+        keys = [self._keys.overlay_index(model, e) for e in entries]
+        members: set[bytes] = (
+            await self._redis.smembers(keys[0])  # type: ignore[misc]
+            if len(keys) == 1
+            else await self._redis.sinter(keys)  # type: ignore[misc]
+        )
+        return sorted(m.decode() for m in members)
+
+    async def count(self, model: str) -> int:
+        return int(await self._redis.hlen(self._keys.overlay(model)))  # type: ignore[misc]
+
+
+def _records(
+    model: str, items: Iterable[tuple[str, bytes | str | None]]
+) -> dict[str, OverlayRecord]:
+    return {
+        pk: OverlayRecord(model, pk, tuple(parse_layers(raw)))
+        for pk, raw in items
+        if raw is not None
+    }

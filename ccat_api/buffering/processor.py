@@ -1,0 +1,320 @@
+"""Replays the site's stream on main: claim -> execute -> record, one batch at a time.
+
+One processor per site is active (the lease holder); it reads as the single consumer
+``active`` of the stream's group, so entries a dead predecessor claimed but never
+acknowledged are read again first. Recording the outcome (finish.lua) acknowledges the
+entries in the same Redis step, so a crash anywhere leaves them pending and the replay
+finds the committed ones in applied_transactions: exactly once.
+
+Transient failures raise ``TransientReplayError`` and the batch is retried after a capped
+exponential backoff; they never dead-letter anything. Permanent failures come back from main
+per transaction and become dead letters together with their dependents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from ccat_api.buffering.envelope import BufferedTransaction, Envelope
+from ccat_api.buffering.executor import (
+    BatchExecutor,
+    BatchOutcome,
+    LeaseSuperseded,
+    TransientReplayError,
+    refuse_reason,
+)
+from ccat_api.buffering.keys import CONSUMER_GROUP, CONSUMER_NAME, SiteKeys
+from ccat_api.buffering.lease import Lease
+from ccat_api.buffering.scripts import Scripts
+from ccat_api.failpoints import failpoint
+
+log = logging.getLogger(__name__)
+
+# States a dependency can be in that mean its dependents can never apply.
+_DEAD_STATES = {b"failed", b"discarded"}
+
+
+@dataclass
+class Backoff:
+    """Capped exponential backoff with full jitter (no thundering herd after an outage)."""
+
+    initial_s: float
+    max_s: float
+    failures: int = 0
+
+    def next_delay_s(self) -> float:
+        self.failures += 1
+        ceiling = min(self.max_s, self.initial_s * 2 ** (self.failures - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+@dataclass
+class StreamEntry:
+    stream_id: str
+    tx: BufferedTransaction | None  # None: the entry's fields are gone (deleted meanwhile)
+
+
+class Processor:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: SiteKeys,
+        executor: BatchExecutor,
+        lease: Lease,
+        *,
+        batch_size: int,
+        poll_interval_s: float,
+        backoff: Backoff,
+        status_ttl_s: int,
+    ) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._executor = executor
+        self._lease = lease
+        self._scripts = Scripts(redis)
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_s
+        self._backoff = backoff
+        self._status_ttl_s = status_ttl_s
+        self._identity = f"{socket.gethostname()}:{os.getpid()}"
+        self._group_ready = False
+
+    async def ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        try:
+            await self._redis.xgroup_create(
+                self._keys.stream, CONSUMER_GROUP, id="0", mkstream=True
+            )
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    async def run_once(self, *, block_ms: int | None = None) -> int:
+        """Replay one batch if we hold the lease; returns how many transactions it settled."""
+        if not await self._lease.ensure():
+            await self._heartbeat("standby")
+            return 0
+        await self.ensure_group()
+        entries = await self._claim(block_ms)
+        if not entries:
+            await self._heartbeat("idle")
+            return 0
+        return await self._replay(entries)
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        block_ms = max(1, int(self._poll_interval_s * 1000))
+        while not stop.is_set():
+            try:
+                settled = await self.run_once(block_ms=block_ms)
+                self._backoff.reset()
+                if settled == 0 and not self._lease.held:
+                    await _sleep_or_stop(stop, self._poll_interval_s * 10)
+            except TransientReplayError as exc:
+                delay_s = self._backoff.next_delay_s()
+                log.warning("replay failed, retrying in %.2fs: %s", delay_s, exc)
+                await self._heartbeat("backoff", error=str(exc), retry_in_s=delay_s)
+                await _sleep_or_stop(stop, delay_s)
+            except (RedisError, OSError) as exc:
+                # Redis itself is away (restarting): nothing to do until it is back.
+                self._group_ready = False
+                delay_s = self._backoff.next_delay_s()
+                log.warning("redis unavailable, retrying in %.2fs: %s", delay_s, exc)
+                await _sleep_or_stop(stop, delay_s)
+        await self._executor.close()
+        try:
+            await self._heartbeat("stopped")
+            await self._lease.release()
+        except (RedisError, OSError):
+            pass
+
+    async def close(self) -> None:
+        await self._executor.close()
+
+    async def backlog(self) -> tuple[int, int]:
+        """(transactions not yet applied, applied ones the replica has not shown yet)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xlen(self._keys.stream)
+            pipe.zcard(self._keys.applied)
+            waiting, unseen = await pipe.execute()
+        return int(waiting), int(unseen)
+
+    async def _claim(self, block_ms: int | None) -> list[StreamEntry]:
+        # Our own pending entries first: they were claimed before a crash or a failed try.
+        pending = await self._read("0", None)
+        if pending:
+            return pending
+        return await self._read(">", block_ms)
+
+    async def _read(self, from_id: str, block_ms: int | None) -> list[StreamEntry]:
+        reply = await self._redis.xreadgroup(
+            CONSUMER_GROUP,
+            CONSUMER_NAME,
+            {self._keys.stream: from_id},
+            count=self._batch_size,
+            block=block_ms,
+        )
+        if not reply:
+            return []
+        _stream, messages = reply[0]
+        return [_parse_entry(sid, fields) for sid, fields in messages]
+
+    async def _replay(self, entries: list[StreamEntry]) -> int:
+        vanished = [e.stream_id for e in entries if e.tx is None]
+        if vanished:
+            await self._redis.xack(self._keys.stream, CONSUMER_GROUP, *vanished)
+        txs = [e.tx for e in entries if e.tx is not None]
+        if not txs:
+            return len(vanished)
+
+        refused = await self._refuse_locally(txs)
+        to_main = [tx for tx in txs if tx.envelope.tx_id not in refused]
+        outcome = BatchOutcome()
+        if to_main:
+            await self._heartbeat("applying", batch=len(to_main))
+            started = time.perf_counter()
+            try:
+                async with self._lease.kept_alive():
+                    outcome = await self._executor.apply(to_main, self._lease.epoch)
+            except TransientReplayError as exc:
+                await self._note_attempt(to_main, str(exc))
+                raise
+            except LeaseSuperseded as exc:
+                log.warning("lease superseded on main: %s", exc)
+                await self._lease.lose(min_epoch=exc.fence_epoch)
+                return 0
+            log.info(
+                "replayed %d transactions (%s path, %d failed, %d already applied) in %.0f ms",
+                len(to_main),
+                outcome.path,
+                len(outcome.failed),
+                len(outcome.duplicates),
+                (time.perf_counter() - started) * 1000,
+            )
+        failpoint("after_commit")
+        await self._record(txs, outcome, refused)
+        await self._heartbeat("idle", batch=len(txs))
+        return len(entries)
+
+    async def _refuse_locally(
+        self, txs: Sequence[BufferedTransaction]
+    ) -> dict[str, tuple[str, str]]:
+        """Transactions that cannot apply, known without main: their schema is unknown, or
+        they depend on a dead letter (directly or through an earlier one in this batch)."""
+        refused: dict[str, tuple[str, str]] = {}
+        in_batch = {tx.envelope.tx_id for tx in txs}
+        outside = sorted({d for tx in txs for d in tx.deps if d not in in_batch})
+        dead: set[str] = set()
+        if outside:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for dep in outside:
+                    pipe.hget(self._keys.tx(dep), "state")
+                states = await pipe.execute()
+            dead = {
+                dep for dep, state in zip(outside, states, strict=True) if state in _DEAD_STATES
+            }
+        for tx in txs:
+            blocker = next((d for d in tx.deps if d in dead), None)
+            if blocker is not None:
+                refused[tx.envelope.tx_id] = (
+                    "dependency_failed",
+                    f"depends on failed transaction {blocker}",
+                )
+                dead.add(tx.envelope.tx_id)
+                continue
+            reason = refuse_reason(tx)
+            if reason is not None:
+                refused[tx.envelope.tx_id] = reason
+                dead.add(tx.envelope.tx_id)
+        return refused
+
+    async def _record(
+        self,
+        txs: Sequence[BufferedTransaction],
+        outcome: BatchOutcome,
+        refused: dict[str, tuple[str, str]],
+    ) -> None:
+        failed = {**refused, **outcome.failed}
+        stream_ids = {tx.envelope.tx_id: tx.stream_id for tx in txs}
+        results = {
+            "applied": [
+                [tx_id, stream_ids[tx_id]] for tx_id in (*outcome.applied, *outcome.duplicates)
+            ],
+            "failed": [
+                [tx_id, stream_ids[tx_id], code, error] for tx_id, (code, error) in failed.items()
+            ],
+        }
+        await self._scripts.finish(
+            args=[
+                self._keys.prefix,
+                CONSUMER_GROUP,
+                int(time.time() * 1000),
+                outcome.lsn,
+                orjson.dumps(results),
+            ]
+        )
+
+    async def _note_attempt(self, txs: Sequence[BufferedTransaction], error: str) -> None:
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for tx in txs:
+                    key = self._keys.tx(tx.envelope.tx_id)
+                    pipe.hincrby(key, "attempts", 1)
+                    pipe.hset(key, "last_error", error[:500])
+                await pipe.execute()
+        except (RedisError, OSError):
+            log.warning("could not record the failed attempt", exc_info=True)
+
+    async def _heartbeat(self, state: str, **details: object) -> None:
+        fields: dict[str, str] = {
+            "state": state,
+            "consumer": self._identity,
+            "epoch": str(self._lease.epoch or ""),
+            "updated_at": str(int(time.time() * 1000)),
+        }
+        fields.update({k: str(v) for k, v in details.items()})
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.delete(self._keys.processor)
+            pipe.hset(self._keys.processor, mapping=fields)  # type: ignore[arg-type]
+            pipe.pexpire(self._keys.processor, int(self._status_ttl_ms()))
+            await pipe.execute()
+
+    def _status_ttl_ms(self) -> float:
+        return max(30_000.0, self._poll_interval_s * 1000 * 100)
+
+
+def _parse_entry(stream_id: bytes, fields: dict[bytes, bytes] | None) -> StreamEntry:
+    sid = stream_id.decode()
+    if not fields or b"env" not in fields:
+        return StreamEntry(sid, None)
+    deps = fields.get(b"deps", b"").decode()
+    return StreamEntry(
+        sid,
+        BufferedTransaction(
+            envelope=Envelope.from_json(fields[b"env"]),
+            seq=int(fields[b"seq"]),
+            deps=tuple(d for d in deps.split(",") if d),
+            stream_id=sid,
+        ),
+    )
+
+
+async def _sleep_or_stop(stop: asyncio.Event, delay_s: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=delay_s)

@@ -1,0 +1,230 @@
+"""Reads at a secondary site: the local replica merged with the overlay.
+
+The same filter is evaluated on replica rows (as SQL) and on overlay records (in Python);
+the overlay wins by primary key; the merged result is sorted with the same ordering rules on
+both sides (NULLs last, text in code-point order via COLLATE "C", id as the tiebreaker) and
+then paginated. The overlay is read before the replica: a record that leaves the overlay in
+between has, by then, been replayed on the replica (the tracker drops it only after that),
+so it is never missed and never counted twice.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from ccat_api.buffering.catalog import BUFFERED
+from ccat_api.buffering.overlay import Overlay, OverlayRecord
+from ccat_api.db.engines import ReadDatabase
+from ccat_api.db.models import Base
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Eq:
+    column: str
+    value: Any
+
+    def clause(self, table: sa.Table) -> sa.ColumnElement[bool]:
+        return table.c[self.column] == self.value
+
+    def matches(self, row: Mapping[str, Any]) -> bool:
+        return bool(row.get(self.column) == self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class AtLeast:
+    column: str
+    value: Any
+
+    def clause(self, table: sa.Table) -> sa.ColumnElement[bool]:
+        return table.c[self.column] >= self.value
+
+    def matches(self, row: Mapping[str, Any]) -> bool:
+        value = row.get(self.column)
+        return value is not None and bool(value >= self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Below:
+    column: str
+    value: Any
+
+    def clause(self, table: sa.Table) -> sa.ColumnElement[bool]:
+        return table.c[self.column] < self.value
+
+    def matches(self, row: Mapping[str, Any]) -> bool:
+        value = row.get(self.column)
+        return value is not None and bool(value < self.value)
+
+
+Condition = Eq | AtLeast | Below
+
+
+@dataclass(frozen=True, slots=True)
+class OrderBy:
+    column: str
+    descending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Row]
+    total: int
+    limit: int
+    offset: int
+
+
+def _sort_key(order: Sequence[OrderBy]) -> Callable[[Row], Any]:
+    """Python ordering identical to the SQL one: NULLs last either way, then id ascending."""
+    columns = [*order, OrderBy("id")]
+
+    def compare(a: Row, b: Row) -> int:
+        for spec in columns:
+            x, y = a.get(spec.column), b.get(spec.column)
+            if x == y:
+                continue
+            if x is None:
+                return 1
+            if y is None:
+                return -1
+            result = -1 if x < y else 1
+            return -result if spec.descending else result
+        return 0
+
+    return functools.cmp_to_key(compare)
+
+
+def _order_clauses(table: sa.Table, order: Sequence[OrderBy]) -> list[sa.ColumnElement[Any]]:
+    clauses: list[sa.ColumnElement[Any]] = []
+    for spec in [*order, OrderBy("id")]:
+        column: sa.ColumnElement[Any] = table.c[spec.column]
+        if isinstance(table.c[spec.column].type, sa.String):
+            column = column.collate("C")
+        clauses.append((column.desc() if spec.descending else column.asc()).nulls_last())
+    return clauses
+
+
+class MergedReader:
+    def __init__(self, db: ReadDatabase, overlay: Overlay | None) -> None:
+        self._db = db
+        self._overlay = overlay
+
+    def _buffered(self, model: str) -> bool:
+        return self._overlay is not None and model in BUFFERED
+
+    async def get(self, model: str, pk: UUID | int) -> Row | None:
+        found = await self.get_many(model, [pk])
+        return found.get(str(pk))
+
+    async def get_many(self, model: str, pks: Sequence[UUID | int]) -> dict[str, Row]:
+        """Current state by primary key (str); absent keys do not exist or are deleted."""
+        keys = list(dict.fromkeys(str(pk) for pk in pks))
+        records: dict[str, OverlayRecord] = {}
+        if self._buffered(model) and self._overlay is not None:
+            records = await self._overlay.records(model, keys)
+        from_replica = [k for k in keys if k not in records or records[k].needs_base]
+        rows = await self._replica_rows(model, from_replica)
+        found = {k: rows[k] for k in from_replica if k in rows and k not in records}
+        for pk, record in records.items():
+            state = record.fold(rows.get(pk))
+            if state is not None:
+                found[pk] = state
+        return found
+
+    async def list(
+        self,
+        model: str,
+        where: Sequence[Condition] = (),
+        order: Sequence[OrderBy] = (),
+        *,
+        limit: int,
+        offset: int = 0,
+    ) -> Page:
+        table = Base.metadata.tables[model]
+        buffered_rows: list[Row] = []
+        shadowed: list[Any] = []
+        if self._buffered(model):
+            buffered_rows, shadowed = await self._overlay_matches(model, where)
+        clauses = [c.clause(table) for c in where]
+        if shadowed:
+            ids = sa.bindparam("shadowed", shadowed, type_=postgresql.ARRAY(table.c.id.type))
+            clauses.append(table.c.id != sa.all_(ids))
+        async with self._db.connect() as conn:
+            total = int(
+                await conn.scalar(sa.select(sa.func.count()).select_from(table).where(*clauses))
+                or 0
+            )
+            result = await conn.execute(
+                sa.select(table)
+                .where(*clauses)
+                .order_by(*_order_clauses(table, order))
+                .limit(offset + limit)
+            )
+            replica_rows = [dict(r._mapping) for r in result]
+        key = _sort_key(order)
+        merged = heapq.merge(replica_rows, sorted(buffered_rows, key=key), key=key)
+        items = list(itertools.islice(merged, offset, offset + limit))
+        return Page(items=items, total=total + len(buffered_rows), limit=limit, offset=offset)
+
+    async def _overlay_matches(
+        self, model: str, where: Sequence[Condition]
+    ) -> tuple[list[Row], list[Any]]:
+        """Overlay records matching ``where`` and every overlay id that might shadow a replica
+        row matching it (their replica versions must not be read)."""
+        assert self._overlay is not None
+        spec = BUFFERED[model]
+        entries = [
+            f"{c.column}={spec.codec.encode_value(c.column, c.value)}"
+            for c in where
+            if isinstance(c, Eq) and c.column in spec.indexed and c.value is not None
+        ]
+        if entries:
+            pks = await self._overlay.indexed_pks(model, entries)
+            records = await self._overlay.records(model, pks)
+        else:
+            records = await self._overlay.all_records(model)
+        bases = await self._replica_rows(model, [pk for pk, r in records.items() if r.needs_base])
+        matches = []
+        for pk, record in records.items():
+            state = record.fold(bases.get(pk))
+            if state is not None and all(c.matches(state) for c in where):
+                matches.append(state)
+        shadowed = [spec.codec.decode_value("id", pk) for pk in records]
+        return matches, shadowed
+
+    async def _replica_rows(self, model: str, pks: Sequence[str]) -> dict[str, Row]:
+        if not pks:
+            return {}
+        table = Base.metadata.tables[model]
+        id_type = table.c.id.type.python_type
+        ids = sa.bindparam(
+            "ids", [id_type(pk) for pk in pks], type_=postgresql.ARRAY(table.c.id.type)
+        )
+        async with self._db.connect() as conn:
+            result = await conn.execute(sa.select(table).where(table.c.id == sa.any_(ids)))
+            return {str(r.id): dict(r._mapping) for r in result}
+
+    async def replica_values_taken(
+        self, model: str, column: str, values: Sequence[Any]
+    ) -> set[Any]:
+        """Which of ``values`` replica rows already hold in ``column`` (a unique column; the
+        overlay's own holders are checked atomically when the write is buffered)."""
+        if not values:
+            return set()
+        table = Base.metadata.tables[model]
+        param = sa.bindparam("values", list(values), type_=postgresql.ARRAY(table.c[column].type))
+        async with self._db.connect() as conn:
+            result = await conn.execute(
+                sa.select(table.c[column]).where(table.c[column] == sa.any_(param))
+            )
+            return {r[0] for r in result}

@@ -1,0 +1,127 @@
+"""What this site does with a critical write: buffer it (secondary) or apply it (main).
+
+Both answer with the same shape, ``{"id", "tx_id", "status"}``; only the status differs.
+Routes build the envelope and the answer, then hand both to the site; they never know
+which kind of site they run at.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import orjson
+import sqlalchemy as sa
+
+from ccat_api.buffering.buffer import Accepted, Answer, IdempotencyClaim, WriteBuffer
+from ccat_api.buffering.envelope import BufferedTransaction, Envelope
+from ccat_api.buffering.executor import build_payload
+from ccat_api.db.engines import PrimaryDatabase
+from ccat_api.errors import (
+    CcatError,
+    IdempotencyKeyReused,
+    InvalidReference,
+    NotFound,
+    UniqueConflict,
+    Unprocessable,
+)
+
+
+class WriteSite(Protocol):
+    status: str
+
+    async def submit(
+        self, envelope: Envelope, answer: Answer, claim: IdempotencyClaim | None
+    ) -> Answer: ...
+
+
+class BufferedSite:
+    """Secondary site: accepted once the write is durable in the local Redis buffer."""
+
+    status = "buffered"
+
+    def __init__(self, buffer: WriteBuffer) -> None:
+        self._buffer = buffer
+
+    async def submit(
+        self, envelope: Envelope, answer: Answer, claim: IdempotencyClaim | None
+    ) -> Answer:
+        result = await self._buffer.accept(envelope, answer, claim)
+        return answer if isinstance(result, Accepted) else result
+
+
+_CLAIM_KEY = sa.text(
+    "INSERT INTO idempotency_records (principal, key, request_hash, status_code, response) "
+    "VALUES (:principal, :key, :hash, :status, CAST(:response AS jsonb)) "
+    "ON CONFLICT DO NOTHING RETURNING 1"
+)
+_PRIOR_ANSWER = sa.text(
+    "SELECT request_hash, status_code, response FROM idempotency_records "
+    "WHERE principal = :principal AND key = :key"
+)
+_APPLY = sa.text("SELECT ccat_apply_batch(:site, NULL, CAST(:batch AS jsonb))")
+
+
+class DirectSite:
+    """Main site: applied in one database transaction through the same server-side function
+    the replay uses, so both paths enforce the same rules and record the same tx_id."""
+
+    status = "applied"
+
+    def __init__(self, primary: PrimaryDatabase, site: str) -> None:
+        self._primary = primary
+        self._site = site
+
+    async def submit(
+        self, envelope: Envelope, answer: Answer, claim: IdempotencyClaim | None
+    ) -> Answer:
+        payload = build_payload([BufferedTransaction(envelope, seq=0, deps=())])
+        payload.pop("groups")  # the careful path reports which step failed and why
+        async with self._primary.begin() as conn:
+            if claim is not None:
+                # Taking the key first makes a concurrent duplicate wait on it, then see ours.
+                taken = await conn.scalar(
+                    _CLAIM_KEY,
+                    {
+                        "principal": claim.principal,
+                        "key": claim.key,
+                        "hash": claim.request_hash,
+                        "status": answer.status_code,
+                        "response": orjson.dumps(answer.body).decode(),
+                    },
+                )
+                if taken is None:
+                    prior = (
+                        await conn.execute(
+                            _PRIOR_ANSWER, {"principal": claim.principal, "key": claim.key}
+                        )
+                    ).one()
+                    if prior.request_hash != claim.request_hash:
+                        raise IdempotencyKeyReused(
+                            f"Idempotency-Key {claim.key!r} was already used with a different"
+                            " request",
+                            field="Idempotency-Key",
+                        )
+                    return Answer(status_code=prior.status_code, body=prior.response)
+            report = await conn.scalar(
+                _APPLY, {"site": self._site, "batch": orjson.dumps(payload).decode()}
+            )
+            # SQLAlchemy's asyncpg dialect already decodes jsonb results.
+            if isinstance(report, str | bytes):
+                report = orjson.loads(report)
+            if report["failures"]:
+                failure = report["failures"][0]
+                raise _error_for(failure["code"], failure["error"])
+        return answer
+
+
+def _error_for(sqlstate: str, message: str) -> CcatError:
+    """Requests are validated before they get here; these are races with other writers."""
+    if sqlstate == "23505":
+        return UniqueConflict(f"a unique value is already taken: {message}")
+    if sqlstate == "23503":
+        return InvalidReference(f"a referenced record does not exist: {message}")
+    if sqlstate == "P0002":
+        return NotFound(message)
+    if sqlstate.startswith(("22", "23")):
+        return Unprocessable(message)
+    return CcatError(f"main refused the write ({sqlstate}): {message}")

@@ -1,0 +1,96 @@
+"""LSN tracking: applied -> visible, and overlay cleanup, once the local replica has caught up.
+
+One poll serves every pending transaction: read the replica's replay position once, then let
+visible.lua settle all transactions whose commit LSN it has passed. Nothing is polled while
+no transaction waits. Overlay records are dropped only here (or when a transaction fails),
+so a lagging or stopped replica simply keeps them and reads stay complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+from redis.asyncio import Redis
+
+from ccat_api.buffering.keys import SiteKeys
+from ccat_api.buffering.scripts import Scripts
+
+# On a primary (a site without a replica, or tests pointing reads at main) there is no replay
+# position; everything flushed is what reads see.
+REPLAY_LSN_SQL = """
+SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+             ELSE pg_current_wal_flush_lsn() END - '0/0'::pg_lsn)::bigint
+"""
+SETTLE_LIMIT = 5000
+RECENT_CAP = 1_000_000
+
+
+class ReplicaUnavailable(Exception):
+    pass
+
+
+class LsnTracker:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: SiteKeys,
+        replica_dsn: str,
+        *,
+        poll_interval_s: float,
+        timeout_s: float,
+        status_ttl_s: int,
+    ) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._scripts = Scripts(redis)
+        self._dsn = replica_dsn
+        self.poll_interval_s = poll_interval_s
+        self._timeout_s = timeout_s
+        self._status_ttl_s = status_ttl_s
+        self._conn: asyncpg.Connection | None = None
+        self.last_replay_lsn: int | None = None
+
+    async def replay_lsn(self) -> int:
+        try:
+            if self._conn is None or self._conn.is_closed():
+                self._conn = await asyncpg.connect(
+                    self._dsn,
+                    timeout=self._timeout_s,
+                    server_settings={"application_name": f"ccat-tracker-{self._keys.site}"},
+                )
+            value = await asyncio.wait_for(self._conn.fetchval(REPLAY_LSN_SQL), self._timeout_s)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            await self.close()
+            raise ReplicaUnavailable(f"local replica unavailable: {exc}") from exc
+        if value is None:
+            raise ReplicaUnavailable("local replica reports no replay position")
+        self.last_replay_lsn = int(value)
+        return self.last_replay_lsn
+
+    async def run_once(self) -> list[str]:
+        """Settle every applied transaction the replica has replayed; returns their ids."""
+        if not await self._redis.zcard(self._keys.applied):
+            return []
+        lsn = await self.replay_lsn()
+        settled: list[str] = []
+        while True:
+            ready = await self._scripts.visible(
+                args=[
+                    self._keys.prefix,
+                    lsn,
+                    int(time.time() * 1000),
+                    self._status_ttl_s,
+                    SETTLE_LIMIT,
+                    RECENT_CAP,
+                ]
+            )
+            settled += [r.decode() for r in ready]
+            if len(ready) < SETTLE_LIMIT:
+                return settled
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            conn.terminate()

@@ -1,0 +1,3 @@
+from ccat_api.cli import main
+
+main()

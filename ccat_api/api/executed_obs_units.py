@@ -1,0 +1,104 @@
+"""Executed obs units: start and finish are critical writes; reads merge the overlay."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from ccat_api.api.deps import ReadAccess, ReaderDep, RuntimeDep, WriteContextDep, submit_write
+from ccat_api.api.responses import READ_ERRORS, WRITE_ERRORS, errors, page_of
+from ccat_api.buffering.reads import Condition, Eq, OrderBy
+from ccat_api.domain import observations
+from ccat_api.domain.schemas import (
+    ExecutedObsUnitFinish,
+    ExecutedObsUnitRead,
+    ExecutedObsUnitStart,
+    PageRead,
+    WriteAccepted,
+)
+from ccat_api.errors import NotFound
+
+router = APIRouter(prefix="/executed_obs_units", tags=["executed obs units"])
+
+
+@router.post(
+    "/start",
+    status_code=201,
+    response_model=WriteAccepted,
+    responses=WRITE_ERRORS,
+    summary="Start an executed obs unit (critical: buffered at a secondary site)",
+)
+async def start_executed_obs_unit(
+    request: Request, body: ExecutedObsUnitStart, ctx: WriteContextDep, runtime: RuntimeDep
+) -> JSONResponse:
+    prepared = await observations.start(ctx, body)
+    return await submit_write(request, runtime, prepared, status_code=201)
+
+
+@router.put(
+    "/{executed_obs_unit_id}/finish",
+    response_model=WriteAccepted,
+    responses=WRITE_ERRORS,
+    summary="Finish a running executed obs unit (critical)",
+)
+async def finish_executed_obs_unit(
+    request: Request,
+    executed_obs_unit_id: UUID,
+    body: ExecutedObsUnitFinish,
+    ctx: WriteContextDep,
+    runtime: RuntimeDep,
+) -> JSONResponse:
+    prepared = await observations.finish(ctx, executed_obs_unit_id, body)
+    return await submit_write(request, runtime, prepared, status_code=200)
+
+
+@router.get(
+    "/{executed_obs_unit_id}",
+    response_model=ExecutedObsUnitRead,
+    responses={**READ_ERRORS, **errors(404)},
+    summary="One executed obs unit, including buffered changes",
+)
+async def get_executed_obs_unit(
+    executed_obs_unit_id: UUID, reader: ReaderDep, _: ReadAccess
+) -> ExecutedObsUnitRead:
+    row = await reader.get("executed_obs_units", executed_obs_unit_id)
+    if row is None:
+        raise NotFound(f"executed obs unit {executed_obs_unit_id} not found")
+    return ExecutedObsUnitRead.model_validate(row)
+
+
+@router.get(
+    "",
+    response_model=PageRead[ExecutedObsUnitRead],
+    responses=READ_ERRORS,
+    summary="Executed obs units, filtered and paginated over replica and buffer alike",
+)
+async def list_executed_obs_units(
+    reader: ReaderDep,
+    _: ReadAccess,
+    obs_unit_id: Annotated[int | None, Query(gt=0)] = None,
+    status: Annotated[
+        Literal["running", "success", "failed", "interrupted"] | None, Query()
+    ] = None,
+    order: Annotated[
+        Literal["start_time", "-start_time", "created_at", "-created_at"], Query()
+    ] = "-start_time",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+) -> PageRead[ExecutedObsUnitRead]:
+    where: list[Condition] = []
+    if obs_unit_id is not None:
+        where.append(Eq("obs_unit_id", obs_unit_id))
+    if status is not None:
+        where.append(Eq("status", status))
+    page = await reader.list(
+        "executed_obs_units",
+        where,
+        [OrderBy(order.lstrip("-"), descending=order.startswith("-"))],
+        limit=limit,
+        offset=offset,
+    )
+    return page_of(ExecutedObsUnitRead, page)

@@ -1,0 +1,149 @@
+"""Raw data files and packages: every write is critical; reads merge the overlay."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from ccat_api.api.deps import ReadAccess, ReaderDep, RuntimeDep, WriteContextDep, submit_write
+from ccat_api.api.responses import READ_ERRORS, WRITE_ERRORS, errors, page_of
+from ccat_api.buffering.reads import Condition, Eq, OrderBy
+from ccat_api.domain import raw_data
+from ccat_api.domain.schemas import (
+    PageRead,
+    RawDataFileBulkCreate,
+    RawDataFileCreate,
+    RawDataFileRead,
+    RawDataPackageCreate,
+    RawDataPackageFinalize,
+    RawDataPackageWithFiles,
+    WriteAccepted,
+)
+from ccat_api.errors import BadRequest, NotFound
+
+router = APIRouter(tags=["raw data"])
+
+
+@router.post(
+    "/raw_data_files",
+    status_code=201,
+    response_model=WriteAccepted,
+    responses=WRITE_ERRORS,
+    summary="Register one raw data file (critical)",
+)
+async def create_raw_data_file(
+    request: Request, body: RawDataFileCreate, ctx: WriteContextDep, runtime: RuntimeDep
+) -> JSONResponse:
+    return await submit_write(
+        request, runtime, await raw_data.create_file(ctx, body), status_code=201
+    )
+
+
+@router.post(
+    "/raw_data_files/bulk",
+    status_code=201,
+    response_model=WriteAccepted,
+    responses=WRITE_ERRORS,
+    summary="Register up to 1000 raw data files in one transaction (critical)",
+)
+async def create_raw_data_files(
+    request: Request, body: RawDataFileBulkCreate, ctx: WriteContextDep, runtime: RuntimeDep
+) -> JSONResponse:
+    return await submit_write(
+        request, runtime, await raw_data.create_files(ctx, body), status_code=201
+    )
+
+
+@router.get(
+    "/raw_data_files",
+    response_model=PageRead[RawDataFileRead],
+    responses=READ_ERRORS,
+    summary="Raw data files of an executed obs unit or a package",
+)
+async def list_raw_data_files(
+    reader: ReaderDep,
+    _: ReadAccess,
+    executed_obs_unit_id: UUID | None = None,
+    raw_data_package_id: UUID | None = None,
+    order: Annotated[
+        Literal["created_at", "-created_at", "relative_path", "-relative_path"], Query()
+    ] = "created_at",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> PageRead[RawDataFileRead]:
+    where: list[Condition] = []
+    if executed_obs_unit_id is not None:
+        where.append(Eq("executed_obs_unit_id", executed_obs_unit_id))
+    if raw_data_package_id is not None:
+        where.append(Eq("raw_data_package_id", raw_data_package_id))
+    if not where:
+        raise BadRequest(
+            "filter by executed_obs_unit_id or raw_data_package_id", field="executed_obs_unit_id"
+        )
+    page = await reader.list(
+        "raw_data_files",
+        where,
+        [OrderBy(order.lstrip("-"), descending=order.startswith("-"))],
+        limit=limit,
+        offset=offset,
+    )
+    return page_of(RawDataFileRead, page)
+
+
+@router.post(
+    "/raw_data_package",
+    status_code=201,
+    response_model=WriteAccepted,
+    responses=WRITE_ERRORS,
+    summary="Create a raw data package, packing existing files and/or new ones (critical)",
+)
+async def create_raw_data_package(
+    request: Request, body: RawDataPackageCreate, ctx: WriteContextDep, runtime: RuntimeDep
+) -> JSONResponse:
+    return await submit_write(
+        request, runtime, await raw_data.create_package(ctx, body), status_code=201
+    )
+
+
+@router.put(
+    "/raw_data_package/{package_id}/finalize",
+    response_model=WriteAccepted,
+    responses=WRITE_ERRORS,
+    summary="Mark a building package complete, with its final file count and size (critical)",
+)
+async def finalize_raw_data_package(
+    request: Request,
+    package_id: UUID,
+    body: RawDataPackageFinalize,
+    ctx: WriteContextDep,
+    runtime: RuntimeDep,
+) -> JSONResponse:
+    return await submit_write(
+        request, runtime, await raw_data.finalize_package(ctx, package_id, body), status_code=200
+    )
+
+
+@router.get(
+    "/raw_data_package/{package_id}",
+    response_model=RawDataPackageWithFiles,
+    responses={**READ_ERRORS, **errors(404)},
+    summary="A raw data package with its files",
+)
+async def get_raw_data_package(
+    package_id: UUID, reader: ReaderDep, _: ReadAccess
+) -> RawDataPackageWithFiles:
+    package = await reader.get("raw_data_packages", package_id)
+    if package is None:
+        raise NotFound(f"raw data package {package_id} not found")
+    files = await reader.list(
+        "raw_data_files",
+        [Eq("raw_data_package_id", package_id)],
+        [OrderBy("relative_path")],
+        limit=raw_data.MAX_FILES_PER_PACKAGE,
+    )
+    return RawDataPackageWithFiles.model_validate(
+        {**package, "files": [RawDataFileRead.model_validate(f) for f in files.items]}
+    )

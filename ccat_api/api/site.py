@@ -1,0 +1,43 @@
+"""Health (no token), buffer statistics and what this site is."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from ccat_api.api.deps import BufferReadAccess, LedgerDep, ReadAccess, RuntimeDep
+from ccat_api.api.responses import READ_ERRORS
+from ccat_api.db.migrate import current_head
+
+router = APIRouter(tags=["site"])
+
+
+@router.get(
+    "/health",
+    summary="Reachability of main, replica and Redis; buffer depth and age; replica lag",
+    responses={503: {"description": "This site cannot take writes now"}},
+)
+async def health(request: Request) -> JSONResponse:
+    ok, report = await request.app.state.health.report()
+    return JSONResponse(report, status_code=200 if ok else 503)
+
+
+@router.get("/buffer-stats", responses=READ_ERRORS, summary="Buffer depth, age, dead letters")
+async def buffer_stats(ledger: LedgerDep, _: BufferReadAccess) -> dict[str, Any]:
+    return asdict(await ledger.stats())
+
+
+@router.get("/api/site/info", responses=READ_ERRORS, summary="What this site is and does")
+async def site_info(runtime: RuntimeDep, _: ReadAccess) -> dict[str, Any]:
+    settings = runtime.settings
+    return {
+        "site_name": settings.site_name,
+        "site_type": settings.site_type.value,
+        "critical_writes": "buffered" if settings.is_secondary else "applied directly",
+        "reads": "local replica merged with buffer" if settings.is_secondary else "main database",
+        "schema_revision": current_head(),
+        "processor_in_gateway": settings.run_processor and settings.is_secondary,
+    }

@@ -1,0 +1,95 @@
+"""Transaction status by tx_id, listings by state, and dead-letter retry/discard (admin)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Literal
+from uuid import UUID
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from ccat_api.api.deps import BufferOperateAccess, BufferReadAccess, LedgerDep, RuntimeDep
+from ccat_api.api.responses import READ_ERRORS, errors
+from ccat_api.db.models import AppliedTransaction
+from ccat_api.domain.schemas import PageRead, TransactionRead
+from ccat_api.errors import NotFound
+
+router = APIRouter(prefix="/transactions", tags=["transactions"])
+
+
+class RetryResult(BaseModel):
+    retried: list[str]
+
+
+@router.get(
+    "/{tx_id}",
+    response_model=TransactionRead,
+    responses={**READ_ERRORS, **errors(404)},
+    summary="State of one transaction: buffered, applied (with LSN), visible, failed",
+)
+async def get_transaction(tx_id: UUID, runtime: RuntimeDep, _: BufferReadAccess) -> TransactionRead:
+    if runtime.ledger is not None:
+        status = await runtime.ledger.get(str(tx_id))
+        if status is None:
+            raise NotFound(f"transaction {tx_id} not found (or past its retention)")
+        return TransactionRead.model_validate(asdict(status))
+    # The main site applies directly: a transaction it knows is one it applied.
+    async with runtime.read_db.connect() as conn:
+        row = (
+            await conn.execute(
+                sa.select(AppliedTransaction).where(AppliedTransaction.tx_id == tx_id)
+            )
+        ).one_or_none()
+    if row is None:
+        raise NotFound(f"transaction {tx_id} not found")
+    return TransactionRead(
+        tx_id=str(tx_id), state="applied", seq=row.seq, created_at=None,
+        applied_at=row.applied_at.timestamp(), visible_at=None, failed_at=None, lsn=None,
+        attempts=1, last_error=None, error_code=None, error=None, depends_on=[], records=[],
+    )  # fmt: skip
+
+
+@router.get(
+    "",
+    response_model=PageRead[TransactionRead],
+    responses=READ_ERRORS,
+    summary="Transactions of this site, newest first (state=failed lists dead letters)",
+)
+async def list_transactions(
+    ledger: LedgerDep,
+    _: BufferReadAccess,
+    state: Annotated[
+        Literal["buffered", "applied", "visible", "failed", "discarded"] | None, Query()
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> PageRead[TransactionRead]:
+    found, total = await ledger.list(state, limit=limit, offset=offset)
+    return PageRead[TransactionRead](
+        items=[TransactionRead.model_validate(asdict(s)) for s in found],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.post(
+    "/{tx_id}/retry",
+    response_model=RetryResult,
+    responses={**READ_ERRORS, **errors(404, 409)},
+    summary="Re-buffer a dead letter and the dead letters that depended on it (admin)",
+)
+async def retry_transaction(tx_id: UUID, ledger: LedgerDep, _: BufferOperateAccess) -> RetryResult:
+    return RetryResult(retried=await ledger.retry(str(tx_id)))
+
+
+@router.post(
+    "/{tx_id}/discard",
+    status_code=204,
+    responses={**READ_ERRORS, **errors(404, 409)},
+    summary="Give up on a dead letter for good (admin)",
+)
+async def discard_transaction(tx_id: UUID, ledger: LedgerDep, _: BufferOperateAccess) -> None:
+    await ledger.discard(str(tx_id))

@@ -1,0 +1,114 @@
+"""create_app(settings) and its lifespan; nothing is built at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from ccat_api.api import executed_obs_units, raw_data, reference, site, transactions
+from ccat_api.config import Settings
+from ccat_api.errors import CcatError, ServiceUnavailable
+from ccat_api.health import HealthProbe
+from ccat_api.runtime import Runtime, build_worker
+
+log = logging.getLogger(__name__)
+
+
+def _field_of(loc: tuple[str | int, ...]) -> str:
+    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    name = ""
+    for part in parts:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "body"
+
+
+async def _ccat_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CcatError)
+    headers = {}
+    if isinstance(exc, ServiceUnavailable):
+        headers["Retry-After"] = str(exc.retry_after_s)
+    return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [{"field": _field_of(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
+    first = problems[0] if problems else {"field": "body", "message": "invalid request"}
+    return JSONResponse(
+        {
+            "detail": f"{first['field']}: {first['message']}",
+            "field": first["field"],
+            "code": "validation_error",
+            "errors": problems,
+        },
+        status_code=422,
+    )
+
+
+async def _backend_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    which = "buffer (Redis)" if isinstance(exc, RedisError) else "database"
+    log.warning("%s unavailable: %s", which, exc)
+    error = ServiceUnavailable(f"the site's {which} is unavailable now; retry shortly")
+    return await _ccat_error(_, error)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime.build(settings)
+        health = HealthProbe(runtime)
+        app.state.runtime = runtime
+        app.state.health = health
+        stop = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
+        if settings.is_secondary:
+            assert runtime.buffer is not None
+            assert runtime.redis is not None
+            problem = await runtime.buffer.check_durable()
+            if problem and settings.require_durable_redis:
+                raise RuntimeError(f"refusing to buffer writes in this Redis: {problem}")
+            if problem:
+                log.warning("Redis is not durable: %s", problem)
+            tasks.append(asyncio.create_task(health.probe_main_forever(stop)))
+            if settings.run_processor:
+                worker = build_worker(settings, runtime.redis)
+                tasks.append(asyncio.create_task(worker.run(stop)))
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await runtime.close()
+
+    app = FastAPI(
+        title="ccat_api",
+        summary="Site-aware write-buffering gateway for the CCAT operations database",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.add_exception_handler(CcatError, _ccat_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    for backend_error in (RedisError, OperationalError, InterfaceError, OSError):
+        app.add_exception_handler(backend_error, _backend_unavailable)
+    for module in (site, executed_obs_units, raw_data, reference, transactions):
+        app.include_router(module.router)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """uvicorn factory: settings from config/settings.toml, .env and CCAT_* variables."""
+    from ccat_api.config import load_settings
+
+    settings = load_settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return create_app(settings)

@@ -1,0 +1,42 @@
+"""What every critical write needs while it is prepared: who asks, what they can read, and a
+builder for the envelope. Handlers get one per request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from ccat_api.buffering.builder import TransactionBuilder
+from ccat_api.buffering.envelope import Envelope, Principal
+from ccat_api.buffering.reads import MergedReader
+from ccat_api.domain.references import ReferenceData
+from ccat_api.errors import InvalidReference
+
+
+@dataclass(frozen=True)
+class WriteContext:
+    site_name: str
+    principal: Principal
+    reader: MergedReader
+    references: ReferenceData
+    idempotency_key: str | None = None
+
+    def builder(self) -> TransactionBuilder:
+        return TransactionBuilder(
+            self.site_name, self.principal, idempotency_key=self.idempotency_key
+        )
+
+    async def require_module(self, module_id: int, field: str) -> int:
+        module = await self.references.instrument_module(module_id)
+        if module is None:
+            raise InvalidReference(
+                f"{field}: instrument module {module_id} does not exist", field=field
+            )
+        return module.instrument_id
+
+
+@dataclass(frozen=True)
+class PreparedWrite:
+    envelope: Envelope
+    id: UUID
+    created: list[UUID]

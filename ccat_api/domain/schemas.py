@@ -1,0 +1,213 @@
+"""Request and response bodies: ``<Thing>Create``, ``<Thing>Update``, ``<Thing>Read``.
+
+Validation that needs no database lives here, so a malformed body is refused with a 422
+naming the field before anything is looked up or buffered.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
+RelativePath = Annotated[
+    str, Field(min_length=1, max_length=1024, pattern=r"^[^/\x00-\x1f][^\x00-\x1f]*$")
+]
+Checksum = Annotated[str, Field(min_length=8, max_length=200, pattern=r"^[A-Za-z0-9:+/=_-]+$")]
+Conditions = Annotated[dict[str, Any], Field(max_length=50)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- writes ----------------------------------------------------------------------------------
+
+
+class ExecutedObsUnitStart(Strict):
+    obs_unit_id: int = Field(gt=0)
+    instrument_module_id: int | None = Field(default=None, gt=0)
+    start_time: AwareDatetime | None = Field(
+        default=None, description="When the observation started; defaults to now."
+    )
+    mean_pwv_mm: float | None = Field(default=None, ge=0, le=50)
+    mean_elevation_deg: float | None = Field(default=None, ge=-90, le=90)
+    conditions: Conditions = Field(default_factory=dict)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"obs_unit_id": 1, "instrument_module_id": 2}]},
+    )
+
+
+class ExecutedObsUnitFinish(Strict):
+    status: Literal["success", "failed", "interrupted"] = "success"
+    end_time: AwareDatetime | None = Field(default=None, description="Defaults to now.")
+    mean_pwv_mm: float | None = Field(default=None, ge=0, le=50)
+    mean_elevation_deg: float | None = Field(default=None, ge=-90, le=90)
+    conditions: Conditions | None = Field(
+        default=None, description="Merged into the conditions recorded at start."
+    )
+
+
+class RawDataFileFields(Strict):
+    name: Name
+    relative_path: RelativePath
+    size_bytes: int = Field(ge=0, le=2**62)
+    checksum: Checksum
+    file_type: Annotated[str, Field(min_length=1, max_length=50)]
+    instrument_module_id: int = Field(gt=0)
+
+
+class RawDataFileCreate(RawDataFileFields):
+    executed_obs_unit_id: UUID
+    raw_data_package_id: UUID | None = None
+
+
+class RawDataFileBulkCreate(Strict):
+    files: list[RawDataFileCreate] = Field(min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _paths_distinct(self) -> Self:
+        seen: dict[str, int] = {}
+        for i, f in enumerate(self.files):
+            if f.relative_path in seen:
+                raise ValueError(f"files[{i}].relative_path repeats files[{seen[f.relative_path]}]")
+            seen[f.relative_path] = i
+        return self
+
+
+class RawDataPackageCreate(Strict):
+    name: Name
+    executed_obs_unit_id: UUID
+    instrument_module_id: int = Field(gt=0)
+    raw_data_file_ids: list[UUID] = Field(
+        default_factory=list, max_length=10000, description="Existing files to pack."
+    )
+    files: list[RawDataFileFields] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="New files created in the same transaction, inside the package.",
+    )
+
+    @model_validator(mode="after")
+    def _has_files_distinct(self) -> Self:
+        if len(set(self.raw_data_file_ids)) != len(self.raw_data_file_ids):
+            raise ValueError("raw_data_file_ids contains the same file twice")
+        paths = [f.relative_path for f in self.files]
+        if len(set(paths)) != len(paths):
+            raise ValueError("files contains the same relative_path twice")
+        return self
+
+
+class RawDataPackageFinalize(Strict):
+    checksum: Checksum | None = None
+
+
+class WriteAccepted(BaseModel):
+    """The answer to every critical write, at either kind of site."""
+
+    id: UUID
+    tx_id: UUID
+    status: Literal["buffered", "applied"]
+    ids: list[UUID] = Field(default_factory=list, description="Every record this write created.")
+
+
+# --- reads -----------------------------------------------------------------------------------
+
+
+class ReadModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ExecutedObsUnitRead(ReadModel):
+    id: UUID
+    obs_unit_id: int
+    site_id: int
+    instrument_module_id: int | None
+    status: str
+    start_time: datetime
+    end_time: datetime | None
+    mean_pwv_mm: float | None
+    mean_elevation_deg: float | None
+    conditions: dict[str, Any]
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class RawDataFileRead(ReadModel):
+    id: UUID
+    name: str
+    relative_path: str
+    size_bytes: int
+    checksum: str
+    file_type: str
+    instrument_module_id: int
+    executed_obs_unit_id: UUID
+    raw_data_package_id: UUID | None
+    created_at: datetime
+
+
+class RawDataPackageRead(ReadModel):
+    id: UUID
+    name: str
+    executed_obs_unit_id: UUID
+    instrument_module_id: int
+    status: str
+    file_count: int
+    total_size_bytes: int
+    checksum: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class RawDataPackageWithFiles(RawDataPackageRead):
+    files: list[RawDataFileRead]
+
+
+class ObsUnitRead(ReadModel):
+    id: int
+    name: str
+    observing_program_id: int
+    instrument_id: int
+    priority: float
+    description: str
+
+
+class InstrumentModuleRead(ReadModel):
+    id: int
+    instrument_id: int
+    name: str
+    description: str
+    pixel_count: int
+
+
+T = TypeVar("T")
+
+
+class PageRead(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+class TransactionRead(BaseModel):
+    tx_id: str
+    state: str
+    seq: int
+    created_at: float | None = Field(description="Unix time (s) of acceptance")
+    applied_at: float | None
+    visible_at: float | None
+    failed_at: float | None
+    lsn: int | None = Field(description="Commit LSN on main, as a byte position")
+    attempts: int
+    last_error: str | None
+    error_code: str | None
+    error: str | None
+    depends_on: list[str]
+    records: list[str]

@@ -1,0 +1,118 @@
+"""What /health reports: can this site take writes, and how far behind is everything.
+
+Main's reachability at a secondary site is probed in the background (it crosses the WAN and
+may hang for the probe timeout); everything local is checked on request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import asdict
+from typing import Any
+
+import asyncpg
+import sqlalchemy as sa
+
+from ccat_api.runtime import Runtime, plain_dsn
+
+REPLICA_SQL = sa.text(
+    """
+    SELECT pg_is_in_recovery() AS in_recovery,
+           (pg_last_wal_receive_lsn() - pg_last_wal_replay_lsn())::bigint AS apply_lag_bytes,
+           extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float
+             AS since_last_replayed_commit_s
+    """
+)
+MAIN_PROBE_INTERVAL_S = 5.0
+
+
+class HealthProbe:
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._timeout_s = runtime.settings.health_probe_timeout_s
+        self.main: dict[str, Any] = {"ok": None, "checked_at": None, "error": "not probed yet"}
+
+    async def probe_main_forever(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.probe_main()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=MAIN_PROBE_INTERVAL_S)
+
+    async def probe_main(self) -> None:
+        started = time.perf_counter()
+        try:
+            conn = await asyncpg.connect(
+                plain_dsn(self._runtime.settings.main_db_url), timeout=self._timeout_s
+            )
+            try:
+                await asyncio.wait_for(conn.fetchval("SELECT 1"), self._timeout_s)
+            finally:
+                conn.terminate()
+            self.main = {
+                "ok": True,
+                "checked_at": time.time(),
+                "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+            }
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            self.main = {
+                "ok": False,
+                "checked_at": time.time(),
+                "error": str(exc) or type(exc).__name__,
+            }
+
+    async def report(self) -> tuple[bool, dict[str, Any]]:
+        rt = self._runtime
+        checks: dict[str, Any] = {"site": rt.settings.site_name, "site_type": rt.settings.site_type}
+        database = await self._check_read_db()
+        if rt.settings.is_secondary:
+            checks["replica"] = database
+            checks["main"] = self.main
+            checks["redis"] = await self._check_redis()
+            if rt.ledger is not None and checks["redis"]["ok"]:
+                stats = await rt.ledger.stats()
+                checks["buffer"] = {
+                    "depth": stats.depth,
+                    "oldest_pending_age_s": stats.oldest_pending_age_s,
+                    "awaiting_replica": stats.awaiting_replica,
+                    "dead_letters": stats.dead_letters,
+                }
+                checks["processor"] = stats.processor or {"state": "absent"}
+            # Writes are accepted as long as the buffer takes them; main may be far away.
+            ok = bool(checks["redis"]["ok"])
+        else:
+            checks["main"] = database
+            ok = bool(database["ok"])
+        checks["status"] = "ok" if ok else "degraded"
+        return ok, checks
+
+    async def _check_read_db(self) -> dict[str, Any]:
+        try:
+            async with asyncio.timeout(self._timeout_s), self._runtime.read_db.connect() as conn:
+                row = (await conn.execute(REPLICA_SQL)).one()
+        except (OSError, TimeoutError, sa.exc.SQLAlchemyError) as exc:
+            return {
+                "ok": False,
+                "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            }
+        result: dict[str, Any] = {"ok": True, "in_recovery": row.in_recovery}
+        if row.in_recovery:
+            result["apply_lag_bytes"] = row.apply_lag_bytes
+            result["since_last_replayed_commit_s"] = row.since_last_replayed_commit_s
+        return result
+
+    async def _check_redis(self) -> dict[str, Any]:
+        redis = self._runtime.redis
+        if redis is None:
+            return {"ok": False, "error": "no redis configured"}
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await redis.ping()
+        except Exception as exc:
+            return {"ok": False, "error": str(exc) or type(exc).__name__}
+        return {"ok": True}
+
+
+def stats_dict(stats: object) -> dict[str, Any]:
+    return asdict(stats)  # type: ignore[call-overload, no-any-return]

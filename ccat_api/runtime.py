@@ -1,0 +1,146 @@
+"""Everything a running gateway holds, built from Settings in one place.
+
+The app's lifespan and the CLI's ``process`` command both build their parts here, so a
+gateway and a standalone processor are wired the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from ccat_api.auth.tokens import TokenAuthenticator
+from ccat_api.buffering.buffer import WriteBuffer
+from ccat_api.buffering.executor import BatchExecutor
+from ccat_api.buffering.keys import SiteKeys
+from ccat_api.buffering.lease import Lease
+from ccat_api.buffering.ledger import TransactionLedger
+from ccat_api.buffering.overlay import Overlay
+from ccat_api.buffering.processor import Backoff, Processor
+from ccat_api.buffering.reads import MergedReader
+from ccat_api.buffering.site import BufferedSite, DirectSite, WriteSite
+from ccat_api.buffering.tracker import LsnTracker
+from ccat_api.buffering.worker import SiteWorker
+from ccat_api.config import Settings
+from ccat_api.db.engines import PrimaryDatabase, ReadDatabase, make_engine
+from ccat_api.domain.references import ReferenceData
+
+
+def plain_dsn(url: str) -> str:
+    """asyncpg wants ``postgresql://``; SQLAlchemy URLs name the driver."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def make_redis(url: str) -> Redis:
+    # A Redis restart should look like a short stall, not a failed request, when it is quick.
+    return Redis.from_url(
+        url,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+        health_check_interval=10,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    keys: SiteKeys
+    read_db: ReadDatabase
+    primary_db: PrimaryDatabase | None
+    redis: Redis | None
+    reader: MergedReader
+    site: WriteSite
+    ledger: TransactionLedger | None
+    buffer: WriteBuffer | None
+    authenticator: TokenAuthenticator
+    references: ReferenceData
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        def engine(url: str, role: str) -> ReadDatabase | PrimaryDatabase:
+            raw = make_engine(
+                url,
+                pool_size=settings.db_pool_size,
+                connect_timeout_s=settings.db_connect_timeout_s,
+                application_name=f"ccat-api-{settings.site_name}-{role}",
+            )
+            return ReadDatabase(raw) if role == "read" else PrimaryDatabase(raw)
+
+        keys = SiteKeys(settings.site_name)
+        read_db = engine(settings.read_db_url, "read")
+        assert isinstance(read_db, ReadDatabase)
+        redis = make_redis(settings.redis_url) if settings.redis_url else None
+        primary_db: PrimaryDatabase | None = None
+        buffer: WriteBuffer | None = None
+        ledger: TransactionLedger | None = None
+        overlay: Overlay | None = None
+        site: WriteSite
+        if settings.is_secondary:
+            assert redis is not None
+            buffer = WriteBuffer(redis, keys, idempotency_ttl_s=settings.idempotency_ttl_s)
+            overlay = Overlay(redis, keys)
+            ledger = TransactionLedger(redis, keys, status_ttl_s=settings.tx_status_ttl_s)
+            site = BufferedSite(buffer)
+        else:
+            primary = engine(settings.main_db_url, "primary")
+            assert isinstance(primary, PrimaryDatabase)
+            primary_db = primary
+            site = DirectSite(primary_db, settings.site_name)
+        return cls(
+            settings=settings,
+            keys=keys,
+            read_db=read_db,
+            primary_db=primary_db,
+            redis=redis,
+            reader=MergedReader(read_db, overlay),
+            site=site,
+            ledger=ledger,
+            buffer=buffer,
+            authenticator=TokenAuthenticator(read_db, cache_ttl_s=settings.token_cache_ttl_s),
+            references=ReferenceData(read_db, ttl_s=settings.reference_cache_ttl_s),
+        )
+
+    async def close(self) -> None:
+        await self.read_db.dispose()
+        if self.primary_db is not None:
+            await self.primary_db.dispose()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+
+def build_worker(settings: Settings, redis: Redis) -> SiteWorker:
+    keys = SiteKeys(settings.site_name)
+    lease = Lease(redis, keys, settings.processor_lease_ttl_s)
+    executor = BatchExecutor(
+        plain_dsn(settings.main_db_url),
+        settings.site_name,
+        timeout_s=settings.processor_main_timeout_s,
+        connect_timeout_s=settings.db_connect_timeout_s,
+        statement_timeout_s=settings.main_statement_timeout_s,
+    )
+    processor = Processor(
+        redis,
+        keys,
+        executor,
+        lease,
+        batch_size=settings.processor_batch_size,
+        poll_interval_s=settings.processor_poll_interval_s,
+        backoff=Backoff(settings.processor_backoff_initial_s, settings.processor_backoff_max_s),
+        status_ttl_s=settings.tx_status_ttl_s,
+    )
+    tracker = LsnTracker(
+        redis,
+        keys,
+        plain_dsn(settings.local_db_url),
+        poll_interval_s=settings.tracker_poll_interval_s,
+        timeout_s=settings.tracker_replica_timeout_s,
+        status_ttl_s=settings.tx_status_ttl_s,
+    )
+    return SiteWorker(processor, tracker, lease)

@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -247,6 +247,30 @@ def stack_up(
         typer.echo("stack stopped and removed")
 
 
+@stack_app.command("down")
+def stack_down(
+    timeout_s: Annotated[float, typer.Option(help="How long to wait for it to stop")] = 60.0,
+) -> None:
+    """Stop a stack started with `stack up` in another terminal (everything is removed)."""
+    if not STACK_STATE.exists():
+        typer.echo("no stack running", err=True)
+        raise typer.Exit(code=1)
+    pid = int(json.loads(STACK_STATE.read_text())["pid"])
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        STACK_STATE.unlink(missing_ok=True)
+        typer.echo("the stack's process was already gone; state file removed")
+        return
+    deadline = time.monotonic() + timeout_s
+    while STACK_STATE.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if STACK_STATE.exists():
+        typer.echo(f"stack (pid {pid}) did not stop within {timeout_s:.0f}s", err=True)
+        raise typer.Exit(code=1)
+    typer.echo("stack stopped and removed")
+
+
 @stack_app.command("status")
 def stack_status() -> None:
     """Where the running stack's services are."""
@@ -279,4 +303,4 @@ def wan_set(
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -126,8 +126,8 @@ async def submit_write(
     repeated Idempotency-Key: the first answer, byte for byte)."""
     body = WriteAccepted(
         id=prepared.id,
-        tx_id=prepared.envelope.tx_id,  # type: ignore[arg-type]
-        status=runtime.site.status,  # type: ignore[arg-type]
+        tx_id=prepared.envelope.tx_id,
+        status=runtime.site.status,
         ids=prepared.created,
     ).model_dump(mode="json")
     claim = None

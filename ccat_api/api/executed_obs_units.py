@@ -94,7 +94,7 @@ async def list_executed_obs_units(
         where.append(Eq("obs_unit_id", obs_unit_id))
     if status is not None:
         where.append(Eq("status", status))
-    page = await reader.list(
+    page = await reader.page(
         "executed_obs_units",
         where,
         [OrderBy(order.lstrip("-"), descending=order.startswith("-"))],

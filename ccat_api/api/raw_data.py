@@ -83,7 +83,7 @@ async def list_raw_data_files(
         raise BadRequest(
             "filter by executed_obs_unit_id or raw_data_package_id", field="executed_obs_unit_id"
         )
-    page = await reader.list(
+    page = await reader.page(
         "raw_data_files",
         where,
         [OrderBy(order.lstrip("-"), descending=order.startswith("-"))],
@@ -138,7 +138,7 @@ async def get_raw_data_package(
     package = await reader.get("raw_data_packages", package_id)
     if package is None:
         raise NotFound(f"raw data package {package_id} not found")
-    files = await reader.list(
+    files = await reader.page(
         "raw_data_files",
         [Eq("raw_data_package_id", package_id)],
         [OrderBy("relative_path")],

@@ -34,7 +34,7 @@ async def list_obs_units(
         where.append(Eq("observing_program_id", observing_program_id))
     if instrument_id is not None:
         where.append(Eq("instrument_id", instrument_id))
-    page = await reader.list("obs_units", where, [OrderBy("id")], limit=limit, offset=offset)
+    page = await reader.page("obs_units", where, [OrderBy("id")], limit=limit, offset=offset)
     return page_of(ObsUnitRead, page)
 
 
@@ -52,7 +52,7 @@ async def list_instrument_modules(
     where: list[Condition] = []
     if instrument_id is not None:
         where.append(Eq("instrument_id", instrument_id))
-    page = await reader.list(
+    page = await reader.page(
         "instrument_modules", where, [OrderBy("id")], limit=limit, offset=offset
     )
     return page_of(InstrumentModuleRead, page)

@@ -66,7 +66,7 @@ async def list_transactions(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> PageRead[TransactionRead]:
-    found, total = await ledger.list(state, limit=limit, offset=offset)
+    found, total = await ledger.recent(state, limit=limit, offset=offset)
     return PageRead[TransactionRead](
         items=[TransactionRead.model_validate(asdict(s)) for s in found],
         total=total,

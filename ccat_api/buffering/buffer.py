@@ -21,6 +21,7 @@ from ccat_api.buffering.envelope import Envelope
 from ccat_api.buffering.keys import SiteKeys
 from ccat_api.buffering.overlay import overlay_plan
 from ccat_api.buffering.scripts import Scripts
+from ccat_api.buffering.wire import text, text_map
 from ccat_api.errors import BufferUnavailable, IdempotencyKeyReused, UniqueConflict
 
 
@@ -82,7 +83,7 @@ class WriteBuffer:
             )
         except (RedisError, OSError) as exc:
             raise BufferUnavailable(f"the write buffer cannot take writes now: {exc}") from exc
-        outcome = reply[0].decode()
+        outcome = text(reply[0])
         if outcome == "duplicate":
             prior = orjson.loads(reply[1])
             if claim is not None and prior["hash"] != claim.request_hash:
@@ -92,23 +93,23 @@ class WriteBuffer:
                 )
             return Answer(status_code=int(prior["status"]), body=prior["body"])
         if outcome == "conflict":
-            model, entry = reply[1].decode(), reply[2].decode()
+            model, entry = text(reply[1]), text(reply[2])
             column = entry.split("=", 1)[0]
             buffered(model)  # a conflict can only name a buffered model
             raise UniqueConflict(
                 f"{model}.{column}: this value is already used by a buffered record",
                 field=column,
             )
-        deps = reply[3].decode()
+        deps = text(reply[3])
         return Accepted(
             seq=int(reply[1]),
-            stream_id=reply[2].decode(),
+            stream_id=text(reply[2]),
             deps=tuple(d for d in deps.split(",") if d),
         )
 
     async def check_durable(self) -> str | None:
         """Why this Redis cannot hold a buffer safely, or None if it can."""
-        config: dict[str, str] = await self._redis.config_get("append*")
+        config = text_map(await self._redis.config_get("append*"))
         if config.get("appendonly") != "yes":
             return "appendonly is off: a Redis restart would lose buffered writes"
         if config.get("appendfsync") != "always":

@@ -9,7 +9,9 @@ only because they depended on it, in their original order.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -17,12 +19,13 @@ from ccat_api.buffering.envelope import Envelope
 from ccat_api.buffering.keys import SiteKeys
 from ccat_api.buffering.overlay import overlay_plan
 from ccat_api.buffering.scripts import Scripts
+from ccat_api.buffering.wire import text, text_map
 from ccat_api.errors import NotFound, StateConflict, UniqueConflict
 
 STATES = ("buffered", "applied", "visible", "failed", "discarded")
 
 
-def _ms_to_s(value: bytes | None) -> float | None:
+def _ms_to_s(value: str | None) -> float | None:
     return int(value) / 1000 if value else None
 
 
@@ -44,27 +47,23 @@ class TransactionStatus:
     records: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_hash(cls, tx_id: str, raw: dict[bytes, bytes]) -> TransactionStatus:
-        def text(name: str) -> str | None:
-            value = raw.get(name.encode())
-            return value.decode() if value else None
-
-        lsn = text("lsn")
+    def from_hash(cls, tx_id: str, raw: dict[str, str]) -> TransactionStatus:
+        lsn = raw.get("lsn")
         return cls(
             tx_id=tx_id,
-            state=text("state") or "unknown",
-            seq=int(text("seq") or 0),
-            created_at=_ms_to_s(raw.get(b"created_at")),
-            applied_at=_ms_to_s(raw.get(b"applied_at")),
-            visible_at=_ms_to_s(raw.get(b"visible_at")),
-            failed_at=_ms_to_s(raw.get(b"failed_at")),
+            state=raw.get("state") or "unknown",
+            seq=int(raw.get("seq") or 0),
+            created_at=_ms_to_s(raw.get("created_at")),
+            applied_at=_ms_to_s(raw.get("applied_at")),
+            visible_at=_ms_to_s(raw.get("visible_at")),
+            failed_at=_ms_to_s(raw.get("failed_at")),
             lsn=int(lsn) if lsn else None,
-            attempts=int(text("attempts") or 0),
-            last_error=text("last_error"),
-            error_code=text("error_code"),
-            error=text("error"),
-            depends_on=[d for d in (text("deps") or "").split(",") if d],
-            records=(text("touched") or "").split(),
+            attempts=int(raw.get("attempts") or 0),
+            last_error=raw.get("last_error") or None,
+            error_code=raw.get("error_code") or None,
+            error=raw.get("error") or None,
+            depends_on=[d for d in (raw.get("deps") or "").split(",") if d],
+            records=(raw.get("touched") or "").split(),
         )
 
 
@@ -85,10 +84,10 @@ class TransactionLedger:
         self._status_ttl_s = status_ttl_s
 
     async def get(self, tx_id: str) -> TransactionStatus | None:
-        raw: dict[bytes, bytes] = await self._redis.hgetall(self._keys.tx(tx_id))  # type: ignore[misc]
+        raw = text_map(await self._redis.hgetall(self._keys.tx(tx_id)))
         return TransactionStatus.from_hash(tx_id, raw) if raw else None
 
-    async def list(
+    async def recent(
         self, state: str | None, *, limit: int, offset: int
     ) -> tuple[list[TransactionStatus], int]:
         """Newest first. Buffered, applied and failed are read from their own indexes."""
@@ -115,14 +114,15 @@ class TransactionLedger:
                 matched += 1
         return found, matched
 
-    async def _many(self, ids: list[bytes]) -> list[TransactionStatus | None]:
+    async def _many(self, ids: Sequence[Any]) -> list[TransactionStatus | None]:
+        tx_ids = [text(i) for i in ids]
         async with self._redis.pipeline(transaction=False) as pipe:
-            for tx_id in ids:
-                pipe.hgetall(self._keys.tx(tx_id.decode()))
-            raws: list[dict[bytes, bytes]] = await pipe.execute()
+            for tx_id in tx_ids:
+                pipe.hgetall(self._keys.tx(tx_id))
+            raws = [text_map(raw) for raw in await pipe.execute()]
         return [
-            TransactionStatus.from_hash(tx_id.decode(), raw) if raw else None
-            for tx_id, raw in zip(ids, raws, strict=True)
+            TransactionStatus.from_hash(tx_id, raw) if raw else None
+            for tx_id, raw in zip(tx_ids, raws, strict=True)
         ]
 
     async def retry(self, tx_id: str) -> list[str]:
@@ -134,7 +134,7 @@ class TransactionLedger:
             raise StateConflict(f"transaction {tx_id} is {status.state}, not failed")
         retried = []
         for candidate in [tx_id, *await self._dependents(tx_id)]:
-            raw_env = await self._redis.hget(self._keys.tx(candidate), "envelope")  # type: ignore[misc]
+            raw_env = await self._redis.hget(self._keys.tx(candidate), "envelope")
             if raw_env is None:
                 continue
             reply = await self._scripts.retry(
@@ -145,11 +145,11 @@ class TransactionLedger:
                     overlay_plan(Envelope.from_json(raw_env)),
                 ]
             )
-            outcome = reply[0].decode()
+            outcome = text(reply[0])
             if outcome == "conflict":
                 raise UniqueConflict(
-                    f"cannot retry {candidate}: {reply[1].decode()} value"
-                    f" {reply[2].decode().split('=')[0]} is now used by another buffered record"
+                    f"cannot retry {candidate}: {text(reply[1])} value"
+                    f" {text(reply[2]).split('=')[0]} is now used by another buffered record"
                 )
             if outcome == "retried":
                 retried.append(candidate)
@@ -157,8 +157,8 @@ class TransactionLedger:
 
     async def _dependents(self, root: str) -> list[str]:
         """Dead letters that failed because of ``root``, directly or transitively, by seq."""
-        ids = [i.decode() for i in await self._redis.zrange(self._keys.dead, 0, -1)]
-        statuses = {s.tx_id: s for s in await self._many([i.encode() for i in ids]) if s}
+        ids = await self._redis.zrange(self._keys.dead, 0, -1)
+        statuses = {s.tx_id: s for s in await self._many(ids) if s}
         blocked = {root}
         ordered = []
         for status in sorted(statuses.values(), key=lambda s: s.seq):
@@ -171,8 +171,8 @@ class TransactionLedger:
         reply = await self._scripts.discard(
             args=[self._keys.prefix, tx_id, int(time.time() * 1000), self._status_ttl_s]
         )
-        if reply[0].decode() == "not_failed":
-            state = reply[1].decode()
+        if text(reply[0]) == "not_failed":
+            state = text(reply[1])
             if state == "missing":
                 raise NotFound(f"transaction {tx_id} not found")
             raise StateConflict(f"transaction {tx_id} is {state}, not failed")
@@ -187,12 +187,12 @@ class TransactionLedger:
             depth, first, awaiting, dead, processor = await pipe.execute()
         oldest_age_s = None
         if first:
-            first_ms = int(first[0][0].decode().split("-")[0])
+            first_ms = int(text(first[0][0]).split("-")[0])
             oldest_age_s = max(0.0, time.time() - first_ms / 1000)
         return BufferStats(
             depth=int(depth),
             oldest_pending_age_s=oldest_age_s,
             awaiting_replica=int(awaiting),
             dead_letters=int(dead),
-            processor={k.decode(): v.decode() for k, v in processor.items()},
+            processor=text_map(processor),
         )

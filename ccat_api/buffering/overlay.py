@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from ccat_api.buffering.catalog import buffered
 from ccat_api.buffering.envelope import Envelope, Op
 from ccat_api.buffering.keys import SiteKeys
+from ccat_api.buffering.wire import text
 
 
 def overlay_plan(envelope: Envelope) -> bytes:
@@ -100,25 +101,25 @@ class Overlay:
     async def records(self, model: str, pks: Sequence[str]) -> dict[str, OverlayRecord]:
         if not pks:
             return {}
-        raws = await self._redis.hmget(self._keys.overlay(model), list(pks))  # type: ignore[misc]
+        raws = await self._redis.hmget(self._keys.overlay(model), list(pks))
         return _records(model, zip(pks, raws, strict=True))
 
     async def all_records(self, model: str) -> dict[str, OverlayRecord]:
-        raws: dict[bytes, bytes] = await self._redis.hgetall(self._keys.overlay(model))  # type: ignore[misc]
-        return _records(model, ((k.decode(), v) for k, v in raws.items()))
+        raws = await self._redis.hgetall(self._keys.overlay(model))
+        return _records(model, ((text(k), v) for k, v in raws.items()))
 
     async def indexed_pks(self, model: str, entries: Sequence[str]) -> list[str]:
         """Records filed under every one of the entries (``column=value``)."""
         keys = [self._keys.overlay_index(model, e) for e in entries]
-        members: set[bytes] = (
-            await self._redis.smembers(keys[0])  # type: ignore[misc]
+        members = (
+            await self._redis.smembers(keys[0])
             if len(keys) == 1
-            else await self._redis.sinter(keys)  # type: ignore[misc]
+            else await self._redis.sinter(keys)
         )
-        return sorted(m.decode() for m in members)
+        return sorted(text(m) for m in members)
 
     async def count(self, model: str) -> int:
-        return int(await self._redis.hlen(self._keys.overlay(model)))  # type: ignore[misc]
+        return int(await self._redis.hlen(self._keys.overlay(model)))
 
 
 def _records(

@@ -42,6 +42,7 @@ from ccat_api.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 
+HEARTBEAT_INTERVAL_S = 1.0
 # States a dependency can be in that mean its dependents can never apply.
 _DEAD_STATES = {b"failed", b"discarded"}
 
@@ -93,6 +94,7 @@ class Processor:
         self._status_ttl_s = status_ttl_s
         self._identity = f"{socket.gethostname()}:{os.getpid()}"
         self._group_ready = False
+        self._last_heartbeat: tuple[str, float] = ("", 0.0)
 
     async def ensure_group(self) -> None:
         if self._group_ready:
@@ -172,7 +174,8 @@ class Processor:
         )
         if not reply:
             return []
-        _stream, messages = reply[0]
+        # Reply shape: [[stream, [(id, {field: value}), ...]]]
+        messages: list[tuple[bytes, dict[bytes, bytes] | None]] = reply[0][1]  # type: ignore[index, assignment]
         return [_parse_entry(sid, fields) for sid, fields in messages]
 
     async def _replay(self, entries: list[StreamEntry]) -> int:
@@ -282,6 +285,12 @@ class Processor:
             log.warning("could not record the failed attempt", exc_info=True)
 
     async def _heartbeat(self, state: str, **details: object) -> None:
+        # Every heartbeat is an fsynced write: send one on a change of state, or each second.
+        now = time.monotonic()
+        last_state, last_at = self._last_heartbeat
+        if state == last_state and not details and now - last_at < HEARTBEAT_INTERVAL_S:
+            return
+        self._last_heartbeat = (state, now)
         fields: dict[str, str] = {
             "state": state,
             "consumer": self._identity,

@@ -35,7 +35,8 @@ class Eq:
     value: Any
 
     def clause(self, table: sa.Table) -> sa.ColumnElement[bool]:
-        return table.c[self.column] == self.value
+        clause: sa.ColumnElement[bool] = _column(table, self.column) == self.value
+        return clause
 
     def matches(self, row: Mapping[str, Any]) -> bool:
         return bool(row.get(self.column) == self.value)
@@ -47,7 +48,8 @@ class AtLeast:
     value: Any
 
     def clause(self, table: sa.Table) -> sa.ColumnElement[bool]:
-        return table.c[self.column] >= self.value
+        clause: sa.ColumnElement[bool] = _column(table, self.column) >= self.value
+        return clause
 
     def matches(self, row: Mapping[str, Any]) -> bool:
         value = row.get(self.column)
@@ -60,7 +62,8 @@ class Below:
     value: Any
 
     def clause(self, table: sa.Table) -> sa.ColumnElement[bool]:
-        return table.c[self.column] < self.value
+        clause: sa.ColumnElement[bool] = _column(table, self.column) < self.value
+        return clause
 
     def matches(self, row: Mapping[str, Any]) -> bool:
         value = row.get(self.column)
@@ -68,6 +71,11 @@ class Below:
 
 
 Condition = Eq | AtLeast | Below
+
+
+def _column(table: sa.Table, name: str) -> sa.ColumnElement[Any]:
+    column: sa.ColumnElement[Any] = table.c[name]
+    return column
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +149,7 @@ class MergedReader:
                 found[pk] = state
         return found
 
-    async def list(
+    async def page(
         self,
         model: str,
         where: Sequence[Condition] = (),

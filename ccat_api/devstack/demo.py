@@ -7,7 +7,9 @@ It talks to the gateways over real HTTP like any client, and prints a timeline.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -18,6 +20,7 @@ from ccat_api.db.models import Role
 from ccat_api.devstack.stack import MAIN_SITE, Stack
 
 FILE = {"size_bytes": 52_428_800, "file_type": "fits", "instrument_module_id": 1}
+DRAIN_TIMEOUT_S = 120
 
 
 class Timeline:
@@ -26,6 +29,36 @@ class Timeline:
 
     def say(self, where: str, what: str) -> None:
         print(f"[{time.monotonic() - self.started:7.2f}s] {where:<12} {what}", flush=True)
+
+
+class Client:
+    """An HTTP client that reports each write on the timeline with its latency."""
+
+    def __init__(self, where: str, base_url: str, token: str, timeline: Timeline) -> None:
+        self.where = where
+        self.http = httpx.Client(
+            base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        self.timeline = timeline
+        self.latencies_ms: list[float] = []
+
+    def write(self, method: str, path: str, body: dict[str, Any], label: str = "") -> Any:
+        started = time.perf_counter()
+        response = self.http.request(method, path, json=body)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        self.latencies_ms.append(elapsed_ms)
+        response.raise_for_status()
+        answer = response.json()
+        if label:
+            self.timeline.say(
+                self.where,
+                f"{method} {label} -> {response.status_code} {answer['status']}"
+                f" in {elapsed_ms:.1f} ms",
+            )
+        return answer
+
+    def read(self, path: str, **params: Any) -> Any:
+        return self.http.get(path, params=params).json()
 
 
 def _tokens(stack: Stack) -> dict[Role, str]:
@@ -38,7 +71,7 @@ def _tokens(stack: Stack) -> dict[Role, str]:
         try:
             return {
                 role: (await issue_token(db, name=f"demo-{role.value}", role=role)).plaintext
-                for role in (Role.OPERATOR, Role.VIEWER, Role.ADMIN)
+                for role in (Role.OPERATOR, Role.VIEWER)
             }
         finally:
             await db.dispose()
@@ -46,15 +79,7 @@ def _tokens(stack: Stack) -> dict[Role, str]:
     return asyncio.run(make())
 
 
-def _timed(
-    http: httpx.Client, method: str, path: str, **kwargs: Any
-) -> tuple[httpx.Response, float]:
-    started = time.perf_counter()
-    response = http.request(method, path, **kwargs)
-    return response, (time.perf_counter() - started) * 1000
-
-
-def _wait(predicate: Any, timeout_s: float, interval_s: float = 0.1) -> bool:
+def _wait(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():
@@ -63,179 +88,119 @@ def _wait(predicate: Any, timeout_s: float, interval_s: float = 0.1) -> bool:
     return False
 
 
+def _files(eou_id: str, prefix: str, count: int) -> list[dict[str, Any]]:
+    return [
+        {
+            **FILE,
+            "name": f"{prefix}_{i:03d}.fits",
+            "relative_path": f"{eou_id}/{prefix}_{i:03d}.fits",
+            "checksum": "sha256:" + hashlib.sha256(f"{eou_id}/{prefix}/{i}".encode()).hexdigest(),
+            "executed_obs_unit_id": eou_id,
+        }
+        for i in range(count)
+    ]
+
+
 def run_demo(stack: Stack) -> None:
     site = stack.config.secondary_site
     t = Timeline()
     tokens = _tokens(stack)
     stack.wait_replica_caught_up()
-    t.say("setup", "tokens issued on main: instrument (operator), dashboard (viewer), admin")
-    instrument = httpx.Client(
-        base_url=stack.gateway_url(site),
-        headers={"Authorization": f"Bearer {tokens[Role.OPERATOR]}"},
-        timeout=10,
+    t.say("setup", "tokens issued on main: instrument (operator), dashboard (viewer)")
+    instrument = Client(site, stack.gateway_url(site), tokens[Role.OPERATOR], t)
+    dashboard = Client("main", stack.gateway_url(MAIN_SITE), tokens[Role.VIEWER], t)
+
+    _wait(lambda: instrument.http.get("/health").status_code == 200, 30)
+    t.say(site, f"healthy; WAN round trip {2 * stack.config.wan_delay_ms} ms")
+
+    eou = instrument.write(
+        "POST", "/executed_obs_units/start", {"obs_unit_id": 1, "instrument_module_id": 2},
+        label="/executed_obs_units/start",
+    )  # fmt: skip
+    files = instrument.write(
+        "POST", "/raw_data_files/bulk", {"files": _files(eou["id"], "scan", 50)},
+        label="/raw_data_files/bulk (50 files)",
+    )  # fmt: skip
+    package = instrument.write(
+        "POST",
+        "/raw_data_package",
+        {
+            "name": f"pkg-{eou['id']}",
+            "executed_obs_unit_id": eou["id"],
+            "instrument_module_id": 2,
+            "raw_data_file_ids": files["ids"],
+        },
+        label="/raw_data_package",
     )
-    dashboard_main = httpx.Client(
-        base_url=stack.gateway_url(MAIN_SITE),
-        headers={"Authorization": f"Bearer {tokens[Role.VIEWER]}"},
-        timeout=10,
+    started = time.monotonic()
+    _wait(lambda: instrument.read(f"/transactions/{package['tx_id']}")["state"] == "visible", 30)
+    t.say(
+        site,
+        f"applied on main, visible on the local replica {time.monotonic() - started:.2f}s later",
     )
-    with instrument, dashboard_main:
-        _wait(lambda: instrument.get("/health").status_code == 200, 30)
-        health = instrument.get("/health").json()
-        t.say(site, f"health: redis ok, replica in recovery={health['replica']['in_recovery']},"
-              f" WAN round trip {2 * stack.config.wan_delay_ms} ms")  # fmt: skip
+    seen = dashboard.read(f"/raw_data_package/{package['id']}")
+    t.say("main", f"GET /raw_data_package -> {seen['status']}, {seen['file_count']} files")
 
-        r, ms = _timed(
-            instrument,
-            "POST",
-            "/executed_obs_units/start",
-            json={"obs_unit_id": 1, "instrument_module_id": 2},
+    stack.wan.down()
+    t.say("wan", "OUTAGE: the link to main is down (packets held, nothing gets through)")
+    instrument.write(
+        "PUT", f"/raw_data_package/{package['id']}/finalize", {"checksum": "md5:0123456789abcdef"},
+        label="/raw_data_package/{id}/finalize",
+    )  # fmt: skip
+    instrument.write(
+        "PUT", f"/executed_obs_units/{eou['id']}/finish", {"status": "success", "mean_pwv_mm": 0.6},
+        label="/executed_obs_units/{id}/finish",
+    )  # fmt: skip
+    instrument.latencies_ms.clear()
+    last = eou
+    for n in range(1, 6):
+        last = instrument.write("POST", "/executed_obs_units/start", {"obs_unit_id": 2})
+        instrument.write(
+            "POST", "/raw_data_files/bulk", {"files": _files(last["id"], f"o{n}", 100)}
         )
-        eou = r.json()
-        t.say(
-            site,
-            f"POST /executed_obs_units/start -> {r.status_code} {eou['status']} in {ms:.1f} ms (id {eou['id'][:8]}…)",
-        )
-        r, ms = _timed(
-            instrument,
-            "POST",
-            "/raw_data_files/bulk",
-            json={
-                "files": [
-                    {
-                        **FILE,
-                        "name": f"scan_{i:03d}.fits",
-                        "relative_path": f"{eou['id']}/scan_{i:03d}.fits",
-                        "checksum": f"sha256:{i:064x}",
-                        "executed_obs_unit_id": eou["id"],
-                    }
-                    for i in range(50)
-                ]
-            },
-        )
-        t.say(
-            site,
-            f"POST /raw_data_files/bulk (50 files) -> {r.status_code} {r.json()['status']} in {ms:.1f} ms",
-        )
-        files = r.json()["ids"]
-        r, ms = _timed(
-            instrument,
-            "POST",
-            "/raw_data_package",
-            json={
-                "name": f"pkg-{eou['id']}",
-                "executed_obs_unit_id": eou["id"],
-                "instrument_module_id": 2,
-                "raw_data_file_ids": files,
-            },
-        )
-        package = r.json()
-        t.say(site, f"POST /raw_data_package -> {r.status_code} {package['status']} in {ms:.1f} ms")
-        last_tx = package["tx_id"]
+    t.say(
+        site,
+        f"5 more observations, 100 files each: 10 writes buffered, slowest"
+        f" {max(instrument.latencies_ms):.1f} ms",
+    )
+    files_now = instrument.read("/raw_data_files", executed_obs_unit_id=last["id"], limit=1)
+    first_now = instrument.read(f"/executed_obs_units/{eou['id']}")
+    t.say(
+        site,
+        f"reads during the outage: last observation has {files_now['total']} files,"
+        f" the first is '{first_now['status']}'",
+    )
+    at_main = dashboard.http.get(f"/executed_obs_units/{last['id']}")
+    t.say("main", f"GET that observation at main -> {at_main.status_code} (not there yet)")
+    time.sleep(2)
+    buffer = instrument.read("/health")["buffer"]
+    t.say(site, f"buffer: {buffer['depth']} waiting, oldest {buffer['oldest_pending_age_s']:.1f}s")
 
-        def visible(tx_id: str) -> bool:
-            return bool(instrument.get(f"/transactions/{tx_id}").json()["state"] == "visible")
-
-        started = time.monotonic()
-        _wait(lambda: visible(last_tx), 30, 0.02)
-        t.say(
-            site,
-            f"replayed on main and visible on the local replica {time.monotonic() - started:.2f}s later",
-        )
-        got = dashboard_main.get(f"/raw_data_package/{package['id']}").json()
-        t.say("main", f"GET /raw_data_package -> {got['status']}, {got['file_count']} files")
-
-        stack.wan.down()
-        t.say("wan", "OUTAGE: the link to main is down (packets held, nothing gets through)")
-        r, ms = _timed(
-            instrument,
-            "PUT",
-            f"/raw_data_package/{package['id']}/finalize",
-            json={"checksum": "md5:0123456789abcdef"},
-        )
-        t.say(
-            site,
-            f"PUT /raw_data_package/…/finalize -> {r.status_code} {r.json()['status']} in {ms:.1f} ms",
-        )
-        r, ms = _timed(
-            instrument,
-            "PUT",
-            f"/executed_obs_units/{eou['id']}/finish",
-            json={"status": "success", "mean_pwv_mm": 0.6},
-        )
-        t.say(
-            site,
-            f"PUT /executed_obs_units/…/finish -> {r.status_code} {r.json()['status']} in {ms:.1f} ms",
-        )
-        latencies = []
-        second = None
-        for n in range(1, 6):
-            r, ms = _timed(instrument, "POST", "/executed_obs_units/start", json={"obs_unit_id": 2})
-            latencies.append(ms)
-            second = r.json()
-            r, ms = _timed(
-                instrument,
-                "POST",
-                "/raw_data_files/bulk",
-                json={
-                    "files": [
-                        {
-                            **FILE,
-                            "name": f"obs{n}_{i:03d}.fits",
-                            "relative_path": f"{second['id']}/{i:03d}.fits",
-                            "checksum": f"sha256:{n:032x}{i:032x}",
-                            "executed_obs_unit_id": second["id"],
-                        }
-                        for i in range(100)
-                    ]
-                },
-            )
-            latencies.append(ms)
-        t.say(
-            site,
-            f"5 more observations with 100 files each: 10 writes, all buffered, slowest {max(latencies):.1f} ms",
-        )
-        assert second is not None
-        read = instrument.get(
-            "/raw_data_files", params={"executed_obs_unit_id": second["id"], "limit": 1}
-        ).json()
-        status = instrument.get(f"/executed_obs_units/{eou['id']}").json()["status"]
-        t.say(
-            site,
-            f"reads at the site during the outage: last observation has {read['total']} files; first is '{status}'",
-        )
-        main_view = dashboard_main.get(f"/executed_obs_units/{second['id']}")
-        t.say("main", f"GET that observation at main -> {main_view.status_code} (not there yet)")
-        time.sleep(2)
-        health = instrument.get("/health").json()
-        t.say(site, f"buffer: {health['buffer']['depth']} transactions waiting, oldest"
-              f" {health['buffer']['oldest_pending_age_s']:.1f}s; processor {health['processor'].get('state')}")  # fmt: skip
-
-        stack.wan.up()
-        t.say("wan", "link restored")
-        started = time.monotonic()
-        depth = health["buffer"]["depth"]
-        while depth or health["buffer"]["awaiting_replica"]:
-            time.sleep(0.25)
-            health = instrument.get("/health").json()
-            if health["buffer"]["depth"] != depth:
-                depth = health["buffer"]["depth"]
-                t.say(
-                    site,
-                    f"draining: {depth} waiting, {health['buffer']['awaiting_replica']} awaiting the replica",
-                )
-            if time.monotonic() - started > 120:
-                raise RuntimeError("backlog did not drain within two minutes")
-        t.say(
-            site,
-            f"backlog applied on main and visible at the site {time.monotonic() - started:.2f}s after the link came back",
-        )
-        main_files = dashboard_main.get(
-            "/raw_data_files", params={"executed_obs_unit_id": second["id"], "limit": 1}
-        ).json()
-        main_eou = dashboard_main.get(f"/executed_obs_units/{eou['id']}").json()
-        package_main = dashboard_main.get(f"/raw_data_package/{package['id']}").json()
-        t.say("main", f"main now has the last observation's {main_files['total']} files; first observation"
-              f" '{main_eou['status']}', its package '{package_main['status']}'")  # fmt: skip
-        dead = instrument.get("/health").json()["buffer"]["dead_letters"]
-        t.say("summary", f"{dead} dead letters; every write answered without waiting for the WAN")
+    stack.wan.up()
+    t.say("wan", "link restored")
+    started = time.monotonic()
+    depth = buffer["depth"]
+    while buffer["depth"] or buffer["awaiting_replica"]:
+        time.sleep(0.25)
+        buffer = instrument.read("/health")["buffer"]
+        if buffer["depth"] != depth:
+            depth = buffer["depth"]
+            t.say(site, f"draining: {depth} waiting, {buffer['awaiting_replica']} awaiting replica")
+        if time.monotonic() - started > DRAIN_TIMEOUT_S:
+            raise RuntimeError("backlog did not drain within two minutes")
+    t.say(
+        site,
+        f"backlog applied on main and visible here {time.monotonic() - started:.2f}s after the"
+        " link came back",
+    )
+    files_main = dashboard.read("/raw_data_files", executed_obs_unit_id=last["id"], limit=1)
+    first_main = dashboard.read(f"/executed_obs_units/{eou['id']}")
+    package_main = dashboard.read(f"/raw_data_package/{package['id']}")
+    t.say(
+        "main",
+        f"last observation: {files_main['total']} files; first: '{first_main['status']}',"
+        f" package '{package_main['status']}'",
+    )
+    t.say("summary", f"{buffer['dead_letters']} dead letters; no write waited for the WAN")
+    instrument.http.close()
+    dashboard.http.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from ccat_api.db.models import ExecutedObsUnitStatus
@@ -65,7 +66,11 @@ async def finish(ctx: WriteContext, pk: UUID, body: ExecutedObsUnitFinish) -> Pr
             f" {current['start_time'].isoformat()}",
             field="end_time",
         )
-    changes = {"status": body.status, "end_time": end_time, "updated_at": builder.now}
+    changes: dict[str, Any] = {
+        "status": body.status,
+        "end_time": end_time,
+        "updated_at": builder.now,
+    }
     if body.mean_pwv_mm is not None:
         changes["mean_pwv_mm"] = body.mean_pwv_mm
     if body.mean_elevation_deg is not None:

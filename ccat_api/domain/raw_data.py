@@ -133,7 +133,7 @@ async def finalize_package(
             f"status: raw data package {package_id} is {current['status']}, not building",
             field="status",
         )
-    files = await ctx.reader.list(
+    files = await ctx.reader.page(
         FILES, [Eq("raw_data_package_id", package_id)], limit=MAX_FILES_PER_PACKAGE
     )
     builder = ctx.builder()

@@ -1,0 +1,62 @@
+# ccat_api: one entry point for people and CI. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: system-deps
+system-deps: ## Install PostgreSQL and Redis from Debian's packages if missing (needs root)
+	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || ! command -v redis-server >/dev/null; then \
+		echo "installing postgresql and redis-server"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql redis-server; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+.PHONY: install
+install: system-deps $(STAMP) ## Create .venv with the package and its dev tools
+
+.PHONY: run
+run: install ## Start the local two-site stack, play the demo, keep running until Ctrl-C
+	$(BIN)/ccat-api stack up
+
+.PHONY: demo
+demo: install ## Start the stack, play the demo, stop (a smoke test)
+	$(BIN)/ccat-api stack up --exit-after-demo
+
+.PHONY: lint
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check ccat_api tests bench
+	$(BIN)/ruff format --check ccat_api tests bench
+
+.PHONY: typecheck
+typecheck: install ## mypy --strict
+	$(BIN)/mypy
+
+.PHONY: unit
+unit: install ## Unit tests only (no services, seconds)
+	$(BIN)/pytest tests/unit -q
+
+.PHONY: test
+test: lint typecheck ## Everything CI runs: lint, types, unit and integration tests
+	$(BIN)/pytest -q --durations=10
+
+.PHONY: bench
+bench: install ## Benchmarks through the WAN simulator at 200 ms RTT (prints figures and ratios)
+	$(BIN)/python -m bench.run
+
+.PHONY: clean
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -1,0 +1,103 @@
+"""Helpers shared by the integration tests: a gateway served in-process over real HTTP,
+bounded waits, and direct looks at main and the replica."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+import uvicorn
+
+from ccat_api.app import create_app
+from ccat_api.config import Settings
+from ccat_api.devstack.system import free_port
+
+T = TypeVar("T")
+
+
+@contextlib.asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[str]:
+    """The real app behind a real uvicorn server on a free loopback port."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("gateway exited during startup")
+        if time.monotonic() > deadline:
+            raise TimeoutError("gateway did not start")
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 20)
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], *, timeout_s: float = 20.0, interval_s: float = 0.05
+) -> T:
+    """Poll until ``probe`` returns something truthy; fail with the last value otherwise."""
+    deadline = time.monotonic() + timeout_s
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(interval_s)
+    raise AssertionError(f"condition not met within {timeout_s}s; last value: {last!r}")
+
+
+async def fetch(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
+
+
+async def fetchval(dsn: str, sql: str, *args: Any) -> Any:
+    rows = await fetch(dsn, sql, *args)
+    return rows[0][0] if rows else None
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def client(base_url: str, token: str | None = None, timeout_s: float = 10.0) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=base_url, headers=bearer(token) if token else {}, timeout=timeout_s
+    )
+
+
+async def buffer_state(redis_url: str, site: str) -> dict[str, int]:
+    """How much a site holds in Redis: stream entries, overlay records, dead letters."""
+    from ccat_api.buffering.keys import SiteKeys
+    from ccat_api.runtime import make_redis
+
+    keys = SiteKeys(site)
+    redis = make_redis(redis_url)
+    try:
+        overlay = 0
+        async for key in redis.scan_iter(match=f"{keys.prefix}:ov:*"):
+            overlay += int(await redis.hlen(key))
+        return {
+            "stream": int(await redis.xlen(keys.stream)),
+            "overlay": overlay,
+            "dead": int(await redis.zcard(keys.dead)),
+            "awaiting_replica": int(await redis.zcard(keys.applied)),
+            "idempotency": len([k async for k in redis.scan_iter(match=f"{keys.prefix}:idem:*")]),
+        }
+    finally:
+        await redis.aclose()

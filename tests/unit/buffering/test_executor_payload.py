@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from ccat_api.buffering.envelope import (
+    BufferedTransaction,
+    Envelope,
+    Op,
+    Principal,
+    Step,
+)
+from ccat_api.buffering.executor import build_payload, refuse_reason
+
+P = Principal(token_id=1, name="i", role="operator")
+
+
+def tx(n: int, *steps: Step, deps: tuple[str, ...] = (), version: int = 1) -> BufferedTransaction:
+    env = Envelope(
+        tx_id=f"tx{n}", site="s", principal=P, created_at="2026-01-01T00:00:00+00:00",
+        steps=steps, schema_version=version,
+    )  # fmt: skip
+    return BufferedTransaction(env, seq=n, deps=deps)
+
+
+def test_groups_insert_parents_first_whatever_the_acceptance_order() -> None:
+    payload = build_payload(
+        [
+            tx(1, Step(Op.INSERT, "raw_data_files", "f1", {"name": "a"})),
+            tx(2, Step(Op.INSERT, "executed_obs_units", "e1", {"status": "running"})),
+            tx(3, Step(Op.INSERT, "raw_data_packages", "p1", {"name": "p"})),
+        ]
+    )
+    assert [(g["model"], g["op"]) for g in payload["groups"]] == [
+        ("executed_obs_units", "insert"),
+        ("raw_data_packages", "insert"),
+        ("raw_data_files", "insert"),
+    ]
+    assert [t["tx_id"] for t in payload["txs"]] == ["tx1", "tx2", "tx3"]
+
+
+def test_updates_of_a_row_inserted_in_the_batch_fold_into_the_insert() -> None:
+    payload = build_payload(
+        [
+            tx(1, Step(Op.INSERT, "executed_obs_units", "e1", {"status": "running", "end_time": None})),
+            tx(2, Step(Op.UPDATE, "executed_obs_units", "e1", {"status": "success", "end_time": "t"})),
+        ]
+    )  # fmt: skip
+    assert payload["groups"] == [
+        {
+            "model": "executed_obs_units",
+            "op": "insert",
+            "columns": ["end_time", "id", "status"],
+            "rows": [{"id": "e1", "status": "success", "end_time": "t"}],
+        }
+    ]
+    # The careful path still sees every step as it was accepted.
+    assert [s["op"] for t in payload["txs"] for s in t["steps"]] == ["insert", "update"]
+
+
+def test_updates_coalesce_per_row_in_order_and_group_by_columns() -> None:
+    payload = build_payload(
+        [
+            tx(1, Step(Op.UPDATE, "raw_data_packages", "p1", {"status": "complete"})),
+            tx(2, Step(Op.UPDATE, "raw_data_packages", "p1", {"status": "failed", "checksum": "c"})),
+            tx(3, Step(Op.UPDATE, "raw_data_packages", "p2", {"status": "complete"})),
+        ]
+    )  # fmt: skip
+    groups = {tuple(g["columns"]): g["rows"] for g in payload["groups"]}
+    assert groups == {
+        ("checksum", "id", "status"): [{"id": "p1", "status": "failed", "checksum": "c"}],
+        ("id", "status"): [{"id": "p2", "status": "complete"}],
+    }
+
+
+def test_deletes_run_last_children_first() -> None:
+    payload = build_payload(
+        [
+            tx(1, Step(Op.DELETE, "raw_data_packages", "p1")),
+            tx(2, Step(Op.DELETE, "raw_data_files", "f1")),
+            tx(3, Step(Op.INSERT, "executed_obs_units", "e1", {})),
+        ]
+    )
+    assert [(g["model"], g["op"]) for g in payload["groups"]] == [
+        ("executed_obs_units", "insert"),
+        ("raw_data_files", "delete"),
+        ("raw_data_packages", "delete"),
+    ]
+
+
+def test_unknown_schema_version_model_or_column_is_refused_before_main() -> None:
+    ok = Step(Op.UPDATE, "raw_data_packages", "p1", {"status": "complete"})
+    assert refuse_reason(tx(1, ok)) is None
+    assert refuse_reason(tx(1, ok, version=99)) == (
+        "schema_mismatch", "envelope schema version 99 is not supported",
+    )  # fmt: skip
+    bad_model = refuse_reason(tx(1, Step(Op.INSERT, "api_tokens", "x", {})))
+    assert bad_model is not None
+    assert "api_tokens" in bad_model[1]
+    bad_column = refuse_reason(tx(1, Step(Op.UPDATE, "raw_data_packages", "p", {"colour": 1})))
+    assert bad_column is not None
+    assert "colour" in bad_column[1]

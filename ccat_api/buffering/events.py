@@ -4,7 +4,7 @@ so any gateway worker can fan them out to its WebSocket clients."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from ccat_api.buffering.keys import SiteKeys
 
 
-async def subscribe(redis: Redis, keys: SiteKeys) -> AsyncIterator[dict[str, Any]]:
+async def subscribe(redis: Redis, keys: SiteKeys) -> AsyncGenerator[dict[str, Any]]:
     """Events as they happen (pub/sub keeps no history: read status by tx_id for the past)."""
     pubsub = redis.pubsub()
     await pubsub.subscribe(keys.events)

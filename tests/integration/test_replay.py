@@ -4,6 +4,7 @@ Redis restarts and WAN outages."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import signal
 import uuid
@@ -190,7 +191,9 @@ async def test_processor_killed_at_random_moments_loses_and_repeats_nothing(
         remaining = await stream_length()
         victim = stack.start_processor(site, env=env)
         # Kill it once it is working: at a random moment within its next batch or two.
-        await eventually(lambda: _below(stream_length, remaining), timeout_s=30, interval_s=0.01)
+        await eventually(
+            functools.partial(_below, stream_length, remaining), timeout_s=30, interval_s=0.01
+        )
         await asyncio.sleep(rng.uniform(0, 0.12))
         assert victim.process is not None
         victim.process.send_signal(signal.SIGKILL)

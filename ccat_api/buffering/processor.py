@@ -21,7 +21,7 @@ import random
 import socket
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 from redis.asyncio import Redis
@@ -62,6 +62,12 @@ class Backoff:
 
     def reset(self) -> None:
         self.failures = 0
+
+
+@dataclass
+class Triage:
+    refused: dict[str, tuple[str, str]] = field(default_factory=dict)
+    held: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -186,8 +192,12 @@ class Processor:
         if not txs:
             return len(vanished)
 
-        refused = await self._refuse_locally(txs)
-        to_main = [tx for tx in txs if tx.envelope.tx_id not in refused]
+        triage = await self._triage(txs)
+        to_main = [
+            tx
+            for tx in txs
+            if tx.envelope.tx_id not in triage.refused and tx.envelope.tx_id not in triage.held
+        ]
         outcome = BatchOutcome()
         if to_main:
             await self._heartbeat("applying", batch=len(to_main))
@@ -211,49 +221,53 @@ class Processor:
                 (time.perf_counter() - started) * 1000,
             )
         failpoint("after_commit")
-        await self._record(txs, outcome, refused)
+        await self._record(txs, outcome, triage)
         await self._heartbeat("idle", batch=len(txs))
         return len(entries)
 
-    async def _refuse_locally(
-        self, txs: Sequence[BufferedTransaction]
-    ) -> dict[str, tuple[str, str]]:
-        """Transactions that cannot apply, known without main: their schema is unknown, or
-        they depend on a dead letter (directly or through an earlier one in this batch)."""
-        refused: dict[str, tuple[str, str]] = {}
-        in_batch = {tx.envelope.tx_id for tx in txs}
-        outside = sorted({d for tx in txs for d in tx.deps if d not in in_batch})
+    async def _triage(self, txs: Sequence[BufferedTransaction]) -> Triage:
+        """Decide, without asking main, which transactions must not go now.
+
+        Refused (dead letters): an unknown schema, or a dependency that is a dead letter.
+        Held (moved to the end of the stream): a dependency that is still waiting behind
+        this one, which happens only after an operator retried a dead letter; applying now
+        would apply a transaction before one it depends on.
+        """
+        triage = Triage()
+        position = {tx.envelope.tx_id: i for i, tx in enumerate(txs)}
+        outside = sorted({d for tx in txs for d in tx.deps if d not in position})
         dead: set[str] = set()
+        waiting: set[str] = set()
         if outside:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for dep in outside:
                     pipe.hget(self._keys.tx(dep), "state")
                 states = await pipe.execute()
-            dead = {
-                dep for dep, state in zip(outside, states, strict=True) if state in _DEAD_STATES
-            }
-        for tx in txs:
+            for dep, state in zip(outside, states, strict=True):
+                if state in _DEAD_STATES:
+                    dead.add(dep)
+                elif state == b"buffered":
+                    waiting.add(dep)
+        for i, tx in enumerate(txs):
+            tx_id = tx.envelope.tx_id
             blocker = next((d for d in tx.deps if d in dead), None)
             if blocker is not None:
-                refused[tx.envelope.tx_id] = (
+                triage.refused[tx_id] = (
                     "dependency_failed",
                     f"depends on failed transaction {blocker}",
                 )
-                dead.add(tx.envelope.tx_id)
-                continue
-            reason = refuse_reason(tx)
-            if reason is not None:
-                refused[tx.envelope.tx_id] = reason
-                dead.add(tx.envelope.tx_id)
-        return refused
+                dead.add(tx_id)
+            elif any(d in waiting or d in triage.held or position.get(d, -1) > i for d in tx.deps):
+                triage.held.append(tx_id)
+            elif (reason := refuse_reason(tx)) is not None:
+                triage.refused[tx_id] = reason
+                dead.add(tx_id)
+        return triage
 
     async def _record(
-        self,
-        txs: Sequence[BufferedTransaction],
-        outcome: BatchOutcome,
-        refused: dict[str, tuple[str, str]],
+        self, txs: Sequence[BufferedTransaction], outcome: BatchOutcome, triage: Triage
     ) -> None:
-        failed = {**refused, **outcome.failed}
+        failed = {**triage.refused, **outcome.failed}
         stream_ids = {tx.envelope.tx_id: tx.stream_id for tx in txs}
         results = {
             "applied": [
@@ -262,6 +276,7 @@ class Processor:
             "failed": [
                 [tx_id, stream_ids[tx_id], code, error] for tx_id, (code, error) in failed.items()
             ],
+            "held": [[tx_id, stream_ids[tx_id]] for tx_id in triage.held],
         }
         await self._scripts.finish(
             args=[

@@ -482,3 +482,56 @@ async def test_deposed_processor_is_fenced_off_on_main(
     await executor.close()
     await worker.processor.close()
     await redis.aclose()
+
+
+@pytest.mark.parametrize("batch_size", [1, 100])
+async def test_retried_dead_letter_applies_before_its_still_pending_dependents(
+    stack: Stack, tokens: Tokens, secondary_settings: Settings, batch_size: int
+) -> None:
+    """After a retry the root sits behind its dependent in the stream; the dependent must be
+    held back, not applied first (its update would then be overwritten by the root's)."""
+    one = secondary_settings.model_copy(update={"processor_batch_size": 1})
+    chosen = secondary_settings.model_copy(update={"processor_batch_size": batch_size})
+    redis = make_redis(secondary_settings.redis_url)
+    first, then = build_worker(one, redis), build_worker(chosen, redis)
+    async with serve(secondary_settings) as url, client(url, tokens.operator) as http:
+        eou = await start_eou(http)
+        finish = (
+            await http.put(f"/executed_obs_units/{eou['id']}/finish", json={"status": "failed"})
+        ).json()
+        stack.main_db.psql(
+            "ALTER TABLE executed_obs_units ADD CONSTRAINT t_hold CHECK"
+            f" (id <> '{eou['id']}'::uuid) NOT VALID",
+            user="ccat",
+        )
+        try:
+            assert await first.processor.run_once() == 1  # the start fails; finish still waits
+        finally:
+            stack.main_db.psql("ALTER TABLE executed_obs_units DROP CONSTRAINT t_hold", user="ccat")
+        await first.processor.close()
+        await first.lease.release()
+        async with client(url, tokens.admin) as admin:
+            retried = (await admin.post(f"/transactions/{eou['tx_id']}/retry")).json()
+        assert retried["retried"] == [eou["tx_id"]]
+        for _ in range(4):
+            await then.processor.run_once()
+        order = await fetchval(
+            stack.main_db.dsn(),
+            "SELECT array_agg(tx_id::text ORDER BY applied_at) FROM applied_transactions"
+            " WHERE site = $1",
+            secondary_settings.site_name,
+        )
+        assert order == [eou["tx_id"], finish["tx_id"]]
+        assert (
+            await fetchval(
+                stack.main_db.dsn(),
+                "SELECT status FROM executed_obs_units WHERE id = $1::uuid",
+                eou["id"],
+            )
+            == "failed"
+        )
+        assert (await buffer_state(secondary_settings.redis_url, secondary_settings.site_name))[
+            "dead"
+        ] == 0
+    await then.processor.close()
+    await redis.aclose()

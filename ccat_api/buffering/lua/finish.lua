@@ -2,8 +2,10 @@
 -- failed ones become dead letters (envelope kept, overlay layers dropped), and every entry is
 -- acknowledged and removed from the stream, all in one step: a crash before this script
 -- leaves the entries pending, and the replay then finds them in applied_transactions.
+-- Held transactions (a dependency is still waiting behind them) move to the stream's end.
 -- ARGV: prefix, group, now (ms), commit lsn, results json
---   results = {applied = {{tx_id, stream_id}...}, failed = {{tx_id, stream_id, code, error}...}}
+--   results = {applied = {{tx_id, stream_id}...}, failed = {{tx_id, stream_id, code, error}...},
+--              held = {{tx_id, stream_id}...}}
 local prefix, group, now_ms, lsn = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local results = cjson.decode(ARGV[5])
 local stream = prefix .. ':stream'
@@ -45,4 +47,14 @@ for _, item in ipairs(results.failed) do
   publish(prefix, {tx_id = tx_id, state = 'failed', code = code, error = err,
     at = tonumber(now_ms)})
 end
-return #results.applied + #results.failed
+for _, item in ipairs(results.held) do
+  local tx_id, stream_id = item[1], item[2]
+  local entry = redis.call('XRANGE', stream, stream_id, stream_id)
+  if entry[1] then
+    local moved = redis.call('XADD', stream, '*', unpack(entry[1][2]))
+    redis.call('HSET', prefix .. ':tx:' .. tx_id, 'stream_id', moved)
+  end
+  redis.call('XACK', stream, group, stream_id)
+  redis.call('XDEL', stream, stream_id)
+end
+return #results.applied + #results.failed + #results.held

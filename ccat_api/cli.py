@@ -31,7 +31,10 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(stack_app, name="stack")
 app.add_typer(wan_app, name="wan")
 
-STACK_STATE = Path.home() / ".cache" / "ccat-api" / "stack.json"
+# Where `stack up` says what it started, for `stack status|down` and `wan set`.
+STACK_STATE = Path(
+    os.environ.get("CCAT_STACK_STATE", Path.home() / ".cache" / "ccat-api" / "stack.json")
+)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ccat_api.api import executed_obs_units, raw_data, reference, site, transactions
+from ccat_api.api.deps import ReplayedAnswer
 from ccat_api.config import Settings
 from ccat_api.errors import CcatError, ServiceUnavailable
 from ccat_api.health import HealthProbe
@@ -51,6 +52,11 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         },
         status_code=422,
     )
+
+
+async def _replayed_answer(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ReplayedAnswer)
+    return JSONResponse(exc.answer.body, status_code=exc.answer.status_code)
 
 
 async def _backend_unavailable(_: Request, exc: Exception) -> JSONResponse:
@@ -96,6 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_exception_handler(CcatError, _ccat_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ReplayedAnswer, _replayed_answer)
     for backend_error in (RedisError, OperationalError, InterfaceError, OSError):
         app.add_exception_handler(backend_error, _backend_unavailable)
     for module in (site, executed_obs_units, raw_data, reference, transactions):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Annotated
 
-import orjson
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 
@@ -102,17 +102,52 @@ def _idempotency_key(
     return idempotency_key
 
 
+class ReplayedAnswer(Exception):
+    """Control flow, not an error: a retried request gets the first answer, verbatim."""
+
+    def __init__(self, answer: Answer) -> None:
+        super().__init__("replayed idempotent answer")
+        self.answer = answer
+
+
+async def _idempotency_claim(
+    request: Request,
+    runtime: RuntimeDep,
+    token: WriteAccess,
+    key: Annotated[str | None, Depends(_idempotency_key)],
+) -> IdempotencyClaim | None:
+    """Answer a retry before anything else: validating it against today's state would
+    refuse what the first request changed (a finished unit, a taken path)."""
+    if key is None:
+        return None
+    raw = await request.body()
+    try:
+        # The same parser FastAPI uses, then a canonical form: key order and spacing of a
+        # retried body do not matter.
+        canonical = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        canonical = raw
+    digest = hashlib.sha256(
+        request.method.encode() + b" " + request.url.path.encode() + b"\n" + canonical
+    ).hexdigest()
+    claim = IdempotencyClaim(principal=token.principal_key, key=key, request_hash=digest)
+    prior = await runtime.site.prior_answer(claim)
+    if prior is not None:
+        raise ReplayedAnswer(prior)
+    return claim
+
+
 def get_write_context(
     runtime: RuntimeDep,
     token: WriteAccess,
-    idempotency_key: Annotated[str | None, Depends(_idempotency_key)],
+    claim: Annotated[IdempotencyClaim | None, Depends(_idempotency_claim)],
 ) -> WriteContext:
     return WriteContext(
         site_name=runtime.settings.site_name,
         principal=Principal(token_id=token.token_id, name=token.name, role=token.role),
         reader=runtime.reader,
         references=runtime.references,
-        idempotency_key=idempotency_key,
+        claim=claim,
     )
 
 
@@ -120,27 +155,15 @@ WriteContextDep = Annotated[WriteContext, Depends(get_write_context)]
 
 
 async def submit_write(
-    request: Request, runtime: Runtime, prepared: PreparedWrite, *, status_code: int
+    runtime: Runtime, ctx: WriteContext, prepared: PreparedWrite, *, status_code: int
 ) -> JSONResponse:
     """Hand the prepared write to this site and answer with what the site says (for a
-    repeated Idempotency-Key: the first answer, byte for byte)."""
+    concurrent duplicate of an Idempotency-Key: the first answer, byte for byte)."""
     body = WriteAccepted(
         id=prepared.id,
         tx_id=prepared.envelope.tx_id,
         status=runtime.site.status,
         ids=prepared.created,
     ).model_dump(mode="json")
-    claim = None
-    key = prepared.envelope.idempotency_key
-    if key is not None:
-        canonical = orjson.dumps(
-            orjson.loads(await request.body() or b"null"), option=orjson.OPT_SORT_KEYS
-        )
-        digest = hashlib.sha256(
-            request.method.encode() + b" " + request.url.path.encode() + b"\n" + canonical
-        ).hexdigest()
-        claim = IdempotencyClaim(
-            principal=f"token-{prepared.envelope.principal.token_id}", key=key, request_hash=digest
-        )
-    answer = await runtime.site.submit(prepared.envelope, Answer(status_code, body), claim)
+    answer = await runtime.site.submit(prepared.envelope, Answer(status_code, body), ctx.claim)
     return JSONResponse(answer.body, status_code=answer.status_code)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from ccat_api.api.deps import ReadAccess, ReaderDep, RuntimeDep, WriteContextDep, submit_write
@@ -32,10 +32,10 @@ router = APIRouter(prefix="/executed_obs_units", tags=["executed obs units"])
     summary="Start an executed obs unit (critical: buffered at a secondary site)",
 )
 async def start_executed_obs_unit(
-    request: Request, body: ExecutedObsUnitStart, ctx: WriteContextDep, runtime: RuntimeDep
+    body: ExecutedObsUnitStart, ctx: WriteContextDep, runtime: RuntimeDep
 ) -> JSONResponse:
     prepared = await observations.start(ctx, body)
-    return await submit_write(request, runtime, prepared, status_code=201)
+    return await submit_write(runtime, ctx, prepared, status_code=201)
 
 
 @router.put(
@@ -45,14 +45,13 @@ async def start_executed_obs_unit(
     summary="Finish a running executed obs unit (critical)",
 )
 async def finish_executed_obs_unit(
-    request: Request,
     executed_obs_unit_id: UUID,
     body: ExecutedObsUnitFinish,
     ctx: WriteContextDep,
     runtime: RuntimeDep,
 ) -> JSONResponse:
     prepared = await observations.finish(ctx, executed_obs_unit_id, body)
-    return await submit_write(request, runtime, prepared, status_code=200)
+    return await submit_write(runtime, ctx, prepared, status_code=200)
 
 
 @router.get(

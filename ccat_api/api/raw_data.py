@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from ccat_api.api.deps import ReadAccess, ReaderDep, RuntimeDep, WriteContextDep, submit_write
@@ -35,11 +35,9 @@ router = APIRouter(tags=["raw data"])
     summary="Register one raw data file (critical)",
 )
 async def create_raw_data_file(
-    request: Request, body: RawDataFileCreate, ctx: WriteContextDep, runtime: RuntimeDep
+    body: RawDataFileCreate, ctx: WriteContextDep, runtime: RuntimeDep
 ) -> JSONResponse:
-    return await submit_write(
-        request, runtime, await raw_data.create_file(ctx, body), status_code=201
-    )
+    return await submit_write(runtime, ctx, await raw_data.create_file(ctx, body), status_code=201)
 
 
 @router.post(
@@ -50,11 +48,9 @@ async def create_raw_data_file(
     summary="Register up to 1000 raw data files in one transaction (critical)",
 )
 async def create_raw_data_files(
-    request: Request, body: RawDataFileBulkCreate, ctx: WriteContextDep, runtime: RuntimeDep
+    body: RawDataFileBulkCreate, ctx: WriteContextDep, runtime: RuntimeDep
 ) -> JSONResponse:
-    return await submit_write(
-        request, runtime, await raw_data.create_files(ctx, body), status_code=201
-    )
+    return await submit_write(runtime, ctx, await raw_data.create_files(ctx, body), status_code=201)
 
 
 @router.get(
@@ -101,10 +97,10 @@ async def list_raw_data_files(
     summary="Create a raw data package, packing existing files and/or new ones (critical)",
 )
 async def create_raw_data_package(
-    request: Request, body: RawDataPackageCreate, ctx: WriteContextDep, runtime: RuntimeDep
+    body: RawDataPackageCreate, ctx: WriteContextDep, runtime: RuntimeDep
 ) -> JSONResponse:
     return await submit_write(
-        request, runtime, await raw_data.create_package(ctx, body), status_code=201
+        runtime, ctx, await raw_data.create_package(ctx, body), status_code=201
     )
 
 
@@ -115,14 +111,13 @@ async def create_raw_data_package(
     summary="Mark a building package complete, with its final file count and size (critical)",
 )
 async def finalize_raw_data_package(
-    request: Request,
     package_id: UUID,
     body: RawDataPackageFinalize,
     ctx: WriteContextDep,
     runtime: RuntimeDep,
 ) -> JSONResponse:
     return await submit_write(
-        request, runtime, await raw_data.finalize_package(ctx, package_id, body), status_code=200
+        runtime, ctx, await raw_data.finalize_package(ctx, package_id, body), status_code=200
     )
 
 

@@ -85,13 +85,8 @@ class WriteBuffer:
             raise BufferUnavailable(f"the write buffer cannot take writes now: {exc}") from exc
         outcome = text(reply[0])
         if outcome == "duplicate":
-            prior = orjson.loads(reply[1])
-            if claim is not None and prior["hash"] != claim.request_hash:
-                raise IdempotencyKeyReused(
-                    f"Idempotency-Key {claim.key!r} was already used with a different request",
-                    field="Idempotency-Key",
-                )
-            return Answer(status_code=int(prior["status"]), body=prior["body"])
+            assert claim is not None
+            return _check_prior(claim, reply[1])
         if outcome == "conflict":
             model, entry = text(reply[1]), text(reply[2])
             column = entry.split("=", 1)[0]
@@ -107,6 +102,13 @@ class WriteBuffer:
             deps=tuple(d for d in deps.split(",") if d),
         )
 
+    async def prior_answer(self, claim: IdempotencyClaim) -> Answer | None:
+        try:
+            raw = await self._redis.get(self._keys.idempotency(claim.principal, claim.key))
+        except (RedisError, OSError) as exc:
+            raise BufferUnavailable(f"the write buffer is unavailable now: {exc}") from exc
+        return None if raw is None else _check_prior(claim, raw)
+
     async def check_durable(self) -> str | None:
         """Why this Redis cannot hold a buffer safely, or None if it can."""
         config = text_map(await self._redis.config_get("append*"))
@@ -118,3 +120,13 @@ class WriteBuffer:
                 " second could be lost; set appendfsync always"
             )
         return None
+
+
+def _check_prior(claim: IdempotencyClaim, raw: bytes | str) -> Answer:
+    prior = orjson.loads(raw)
+    if prior["hash"] != claim.request_hash:
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {claim.key!r} was already used with a different request",
+            field="Idempotency-Key",
+        )
+    return Answer(status_code=int(prior["status"]), body=prior["body"])

@@ -24,6 +24,8 @@ from ccat_api.buffering.catalog import BUFFERED
 from ccat_api.buffering.envelope import SUPPORTED_SCHEMA_VERSIONS, BufferedTransaction, Op
 
 LEASE_SUPERSEDED = "CCA01"
+# SQLSTATE class 22: the input itself is unreadable (for example a NUL in JSON text).
+DATA_EXCEPTION_CLASS = "22"
 
 
 class TransientReplayError(Exception):
@@ -36,6 +38,13 @@ class LeaseSuperseded(Exception):
     def __init__(self, message: str, fence_epoch: int | None) -> None:
         super().__init__(message)
         self.fence_epoch = fence_epoch
+
+
+class _UnreadableBatch(Exception):
+    def __init__(self, sqlstate: str, message: str) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        self.message = message
 
 
 @dataclass
@@ -152,6 +161,51 @@ class BatchExecutor:
         return self._conn
 
     async def apply(self, txs: Sequence[BufferedTransaction], epoch: int | None) -> BatchOutcome:
+        try:
+            return await self._apply_once(txs, epoch)
+        except _UnreadableBatch as exc:
+            return await self._isolate(txs, epoch, exc)
+
+    async def fence(self, epoch: int) -> None:
+        """Claim the site's fence on main before reading anything: from now on a deposed
+        processor (lower epoch) cannot apply a batch, not even one it already holds."""
+        await self._call(
+            "SELECT ccat_claim_fence($1, $2)", self._site, epoch, what="main refused the fence"
+        )
+
+    async def _isolate(
+        self, txs: Sequence[BufferedTransaction], epoch: int | None, error: _UnreadableBatch
+    ) -> BatchOutcome:
+        """Main could not even read the batch (a data error in its parameters, which no
+        per-transaction handler sees). Split it until the culprit stands alone, so only it,
+        and what depends on it, becomes a dead letter; halves commit in order."""
+        if len(txs) == 1:
+            return BatchOutcome(failed={txs[0].envelope.tx_id: (error.sqlstate, error.message)})
+        middle = len(txs) // 2
+        first = await self.apply(txs[:middle], epoch)
+        blocked = dict(first.failed)
+        rest: list[BufferedTransaction] = []
+        for tx in txs[middle:]:
+            blocker = next((d for d in tx.deps if d in blocked), None)
+            if blocker is None:
+                rest.append(tx)
+            else:
+                blocked[tx.envelope.tx_id] = (
+                    "dependency_failed",
+                    f"depends on failed transaction {blocker}",
+                )
+        second = await self.apply(rest, epoch) if rest else BatchOutcome(lsn=first.lsn)
+        return BatchOutcome(
+            applied=first.applied + second.applied,
+            duplicates=first.duplicates + second.duplicates,
+            failed={**blocked, **second.failed},
+            lsn=max(first.lsn, second.lsn),
+            path="split",
+        )
+
+    async def _apply_once(
+        self, txs: Sequence[BufferedTransaction], epoch: int | None
+    ) -> BatchOutcome:
         payload = orjson.dumps(build_payload(txs)).decode()
         try:
             conn = await asyncio.wait_for(self._connection(), self._timeout_s)
@@ -166,8 +220,13 @@ class BatchExecutor:
                 self._timeout_s,
             )
         except asyncpg.PostgresError as exc:
-            if getattr(exc, "sqlstate", None) == LEASE_SUPERSEDED:
+            sqlstate = str(getattr(exc, "sqlstate", "") or "")
+            if sqlstate == LEASE_SUPERSEDED:
                 raise LeaseSuperseded(str(exc), await self._fence_epoch()) from exc
+            if sqlstate.startswith(DATA_EXCEPTION_CLASS):
+                raise _UnreadableBatch(sqlstate, str(exc)) from exc
+            # Anything else (a missing function on a main not yet migrated, permissions,
+            # shutdown) says nothing about the transactions: retry, never dead-letter.
             await self.close()
             raise TransientReplayError(f"main refused the batch: {exc}") from exc
         except (OSError, TimeoutError, asyncpg.InterfaceError) as exc:
@@ -189,6 +248,19 @@ class BatchExecutor:
         return BatchOutcome(
             applied=applied, duplicates=duplicates, failed=failed, lsn=int(lsn), path=report["path"]
         )
+
+    async def _call(self, sql: str, *args: object, what: str) -> object:
+        try:
+            conn = await asyncio.wait_for(self._connection(), self._timeout_s)
+            return await asyncio.wait_for(conn.fetchval(sql, *args), self._timeout_s)
+        except asyncpg.PostgresError as exc:
+            if getattr(exc, "sqlstate", None) == LEASE_SUPERSEDED:
+                raise LeaseSuperseded(str(exc), await self._fence_epoch()) from exc
+            await self.close()
+            raise TransientReplayError(f"{what}: {exc}") from exc
+        except (OSError, TimeoutError, asyncpg.InterfaceError) as exc:
+            await self.close()
+            raise TransientReplayError(f"main unreachable: {type(exc).__name__}") from exc
 
     async def _fence_epoch(self) -> int | None:
         try:

@@ -52,12 +52,18 @@ class Lease:
         """Keep the lease if we hold it, take it if it is free; True while we hold it."""
         now = time.monotonic()
         if self.epoch is not None:
-            # Renewing is a write (an fsync with appendfsync always); a third of the TTL
-            # apart is often enough, and main's fence covers the rest.
-            if now - self._renewed_at < self._ttl_ms / 3000:
-                return True
-            if await self._renew(keys=[self._keys.lease], args=[self._token, self._ttl_ms]):
-                self._renewed_at = now
+            # Renewing is a write (an fsync with appendfsync always), so it happens a third
+            # of the TTL apart; in between, a read confirms nobody took the lease while we
+            # were paused.
+            if now - self._renewed_at >= self._ttl_ms / 3000:
+                held = bool(
+                    await self._renew(keys=[self._keys.lease], args=[self._token, self._ttl_ms])
+                )
+                if held:
+                    self._renewed_at = now
+            else:
+                held = await self._redis.get(self._keys.lease) == self._token.encode()
+            if held:
                 return True
             self.epoch = None
         acquired = await self._redis.set(self._keys.lease, self._token, nx=True, px=self._ttl_ms)

@@ -101,6 +101,7 @@ class Processor:
         self._identity = f"{socket.gethostname()}:{os.getpid()}"
         self._group_ready = False
         self._last_heartbeat: tuple[str, float] = ("", 0.0)
+        self._fenced_epoch: int | None = None
 
     async def ensure_group(self) -> None:
         if self._group_ready:
@@ -119,6 +120,14 @@ class Processor:
         if not await self._lease.ensure():
             await self._heartbeat("standby")
             return 0
+        if self._fenced_epoch != self._lease.epoch:
+            assert self._lease.epoch is not None
+            try:
+                await self._executor.fence(self._lease.epoch)
+            except LeaseSuperseded as exc:
+                await self._lease.lose(min_epoch=exc.fence_epoch)
+                return 0
+            self._fenced_epoch = self._lease.epoch
         await self.ensure_group()
         entries = await self._claim(block_ms)
         if not entries:

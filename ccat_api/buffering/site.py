@@ -7,7 +7,7 @@ which kind of site they run at.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 import sqlalchemy as sa
@@ -29,6 +29,10 @@ from ccat_api.errors import (
 class WriteSite(Protocol):
     status: str
 
+    async def prior_answer(self, claim: IdempotencyClaim) -> Answer | None:
+        """The answer already given for this key, if any (a different request: an error)."""
+        ...
+
     async def submit(
         self, envelope: Envelope, answer: Answer, claim: IdempotencyClaim | None
     ) -> Answer: ...
@@ -41,6 +45,9 @@ class BufferedSite:
 
     def __init__(self, buffer: WriteBuffer) -> None:
         self._buffer = buffer
+
+    async def prior_answer(self, claim: IdempotencyClaim) -> Answer | None:
+        return await self._buffer.prior_answer(claim)
 
     async def submit(
         self, envelope: Envelope, answer: Answer, claim: IdempotencyClaim | None
@@ -71,6 +78,13 @@ class DirectSite:
         self._primary = primary
         self._site = site
 
+    async def prior_answer(self, claim: IdempotencyClaim) -> Answer | None:
+        async with self._primary.connect() as conn:
+            prior = (
+                await conn.execute(_PRIOR_ANSWER, {"principal": claim.principal, "key": claim.key})
+            ).one_or_none()
+        return None if prior is None else _check_prior(claim, prior)
+
     async def submit(
         self, envelope: Envelope, answer: Answer, claim: IdempotencyClaim | None
     ) -> Answer:
@@ -95,13 +109,7 @@ class DirectSite:
                             _PRIOR_ANSWER, {"principal": claim.principal, "key": claim.key}
                         )
                     ).one()
-                    if prior.request_hash != claim.request_hash:
-                        raise IdempotencyKeyReused(
-                            f"Idempotency-Key {claim.key!r} was already used with a different"
-                            " request",
-                            field="Idempotency-Key",
-                        )
-                    return Answer(status_code=prior.status_code, body=prior.response)
+                    return _check_prior(claim, prior)
             report = await conn.scalar(
                 _APPLY, {"site": self._site, "batch": orjson.dumps(payload).decode()}
             )
@@ -112,6 +120,15 @@ class DirectSite:
                 failure = report["failures"][0]
                 raise _error_for(failure["code"], failure["error"])
         return answer
+
+
+def _check_prior(claim: IdempotencyClaim, prior: sa.Row[Any]) -> Answer:
+    if prior.request_hash != claim.request_hash:
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {claim.key!r} was already used with a different request",
+            field="Idempotency-Key",
+        )
+    return Answer(status_code=prior.status_code, body=prior.response)
 
 
 def _error_for(sqlstate: str, message: str) -> CcatError:

@@ -25,6 +25,8 @@ SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
 """
 SETTLE_LIMIT = 5000
 RECENT_CAP = 1_000_000
+# Longer than any accept takes between its replica check and its Lua call.
+UNIQUE_CLAIM_GRACE_MS = 60_000
 
 
 class ReplicaUnavailable(Exception):
@@ -84,6 +86,7 @@ class LsnTracker:
                     self._status_ttl_s,
                     SETTLE_LIMIT,
                     RECENT_CAP,
+                    UNIQUE_CLAIM_GRACE_MS,
                 ]
             )
             settled += [r.decode() for r in ready]

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import redis
 
 from ccat_api.devstack.system import wait_port
 
@@ -43,8 +46,22 @@ class RedisServer:
             "--maxmemory-policy", "noeviction",
         ]  # fmt: skip
         self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout_s
         if not wait_port(self.port, timeout_s):
             raise RuntimeError(f"redis did not start on port {self.port}; see {self.log_file}")
+        # The port opens before the AOF is loaded; until then every command answers LOADING.
+        client = redis.Redis(port=self.port, socket_timeout=2)
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except redis.BusyLoadingError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        finally:
+            client.close()
 
     def kill(self) -> None:
         """Die without a chance to save: recovery must come from the AOF alone."""

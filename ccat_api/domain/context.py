@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
+from ccat_api.buffering.buffer import IdempotencyClaim
 from ccat_api.buffering.builder import TransactionBuilder
 from ccat_api.buffering.envelope import Envelope, Principal
 from ccat_api.buffering.reads import MergedReader
@@ -19,11 +20,11 @@ class WriteContext:
     principal: Principal
     reader: MergedReader
     references: ReferenceData
-    idempotency_key: str | None = None
+    claim: IdempotencyClaim | None = None
 
     def builder(self) -> TransactionBuilder:
         return TransactionBuilder(
-            self.site_name, self.principal, idempotency_key=self.idempotency_key
+            self.site_name, self.principal, idempotency_key=self.claim.key if self.claim else None
         )
 
     async def require_module(self, module_id: int, field: str) -> int:

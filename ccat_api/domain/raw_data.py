@@ -15,6 +15,7 @@ from ccat_api.buffering.reads import Eq
 from ccat_api.db.models import RawDataPackageStatus
 from ccat_api.domain.context import PreparedWrite, WriteContext
 from ccat_api.domain.schemas import (
+    INT64_MAX,
     RawDataFileBulkCreate,
     RawDataFileCreate,
     RawDataFileFields,
@@ -102,6 +103,7 @@ async def create_package(ctx: WriteContext, body: RawDataPackageCreate) -> Prepa
     now = builder.now
     sizes = [int(existing[str(i)]["size_bytes"]) for i in body.raw_data_file_ids]
     sizes += [f.size_bytes for f in body.files]
+    _check_total_size(sizes, "files")
     package_id = builder.insert(
         PACKAGES,
         {
@@ -136,6 +138,8 @@ async def finalize_package(
     files = await ctx.reader.page(
         FILES, [Eq("raw_data_package_id", package_id)], limit=MAX_FILES_PER_PACKAGE
     )
+    sizes = [int(f["size_bytes"]) for f in files.items]
+    _check_total_size(sizes, "raw_data_package_id")
     builder = ctx.builder()
     builder.update(
         PACKAGES,
@@ -143,7 +147,7 @@ async def finalize_package(
         {
             "status": RawDataPackageStatus.COMPLETE.value,
             "file_count": files.total,
-            "total_size_bytes": sum(int(f["size_bytes"]) for f in files.items),
+            "total_size_bytes": sum(sizes),
             "checksum": body.checksum,
             "updated_at": builder.now,
         },
@@ -172,6 +176,13 @@ def _insert_file(
             "created_at": builder.now,
         },
     )
+
+
+def _check_total_size(sizes: Sequence[int], field: str) -> None:
+    if sum(sizes) > INT64_MAX:
+        raise Unprocessable(
+            f"{field}: the package's files add up to more than {INT64_MAX} bytes", field=field
+        )
 
 
 def _check_package_accepts(

@@ -6,22 +6,62 @@ naming the field before anything is looked up or buffered.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+INT64_MAX = 2**63 - 1
+# Sizes stay exact in every JSON client (JavaScript numbers) and sums stay inside bigint.
+MAX_FILE_SIZE_BYTES = 2**53
+CONDITIONS_MAX_DEPTH = 6
+CONDITIONS_MAX_STRING = 10_000
+
+
+def _json_safe(value: Any, path: str = "conditions", depth: int = 0) -> Any:
+    """Free-form JSON must survive PostgreSQL's jsonb and every hop in between: no NUL
+    characters (jsonb refuses them), finite numbers, 64-bit integers, bounded depth."""
+    if depth > CONDITIONS_MAX_DEPTH:
+        raise ValueError(f"{path}: nested deeper than {CONDITIONS_MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                raise ValueError(f"{path}: a key contains a NUL character")
+            _json_safe(item, f"{path}.{key}", depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _json_safe(item, f"{path}[{i}]", depth + 1)
+    elif isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{path}: contains a NUL character")
+        if len(value) > CONDITIONS_MAX_STRING:
+            raise ValueError(f"{path}: longer than {CONDITIONS_MAX_STRING} characters")
+    elif isinstance(value, bool) or value is None:
+        pass
+    elif isinstance(value, int):
+        if not -INT64_MAX - 1 <= value <= INT64_MAX:
+            raise ValueError(f"{path}: integer outside the 64-bit range")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{path}: numbers must be finite")
+    else:  # pragma: no cover - JSON decoding produces nothing else
+        raise ValueError(f"{path}: unsupported value {type(value).__name__}")
+    return value
+
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
 RelativePath = Annotated[
     str, Field(min_length=1, max_length=1024, pattern=r"^[^/\x00-\x1f][^\x00-\x1f]*$")
 ]
 Checksum = Annotated[str, Field(min_length=8, max_length=200, pattern=r"^[A-Za-z0-9:+/=_-]+$")]
-Conditions = Annotated[dict[str, Any], Field(max_length=50)]
+Conditions = Annotated[dict[str, Any], Field(max_length=50), AfterValidator(_json_safe)]
+FileType = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9._+-]+$")]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # --- writes ----------------------------------------------------------------------------------
@@ -39,6 +79,7 @@ class ExecutedObsUnitStart(Strict):
 
     model_config = ConfigDict(
         extra="forbid",
+        allow_inf_nan=False,
         json_schema_extra={"examples": [{"obs_unit_id": 1, "instrument_module_id": 2}]},
     )
 
@@ -56,9 +97,9 @@ class ExecutedObsUnitFinish(Strict):
 class RawDataFileFields(Strict):
     name: Name
     relative_path: RelativePath
-    size_bytes: int = Field(ge=0, le=2**62)
+    size_bytes: int = Field(ge=0, le=MAX_FILE_SIZE_BYTES)
     checksum: Checksum
-    file_type: Annotated[str, Field(min_length=1, max_length=50)]
+    file_type: FileType
     instrument_module_id: int = Field(gt=0)
 
 

@@ -56,6 +56,11 @@ async def test_start_answers_with_final_id_and_reads_back_at_once(
         ("/raw_data_files", {**FILE, "relative_path": "/abs.fits", "executed_obs_unit_id": str(uuid.uuid4())}, "relative_path"),
         ("/raw_data_files", {**FILE, "size_bytes": -5, "relative_path": "a", "executed_obs_unit_id": str(uuid.uuid4())}, "size_bytes"),
         ("/raw_data_files/bulk", {"files": []}, "files"),
+        ("/raw_data_files", {**FILE, "file_type": "fi\u0000ts", "relative_path": "a", "executed_obs_unit_id": str(uuid.uuid4())}, "file_type"),
+        ("/executed_obs_units/start", {"obs_unit_id": 1, "conditions": {"note": "a\u0000b"}}, "conditions"),
+        ("/executed_obs_units/start", {"obs_unit_id": 1, "conditions": {"x": 2**64}}, "conditions"),
+        ("/executed_obs_units/start", {"obs_unit_id": 1, "conditions": {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": 1}}}}}}}}}, "conditions"),
+        ("/raw_data_files", {**FILE, "size_bytes": 2**60, "relative_path": "a", "executed_obs_unit_id": str(uuid.uuid4())}, "size_bytes"),
         ("/raw_data_package", {"name": "p", "executed_obs_unit_id": "not-a-uuid", "instrument_module_id": 1}, "executed_obs_unit_id"),
     ],
 )  # fmt: skip
@@ -67,6 +72,21 @@ async def test_malformed_body_is_refused_naming_the_field_and_buffers_nothing(
         assert r.status_code == 422, r.text
         assert field in r.json()["field"], r.json()
         assert field in r.json()["detail"]
+    assert await buffer_state(secondary_settings.redis_url, secondary_settings.site_name) == EMPTY
+
+
+async def test_non_finite_numbers_are_refused(tokens: Tokens, secondary_settings: Settings) -> None:
+    async with serve(secondary_settings) as url, client(url, tokens.operator) as http:
+        for body in (
+            b'{"obs_unit_id": 1, "conditions": {"x": NaN}}',
+            b'{"obs_unit_id": 1, "mean_pwv_mm": Infinity}',
+        ):
+            r = await http.post(
+                "/executed_obs_units/start",
+                content=body,
+                headers={"Content-Type": "application/json", "Idempotency-Key": "nan"},
+            )
+            assert r.status_code == 422, r.text
     assert await buffer_state(secondary_settings.redis_url, secondary_settings.site_name) == EMPTY
 
 
@@ -280,3 +300,58 @@ async def test_critical_writes_complete_while_main_is_unreachable(
         health = (await http.get("/health")).json()
         assert health["status"] == "ok"
         assert health["buffer"]["depth"] == 3
+
+
+async def test_retried_finish_with_its_key_gets_the_first_answer_not_a_conflict(
+    tokens: Tokens, secondary_settings: Settings
+) -> None:
+    """The retry must not be validated against the state the first request created."""
+    async with serve(secondary_settings) as url, client(url, tokens.operator) as http:
+        eou = (await http.post("/executed_obs_units/start", json={"obs_unit_id": 1})).json()["id"]
+        key = {"Idempotency-Key": f"finish-{eou}"}
+        first = await http.put(
+            f"/executed_obs_units/{eou}/finish", json={"status": "success"}, headers=key
+        )
+        again = await http.put(
+            f"/executed_obs_units/{eou}/finish", json={"status": "success"}, headers=key
+        )
+        assert first.status_code == again.status_code == 200
+        assert first.json() == again.json()
+    assert (await buffer_state(secondary_settings.redis_url, secondary_settings.site_name))[
+        "stream"
+    ] == 2
+
+
+async def test_package_whose_files_overflow_the_total_size_is_refused(
+    tokens: Tokens, secondary_settings: Settings
+) -> None:
+    async with serve(secondary_settings) as url, client(url, tokens.operator) as http:
+        eou = (await http.post("/executed_obs_units/start", json={"obs_unit_id": 1})).json()["id"]
+        big = {**FILE, "size_bytes": 2**53, "executed_obs_unit_id": eou}
+        ids: list[str] = []
+        for batch in range(2):
+            r = await http.post(
+                "/raw_data_files/bulk",
+                json={
+                    "files": [
+                        {**big, "name": "f", "relative_path": f"{eou}/{batch}/{i}"}
+                        for i in range(600)
+                    ]
+                },
+            )
+            assert r.status_code == 201, r.text[:300]
+            ids += r.json()["ids"]
+        r = await http.post(
+            "/raw_data_package",
+            json={
+                "name": f"huge-{eou}",
+                "executed_obs_unit_id": eou,
+                "instrument_module_id": 1,
+                "raw_data_file_ids": ids,
+            },
+        )
+        assert r.status_code == 422, r.text[:300]
+        assert r.json()["field"] == "files"
+    assert (await buffer_state(secondary_settings.redis_url, secondary_settings.site_name))[
+        "stream"
+    ] == 3

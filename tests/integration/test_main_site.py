@@ -96,3 +96,15 @@ async def test_main_site_has_no_buffer_to_list(tokens: Tokens, main_settings: Se
         assert health.json()["main"]["ok"] is True
         info = (await http.get("/api/site/info")).json()
         assert info["site_type"] == "main"
+
+
+async def test_main_site_retried_finish_gets_the_first_answer(
+    tokens: Tokens, main_settings: Settings
+) -> None:
+    async with serve(main_settings) as url, client(url, tokens.operator) as http:
+        eou = (await http.post("/executed_obs_units/start", json={"obs_unit_id": 3})).json()["id"]
+        key = {"Idempotency-Key": f"main-finish-{eou}"}
+        first = await http.put(f"/executed_obs_units/{eou}/finish", json={}, headers=key)
+        again = await http.put(f"/executed_obs_units/{eou}/finish", json={}, headers=key)
+        assert first.status_code == again.status_code == 200
+        assert first.json() == again.json()

@@ -326,6 +326,7 @@ async def test_main_down_is_retried_with_backoff_and_never_dead_lettered(
     stack: Stack, tokens: Tokens, secondary_settings: Settings, worker: SiteWorker
 ) -> None:
     async with serve(secondary_settings) as url, client(url, tokens.operator) as http:
+        assert await worker.processor.run_once() == 0  # holds the lease, fence claimed
         eou = await start_eou(http)
         stack.main_db.stop("fast")
         try:
@@ -534,4 +535,141 @@ async def test_retried_dead_letter_applies_before_its_still_pending_dependents(
             "dead"
         ] == 0
     await then.processor.close()
+    await redis.aclose()
+
+
+async def test_a_batch_main_cannot_read_is_split_and_only_the_culprit_dead_letters(
+    stack: Stack, tokens: Tokens, secondary_settings: Settings, worker: SiteWorker
+) -> None:
+    """A transaction that slipped past validation (say, buffered by an older gateway) with a
+    value PostgreSQL cannot parse must not stop the site's replay."""
+    from ccat_api.buffering.buffer import Answer, WriteBuffer
+    from ccat_api.buffering.builder import TransactionBuilder
+    from ccat_api.buffering.envelope import Principal
+    from ccat_api.buffering.keys import SiteKeys
+
+    redis = make_redis(secondary_settings.redis_url)
+    buffer = WriteBuffer(redis, SiteKeys(secondary_settings.site_name), idempotency_ttl_s=60)
+    async with serve(secondary_settings) as url, client(url, tokens.operator) as http:
+        before = await start_eou(http)
+        builder = TransactionBuilder(
+            secondary_settings.site_name, Principal(None, "old-gateway", "operator")
+        )
+        builder.update("executed_obs_units", before["id"], {"conditions": {"note": "a\x00b"}}, {})
+        bad = builder.build()
+        await buffer.accept(bad, Answer(201, {}))
+        after = [await start_eou(http) for _ in range(3)]
+        assert await worker.processor.run_once() == 5
+        states = {
+            t: (await http.get(f"/transactions/{t}")).json()
+            for t in [before["tx_id"], bad.tx_id, *[a["tx_id"] for a in after]]
+        }
+    await redis.aclose()
+    assert states.pop(bad.tx_id)["error_code"].startswith("22")
+    assert {s["state"] for s in states.values()} == {"applied"}
+
+
+async def test_unique_value_stays_claimed_while_the_replica_catches_up(
+    stack: Stack,
+    tokens: Tokens,
+    secondary_settings: Settings,
+    worker: SiteWorker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Write B checks the replica for its path just before the replica shows write A with
+    the same path and the tracker drops A from the overlay: B must still be refused."""
+    from ccat_api.buffering.reads import MergedReader
+
+    async with serve(secondary_settings) as url, client(url, tokens.operator) as http:
+        eou = await start_eou(http)
+        path = f"{eou['id']}/contested.fits"
+        await post_file(http, eou["id"], path)
+        original = MergedReader.replica_values_taken
+
+        async def check_then_let_the_replica_catch_up(
+            self: MergedReader, model: str, column: str, values: Any
+        ) -> set[Any]:
+            taken = await original(self, model, column, values)
+            stack.replica.psql("SELECT pg_wal_replay_resume()")
+            stack.wait_replica_caught_up()
+            assert await worker.tracker.run_once()  # A is visible: it leaves the overlay
+            return taken
+
+        monkeypatch.setattr(
+            MergedReader, "replica_values_taken", check_then_let_the_replica_catch_up
+        )
+        stack.replica.psql("SELECT pg_wal_replay_pause()")
+        try:
+            assert await worker.processor.run_once() == 2  # A is on main, not on the replica
+            clash = await http.post(
+                "/raw_data_files",
+                json={
+                    **FILE,
+                    "name": "b",
+                    "relative_path": path,
+                    "executed_obs_unit_id": eou["id"],
+                },
+            )
+        finally:
+            stack.replica.psql("SELECT pg_wal_replay_resume()")
+        assert clash.status_code == 409, clash.text
+
+
+async def test_retried_dead_letter_folds_last_in_reads_as_it_applies_last_on_main(
+    stack: Stack, tokens: Tokens, secondary_settings: Settings, worker: SiteWorker
+) -> None:
+    async with serve(secondary_settings) as url, client(url, tokens.operator) as http:
+        eou = await start_eou(http)
+        assert await worker.processor.run_once() == 1
+        first = (
+            await http.put(f"/executed_obs_units/{eou['id']}/finish", json={"status": "failed"})
+        ).json()
+        stack.main_db.psql(
+            "ALTER TABLE executed_obs_units ADD CONSTRAINT t_order CHECK (status <> 'failed') NOT VALID",
+            user="ccat",
+        )
+        try:
+            assert await worker.processor.run_once() == 1
+        finally:
+            stack.main_db.psql(
+                "ALTER TABLE executed_obs_units DROP CONSTRAINT t_order", user="ccat"
+            )
+        # The failed finish no longer shows; the unit is running again and finishes anew.
+        assert (await http.get(f"/executed_obs_units/{eou['id']}")).json()["status"] == "running"
+        second = await http.put(
+            f"/executed_obs_units/{eou['id']}/finish", json={"status": "success"}
+        )
+        assert second.status_code == 200
+        async with client(url, tokens.admin) as admin:
+            assert (await admin.post(f"/transactions/{first['tx_id']}/retry")).status_code == 200
+        pending_view = (await http.get(f"/executed_obs_units/{eou['id']}")).json()["status"]
+        await drain(worker, stack)
+        final_view = (await http.get(f"/executed_obs_units/{eou['id']}")).json()["status"]
+        on_main = await fetchval(
+            stack.main_db.dsn(),
+            "SELECT status FROM executed_obs_units WHERE id = $1::uuid",
+            eou["id"],
+        )
+        assert pending_view == final_view == on_main == "failed"
+
+
+async def test_a_paused_processor_whose_lease_was_taken_does_not_replay(
+    tokens: Tokens, secondary_settings: Settings
+) -> None:
+    from ccat_api.buffering.keys import SiteKeys
+
+    settings = secondary_settings.model_copy(update={"processor_lease_ttl_s": 30.0})
+    redis = make_redis(settings.redis_url)
+    first, second = build_worker(settings, redis), build_worker(settings, redis)
+    async with serve(settings) as url, client(url, tokens.operator) as http:
+        assert await first.processor.run_once() == 0  # takes the lease
+        # First "pauses" past its lease; second takes over (the key expired meanwhile).
+        await redis.delete(SiteKeys(settings.site_name).lease)
+        assert await second.processor.run_once() == 0
+        await start_eou(http)
+        # Well within first's renewal interval, it still must notice it lost the lease.
+        assert await first.processor.run_once() == 0
+        assert await second.processor.run_once() == 1
+    for w in (first, second):
+        await w.processor.close()
     await redis.aclose()

@@ -41,7 +41,7 @@ for _, item in ipairs(results.failed) do
     'error_code', code, 'error', err)
   local seq = redis.call('HGET', txkey, 'seq') or '0'
   redis.call('ZADD', prefix .. ':dead', seq, tx_id)
-  drop_layers(prefix, tx_id, redis.call('HGET', txkey, 'touched') or '')
+  drop_layers(prefix, tx_id, redis.call('HGET', txkey, 'touched') or '', 0)
   redis.call('XACK', stream, group, stream_id)
   redis.call('XDEL', stream, stream_id)
   publish(prefix, {tx_id = tx_id, state = 'failed', code = code, error = err,

@@ -1,7 +1,10 @@
 -- Shared by the scripts that remove a transaction's layers from the overlay.
 -- Layers are lines "tx_id|seq|op|json"; a record with no layers left is dropped together
--- with its index entries and unique claims.
-local function drop_layers(prefix, tx_id, touched)
+-- with its index entries. Its unique claims are deleted when the transaction failed (the
+-- value is free again) but only expire after claim_grace_ms when it became visible: a
+-- concurrent accept may have checked the replica just before the replica showed the
+-- record, and must still find the claim.
+local function drop_layers(prefix, tx_id, touched, claim_grace_ms)
   for ref in string.gmatch(touched, '%S+') do
     local model, pk = string.match(ref, '^([^:]+):(.+)$')
     local okey = prefix .. ':ov:' .. model
@@ -25,7 +28,11 @@ local function drop_layers(prefix, tx_id, touched)
             else
               local ukey = prefix .. ':ovu:' .. model .. ':' .. value
               if redis.call('GET', ukey) == pk then
-                redis.call('DEL', ukey)
+                if claim_grace_ms > 0 then
+                  redis.call('PEXPIRE', ukey, claim_grace_ms)
+                else
+                  redis.call('DEL', ukey)
+                end
               end
             end
           end

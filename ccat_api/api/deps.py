@@ -22,8 +22,11 @@ from ccat_api.runtime import Runtime
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
 
+# Every dependency is ``async def``: FastAPI runs plain ``def`` dependencies in a thread
+# pool, a thread hand-off per dependency per request on the hot write path.
 
-def get_runtime(request: Request) -> Runtime:
+
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -64,14 +67,14 @@ BufferReadAccess = Annotated[AuthenticatedToken, Depends(Authorize(Permission.RE
 BufferOperateAccess = Annotated[AuthenticatedToken, Depends(Authorize(Permission.OPERATE_BUFFER))]
 
 
-def get_reader(runtime: RuntimeDep) -> MergedReader:
+async def get_reader(runtime: RuntimeDep) -> MergedReader:
     return runtime.reader
 
 
 ReaderDep = Annotated[MergedReader, Depends(get_reader)]
 
 
-def get_ledger(runtime: RuntimeDep) -> TransactionLedger:
+async def get_ledger(runtime: RuntimeDep) -> TransactionLedger:
     if runtime.ledger is None:
         raise NotFound("this site applies writes directly; it keeps no buffer")
     return runtime.ledger
@@ -80,7 +83,7 @@ def get_ledger(runtime: RuntimeDep) -> TransactionLedger:
 LedgerDep = Annotated[TransactionLedger, Depends(get_ledger)]
 
 
-def _idempotency_key(
+async def _idempotency_key(
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -137,7 +140,7 @@ async def _idempotency_claim(
     return claim
 
 
-def get_write_context(
+async def get_write_context(
     runtime: RuntimeDep,
     token: WriteAccess,
     claim: Annotated[IdempotencyClaim | None, Depends(_idempotency_claim)],

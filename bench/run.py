@@ -5,9 +5,10 @@ AOF ``appendfsync always``, the WAN simulator with 100 ms each way between the s
 and main) and measures, each phase against its own gateway process and site name so their
 buffers never mix:
 
-1. buffered write: ``POST /executed_obs_units/start`` at a secondary gateway whose processor
-   runs inside it (replay competes for CPU, as in production). Open loop at 200 req/s for
-   15 s (latency from each request's scheduled start), then closed loop, 32 clients for 10 s.
+1. buffered write: ``POST /executed_obs_units/start`` at a secondary gateway while the site's
+   processor runs as its own process, as deploy/ runs it (replay competes for the cores).
+   Open loop at 200 req/s for 15 s (latency from each request's scheduled start), then
+   closed loop, 32 clients for 10 s.
 2. floor: ``bench/bare_app.py`` (one ``XADD`` to the same Redis, same uvicorn options), the
    same open and closed loops. Ratio of buffered to bare closed-loop throughput.
 3. direct-to-main write: a MAIN-type gateway whose ``main_db_url`` crosses the WAN, as a
@@ -41,7 +42,7 @@ import shutil
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -145,12 +146,20 @@ class Bench:
     token: str
     clock: Clock
     redis: Redis
+    processors: dict[str, ManagedProcess] = field(default_factory=dict)
 
     # --- processes ------------------------------------------------------------------------
 
-    def start_gateway(self, site: str, *, run_processor: bool) -> str:
-        url = self.stack.start_gateway(site, secondary=True, run_processor=run_processor)
-        self.clock.say(f"gateway {site} (secondary, processor {'on' if run_processor else 'off'})")
+    def start_gateway(self, site: str, *, with_processor: bool) -> str:
+        """A secondary gateway; with_processor also starts the site's processor as its own
+        process, as deploy/ runs it (ccat-api-processor), so replay competes for the
+        machine's cores but not for the gateway's event loop."""
+        url = self.stack.start_gateway(site, secondary=True, run_processor=False)
+        if with_processor:
+            self.processors[site] = self.stack.start_processor(site)
+        self.clock.say(
+            f"gateway {site} (secondary, processor {'running' if with_processor else 'off'})"
+        )
         return url
 
     def start_direct_gateway(self) -> str:
@@ -195,6 +204,9 @@ class Bench:
         return f"http://127.0.0.1:{port}"
 
     def stop(self, name: str) -> None:
+        processor = self.processors.pop(name, None)
+        if processor is not None:
+            processor.stop()
         process = self.stack.gateways.pop(name, None)
         self.stack.gateway_ports.pop(name, None)
         if process is not None:
@@ -207,6 +219,9 @@ class Bench:
         gateway = self.stack.gateways.get(name) if name else None
         if gateway is not None and gateway.process is not None:
             found["server"] = gateway.process.pid
+        processor = self.processors.get(name) if name else None
+        if processor is not None and processor.process is not None:
+            found["processor"] = processor.process.pid
         if self.stack.redis.process is not None:
             found["redis"] = self.stack.redis.process.pid
         for label, cluster in (("main_pg", self.stack.main_db), ("replica_pg", self.stack.replica)):
@@ -293,8 +308,8 @@ class Bench:
     # --- phases ---------------------------------------------------------------------------
 
     async def buffered(self) -> dict[str, Any]:
-        self.clock.say("phase 1: buffered writes at the secondary gateway (processor inside)")
-        url = self.start_gateway(SITE_BUFFERED, run_processor=True)
+        self.clock.say("phase 1: buffered writes at the secondary gateway (processor running)")
+        url = self.start_gateway(SITE_BUFFERED, with_processor=True)
         results: dict[str, Any] = {"site": SITE_BUFFERED}
         try:
             target = self.target(url)
@@ -364,7 +379,7 @@ class Bench:
     async def visible(self) -> dict[str, Any]:
         cfg = self.config
         self.clock.say("phase 4: commit-to-visible (replica on loopback)")
-        url = self.start_gateway(SITE_VISIBLE, run_processor=True)
+        url = self.start_gateway(SITE_VISIBLE, with_processor=True)
         results: dict[str, Any] = {"site": SITE_VISIBLE}
         try:
             target = self.target(url)
@@ -415,7 +430,7 @@ class Bench:
             " processor"
         )
         keys = SiteKeys(SITE_DRAIN)
-        url = self.start_gateway(SITE_DRAIN, run_processor=False)
+        url = self.start_gateway(SITE_DRAIN, with_processor=False)
         results: dict[str, Any] = {"site": SITE_DRAIN}
         try:
             meter = CpuMeter(self.pids(SITE_DRAIN))

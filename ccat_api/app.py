@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -87,11 +88,16 @@ def create_app(settings: Settings) -> FastAPI:
             if settings.run_processor:
                 worker = build_worker(settings, runtime.redis)
                 tasks.append(asyncio.create_task(worker.run(stop)))
+        # Everything built so far lives as long as the process: keep it out of the cyclic
+        # collector's full passes, which otherwise stall requests now and then.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await health.close()
             await runtime.close()
 
     app = FastAPI(

@@ -58,6 +58,8 @@ def serve(
         workers=workers,
         log_level="warning",
         access_log=False,
+        server_header=False,
+        date_header=False,
     )
 
 

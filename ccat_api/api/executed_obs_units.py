@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
-from ccat_api.api.deps import ReadAccess, ReaderDep, RuntimeDep, WriteContextDep, submit_write
+from ccat_api.api.deps import WRITE_ROUTE, ReadAccess, ReaderDep, WriteContextDep, submit_write
 from ccat_api.api.responses import READ_ERRORS, WRITE_ERRORS, errors, page_of
 from ccat_api.buffering.reads import Condition, Eq, OrderBy
 from ccat_api.domain import observations
@@ -29,29 +29,28 @@ router = APIRouter(prefix="/executed_obs_units", tags=["executed obs units"])
     status_code=201,
     response_model=WriteAccepted,
     responses=WRITE_ERRORS,
+    openapi_extra=WRITE_ROUTE,
     summary="Start an executed obs unit (critical: buffered at a secondary site)",
 )
-async def start_executed_obs_unit(
-    body: ExecutedObsUnitStart, ctx: WriteContextDep, runtime: RuntimeDep
-) -> JSONResponse:
+async def start_executed_obs_unit(body: ExecutedObsUnitStart, ctx: WriteContextDep) -> Response:
     prepared = await observations.start(ctx, body)
-    return await submit_write(runtime, ctx, prepared, status_code=201)
+    return await submit_write(ctx, prepared, status_code=201)
 
 
 @router.put(
     "/{executed_obs_unit_id}/finish",
     response_model=WriteAccepted,
     responses=WRITE_ERRORS,
+    openapi_extra=WRITE_ROUTE,
     summary="Finish a running executed obs unit (critical)",
 )
 async def finish_executed_obs_unit(
     executed_obs_unit_id: UUID,
     body: ExecutedObsUnitFinish,
     ctx: WriteContextDep,
-    runtime: RuntimeDep,
-) -> JSONResponse:
+) -> Response:
     prepared = await observations.finish(ctx, executed_obs_unit_id, body)
-    return await submit_write(runtime, ctx, prepared, status_code=200)
+    return await submit_write(ctx, prepared, status_code=200)
 
 
 @router.get(

@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
-from ccat_api.api.deps import ReadAccess, ReaderDep, RuntimeDep, WriteContextDep, submit_write
+from ccat_api.api.deps import WRITE_ROUTE, ReadAccess, ReaderDep, WriteContextDep, submit_write
 from ccat_api.api.responses import READ_ERRORS, WRITE_ERRORS, errors, page_of
 from ccat_api.buffering.reads import Condition, Eq, OrderBy
 from ccat_api.domain import raw_data
@@ -32,12 +32,11 @@ router = APIRouter(tags=["raw data"])
     status_code=201,
     response_model=WriteAccepted,
     responses=WRITE_ERRORS,
+    openapi_extra=WRITE_ROUTE,
     summary="Register one raw data file (critical)",
 )
-async def create_raw_data_file(
-    body: RawDataFileCreate, ctx: WriteContextDep, runtime: RuntimeDep
-) -> JSONResponse:
-    return await submit_write(runtime, ctx, await raw_data.create_file(ctx, body), status_code=201)
+async def create_raw_data_file(body: RawDataFileCreate, ctx: WriteContextDep) -> Response:
+    return await submit_write(ctx, await raw_data.create_file(ctx, body), status_code=201)
 
 
 @router.post(
@@ -45,12 +44,11 @@ async def create_raw_data_file(
     status_code=201,
     response_model=WriteAccepted,
     responses=WRITE_ERRORS,
+    openapi_extra=WRITE_ROUTE,
     summary="Register up to 1000 raw data files in one transaction (critical)",
 )
-async def create_raw_data_files(
-    body: RawDataFileBulkCreate, ctx: WriteContextDep, runtime: RuntimeDep
-) -> JSONResponse:
-    return await submit_write(runtime, ctx, await raw_data.create_files(ctx, body), status_code=201)
+async def create_raw_data_files(body: RawDataFileBulkCreate, ctx: WriteContextDep) -> Response:
+    return await submit_write(ctx, await raw_data.create_files(ctx, body), status_code=201)
 
 
 @router.get(
@@ -94,30 +92,27 @@ async def list_raw_data_files(
     status_code=201,
     response_model=WriteAccepted,
     responses=WRITE_ERRORS,
+    openapi_extra=WRITE_ROUTE,
     summary="Create a raw data package, packing existing files and/or new ones (critical)",
 )
-async def create_raw_data_package(
-    body: RawDataPackageCreate, ctx: WriteContextDep, runtime: RuntimeDep
-) -> JSONResponse:
-    return await submit_write(
-        runtime, ctx, await raw_data.create_package(ctx, body), status_code=201
-    )
+async def create_raw_data_package(body: RawDataPackageCreate, ctx: WriteContextDep) -> Response:
+    return await submit_write(ctx, await raw_data.create_package(ctx, body), status_code=201)
 
 
 @router.put(
     "/raw_data_package/{package_id}/finalize",
     response_model=WriteAccepted,
     responses=WRITE_ERRORS,
+    openapi_extra=WRITE_ROUTE,
     summary="Mark a building package complete, with its final file count and size (critical)",
 )
 async def finalize_raw_data_package(
     package_id: UUID,
     body: RawDataPackageFinalize,
     ctx: WriteContextDep,
-    runtime: RuntimeDep,
-) -> JSONResponse:
+) -> Response:
     return await submit_write(
-        runtime, ctx, await raw_data.finalize_package(ctx, package_id, body), status_code=200
+        ctx, await raw_data.finalize_package(ctx, package_id, body), status_code=200
     )
 
 

@@ -106,14 +106,14 @@ class TokenAuthenticator:
         )
 
     async def authenticate(self, token: str) -> AuthenticatedToken:
-        prefix, secret = split_token(token)
-        digest = hash_secret(secret)
-        cache_key = f"{prefix}:{digest}"
-        found = self._cache.get(cache_key) if self._cache is not None else None
+        # Keyed by the presented token itself (it is in this process's memory anyway), so a
+        # cached token costs no hashing; only a verified token is ever cached.
+        found = self._cache.get(token) if self._cache is not None else None
         if found is None:
-            found = await self._load(prefix, digest)
+            prefix, secret = split_token(token)
+            found = await self._load(prefix, hash_secret(secret))
             if self._cache is not None:
-                self._cache[cache_key] = found
+                self._cache[token] = found
         if found.expires_at is not None and found.expires_at <= datetime.now(UTC):
             raise Unauthorized("API token expired")
         return found

@@ -20,7 +20,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -102,6 +102,7 @@ class Processor:
         self._group_ready = False
         self._last_heartbeat: tuple[str, float] = ("", 0.0)
         self._fenced_epoch: int | None = None
+        self.on_applied: Callable[[int], None] | None = None
 
     async def ensure_group(self) -> None:
         if self._group_ready:
@@ -296,6 +297,8 @@ class Processor:
                 orjson.dumps(results),
             ]
         )
+        if results["applied"] and self.on_applied is not None:
+            self.on_applied(outcome.lsn)
 
     async def _note_attempt(self, txs: Sequence[BufferedTransaction], error: str) -> None:
         try:

@@ -56,21 +56,20 @@ class BufferedSite:
         return answer if isinstance(result, Accepted) else result
 
 
-_CLAIM_KEY = sa.text(
-    "INSERT INTO idempotency_records (principal, key, request_hash, status_code, response) "
-    "VALUES (:principal, :key, :hash, :status, CAST(:response AS jsonb)) "
-    "ON CONFLICT DO NOTHING RETURNING 1"
-)
 _PRIOR_ANSWER = sa.text(
     "SELECT request_hash, status_code, response FROM idempotency_records "
     "WHERE principal = :principal AND key = :key"
 )
-_APPLY = sa.text("SELECT ccat_apply_batch(:site, NULL, CAST(:batch AS jsonb))")
+_APPLY_DIRECT = sa.text(
+    "SELECT ccat_apply_direct(:site, CAST(:batch AS jsonb), :principal, :key, :hash, :status,"
+    " CAST(:response AS jsonb))"
+)
 
 
 class DirectSite:
-    """Main site: applied in one database transaction through the same server-side function
-    the replay uses, so both paths enforce the same rules and record the same tx_id."""
+    """Main site: applied through the same server-side function the replay uses, so both
+    paths enforce the same rules and record the same tx_id. One statement, committed on
+    its own: key, apply and answer in a single round trip."""
 
     status = "applied"
 
@@ -83,52 +82,49 @@ class DirectSite:
             prior = (
                 await conn.execute(_PRIOR_ANSWER, {"principal": claim.principal, "key": claim.key})
             ).one_or_none()
-        return None if prior is None else _check_prior(claim, prior)
+        if prior is None:
+            return None
+        return _check_prior(
+            claim,
+            {"hash": prior.request_hash, "status": prior.status_code, "body": prior.response},
+        )
 
     async def submit(
         self, envelope: Envelope, answer: Answer, claim: IdempotencyClaim | None
     ) -> Answer:
         payload = build_payload([BufferedTransaction(envelope, seq=0, deps=())])
         payload.pop("groups")  # the careful path reports which step failed and why
-        async with self._primary.begin() as conn:
-            if claim is not None:
-                # Taking the key first makes a concurrent duplicate wait on it, then see ours.
-                taken = await conn.scalar(
-                    _CLAIM_KEY,
-                    {
-                        "principal": claim.principal,
-                        "key": claim.key,
-                        "hash": claim.request_hash,
-                        "status": answer.status_code,
-                        "response": orjson.dumps(answer.body).decode(),
-                    },
-                )
-                if taken is None:
-                    prior = (
-                        await conn.execute(
-                            _PRIOR_ANSWER, {"principal": claim.principal, "key": claim.key}
-                        )
-                    ).one()
-                    return _check_prior(claim, prior)
-            report = await conn.scalar(
-                _APPLY, {"site": self._site, "batch": orjson.dumps(payload).decode()}
-            )
-            # SQLAlchemy's asyncpg dialect already decodes jsonb results.
-            if isinstance(report, str | bytes):
-                report = orjson.loads(report)
-            if report["failures"]:
-                failure = report["failures"][0]
-                raise _error_for(failure["code"], failure["error"])
+        report = await self._primary.call(
+            _APPLY_DIRECT,
+            {
+                "site": self._site,
+                "batch": orjson.dumps(payload).decode(),
+                "principal": claim.principal if claim else None,
+                "key": claim.key if claim else None,
+                "hash": claim.request_hash if claim else None,
+                "status": answer.status_code,
+                "response": orjson.dumps(answer.body).decode(),
+            },
+        )
+        # SQLAlchemy's asyncpg dialect already decodes jsonb results.
+        if isinstance(report, str | bytes):
+            report = orjson.loads(report)
+        if "prior" in report:
+            assert claim is not None
+            return _check_prior(claim, report["prior"])
+        if report["failures"]:
+            failure = report["failures"][0]
+            raise _error_for(failure["code"], failure["error"])
         return answer
 
 
-def _check_prior(claim: IdempotencyClaim, prior: sa.Row[Any]) -> Answer:
-    if prior.request_hash != claim.request_hash:
+def _check_prior(claim: IdempotencyClaim, prior: dict[str, Any]) -> Answer:
+    if prior["hash"] != claim.request_hash:
         raise IdempotencyKeyReused(
             f"Idempotency-Key {claim.key!r} was already used with a different request",
             field="Idempotency-Key",
         )
-    return Answer(status_code=prior.status_code, body=prior.response)
+    return Answer(status_code=int(prior["status"]), body=prior["body"])
 
 
 def _error_for(sqlstate: str, message: str) -> CcatError:

@@ -1,9 +1,12 @@
 """LSN tracking: applied -> visible, and overlay cleanup, once the local replica has caught up.
 
 One poll serves every pending transaction: read the replica's replay position once, then let
-visible.lua settle all transactions whose commit LSN it has passed. Nothing is polled while
-no transaction waits. Overlay records are dropped only here (or when a transaction fails),
-so a lagging or stopped replica simply keeps them and reads stay complete.
+visible.lua settle all transactions whose commit LSN it has passed. The tracker knows the
+oldest commit LSN still waiting (the processor tells it about each batch; Redis tells it
+after a restart), so the replica is polled only while something waits, and the settling
+script runs only when the replica has passed that LSN. Overlay records are dropped only here
+(or when a transaction fails), so a lagging or stopped replica simply keeps them and reads
+stay complete.
 """
 
 from __future__ import annotations
@@ -53,6 +56,20 @@ class LsnTracker:
         self._status_ttl_s = status_ttl_s
         self._conn: asyncpg.Connection | None = None
         self.last_replay_lsn: int | None = None
+        # The oldest commit LSN not yet visible, or None: nothing known to wait (then Redis
+        # is asked, since another process may have applied something).
+        self._oldest_waiting: int | None = None
+        self.wakeup = asyncio.Event()
+
+    @property
+    def waiting(self) -> bool:
+        return self._oldest_waiting is not None
+
+    def note_applied(self, lsn: int) -> None:
+        """The processor committed a batch at ``lsn``: start watching for it."""
+        if self._oldest_waiting is None or lsn < self._oldest_waiting:
+            self._oldest_waiting = lsn
+        self.wakeup.set()
 
     async def replay_lsn(self) -> int:
         try:
@@ -73,12 +90,17 @@ class LsnTracker:
 
     async def run_once(self) -> list[str]:
         """Settle every applied transaction the replica has replayed; returns their ids."""
-        if not await self._redis.zcard(self._keys.applied):
-            return []
+        if self._oldest_waiting is None:
+            oldest = await self._redis.zrange(self._keys.applied, 0, 0, withscores=True)
+            if not oldest:
+                return []
+            self._oldest_waiting = int(oldest[0][1])
         lsn = await self.replay_lsn()
+        if lsn < self._oldest_waiting:
+            return []
         settled: list[str] = []
         while True:
-            ready = await self._scripts.visible(
+            ready, oldest_left = await self._scripts.visible(
                 args=[
                     self._keys.prefix,
                     lsn,
@@ -91,6 +113,7 @@ class LsnTracker:
             )
             settled += [r.decode() for r in ready]
             if len(ready) < SETTLE_LIMIT:
+                self._oldest_waiting = int(oldest_left) if oldest_left else None
                 return settled
 
     async def close(self) -> None:

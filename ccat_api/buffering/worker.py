@@ -7,7 +7,6 @@ the others stand by and take over within a lease TTL if it dies.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from redis.exceptions import RedisError
@@ -17,6 +16,8 @@ from ccat_api.buffering.processor import Processor
 from ccat_api.buffering.tracker import LsnTracker, ReplicaUnavailable
 
 log = logging.getLogger(__name__)
+IDLE_CHECK_S = 1.0
+RETRY_S = 1.0
 
 
 class SiteWorker:
@@ -24,22 +25,36 @@ class SiteWorker:
         self.processor = processor
         self.tracker = tracker
         self.lease = lease
+        processor.on_applied = tracker.note_applied
 
     async def run(self, stop: asyncio.Event) -> None:
         await asyncio.gather(self.processor.run_forever(stop), self._track(stop))
 
     async def _track(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            delay_s = self.tracker.poll_interval_s
+            self.tracker.wakeup.clear()
+            delay_s: float | None = None
             if self.lease.held:
                 try:
                     await self.tracker.run_once()
                 except ReplicaUnavailable as exc:
                     log.warning("%s; overlay kept until it is back", exc)
-                    delay_s = 1.0
+                    delay_s = RETRY_S
                 except (RedisError, OSError) as exc:
                     log.warning("redis unavailable for the tracker: %s", exc)
-                    delay_s = 1.0
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay_s)
+                    delay_s = RETRY_S
+            if delay_s is None:
+                # Poll the replica while something waits; otherwise sleep until the processor
+                # applies a batch, looking in Redis now and then for work applied elsewhere.
+                delay_s = self.tracker.poll_interval_s if self.tracker.waiting else IDLE_CHECK_S
+            await _first_of(stop, self.tracker.wakeup, timeout_s=delay_s)
         await self.tracker.close()
+
+
+async def _first_of(*events: asyncio.Event, timeout_s: float) -> None:
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql import Executable
 
 
 def make_engine(
@@ -59,3 +61,10 @@ class PrimaryDatabase(_Database):
     async def begin(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.begin() as conn:
             yield conn
+
+    async def call(self, statement: Executable, params: dict[str, Any]) -> Any:
+        """One statement committed on its own (no BEGIN/COMMIT round trips): for server-side
+        functions that are a whole unit of work."""
+        async with self.engine.connect() as conn:
+            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return await autocommit.scalar(statement, params)

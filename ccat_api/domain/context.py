@@ -10,6 +10,7 @@ from ccat_api.buffering.buffer import IdempotencyClaim
 from ccat_api.buffering.builder import TransactionBuilder
 from ccat_api.buffering.envelope import Envelope, Principal
 from ccat_api.buffering.reads import MergedReader
+from ccat_api.buffering.site import WriteSite
 from ccat_api.domain.references import ReferenceData
 from ccat_api.errors import InvalidReference
 
@@ -20,6 +21,7 @@ class WriteContext:
     principal: Principal
     reader: MergedReader
     references: ReferenceData
+    site: WriteSite
     claim: IdempotencyClaim | None = None
 
     def builder(self) -> TransactionBuilder:

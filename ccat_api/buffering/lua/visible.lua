@@ -17,4 +17,6 @@ end
 if #ready > 0 then
   redis.call('ZREMRANGEBYRANK', prefix .. ':recent', 0, -(recent_cap + 1))
 end
-return ready
+-- The oldest commit LSN still waiting (false when none), so the tracker knows when to look.
+local oldest = redis.call('ZRANGE', prefix .. ':applied', 0, 0, 'WITHSCORES')
+return {ready, oldest[2] or false}

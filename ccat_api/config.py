@@ -49,7 +49,7 @@ class Settings(BaseModel):
 
     run_processor: bool = False
 
-    processor_batch_size: int = Field(default=2000, ge=1, le=20000)
+    processor_batch_size: int = Field(default=5000, ge=1, le=20000)
     processor_poll_interval_s: float = Field(default=0.05, gt=0)
     processor_lease_ttl_s: float = Field(default=10.0, gt=0)
     processor_backoff_initial_s: float = Field(default=0.2, gt=0)

@@ -33,6 +33,10 @@ class Op(StrEnum):
     DELETE = "delete"
 
 
+# Enum lookups by value are slow enough to show when a processor parses thousands of steps.
+_OPS = {op.value: op for op in Op}
+
+
 @dataclass(frozen=True, slots=True)
 class RecordRef:
     model: str
@@ -88,7 +92,7 @@ class Step:
     @classmethod
     def from_dict(cls, data: JsonDict) -> Step:
         return cls(
-            op=Op(data["op"]),
+            op=_OPS[data["op"]],
             model=data["model"],
             pk=data["pk"],
             values=data.get("values") or {},

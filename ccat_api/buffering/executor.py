@@ -70,8 +70,9 @@ def refuse_reason(tx: BufferedTransaction) -> tuple[str, str] | None:
     return None
 
 
-def build_payload(txs: Sequence[BufferedTransaction]) -> dict[str, Any]:
-    """Per-transaction steps for the careful path, plus set-based groups for the fast path.
+def build_payload(txs: Sequence[BufferedTransaction], *, fast: bool = True) -> dict[str, Any]:
+    """Set-based groups for the fast path (``fast``), or each transaction's steps for the
+    careful path, which main asks for (``needs_steps``) when the fast path cannot be used.
 
     Grouping is safe because every foreign key points from a lower to a higher rank in the
     schema's dependency order: inserts run parents first, then updates (coalesced per row),
@@ -83,9 +84,15 @@ def build_payload(txs: Sequence[BufferedTransaction]) -> dict[str, Any]:
     deletes: dict[str, list[str]] = defaultdict(list)
     payload_txs = []
     for tx in txs:
-        steps = []
+        entry: dict[str, Any] = {"tx_id": tx.envelope.tx_id, "seq": tx.seq, "deps": list(tx.deps)}
+        payload_txs.append(entry)
+        if not fast:
+            entry["steps"] = [
+                {"op": step.op.value, "model": step.model, "row": step.row()}
+                for step in tx.envelope.steps
+            ]
+            continue
         for step in tx.envelope.steps:
-            steps.append({"op": step.op.value, "model": step.model, "row": step.row()})
             if step.op is Op.INSERT:
                 inserts[step.model][step.pk] = step.row()
             elif step.op is Op.UPDATE:
@@ -95,9 +102,8 @@ def build_payload(txs: Sequence[BufferedTransaction]) -> dict[str, Any]:
                     updates[step.model].setdefault(step.pk, {"id": step.pk}).update(step.values)
             else:
                 deletes[step.model].append(step.pk)
-        payload_txs.append(
-            {"tx_id": tx.envelope.tx_id, "seq": tx.seq, "deps": list(tx.deps), "steps": steps}
-        )
+    if not fast:
+        return {"txs": payload_txs}
 
     def rank(model: str) -> int:
         return BUFFERED[model].rank
@@ -206,7 +212,24 @@ class BatchExecutor:
     async def _apply_once(
         self, txs: Sequence[BufferedTransaction], epoch: int | None
     ) -> BatchOutcome:
-        payload = orjson.dumps(build_payload(txs)).decode()
+        report, lsn = await self._call_batch(txs, epoch, fast=True)
+        if report["path"] == "needs_steps":
+            report, lsn = await self._call_batch(txs, epoch, fast=False)
+        failed = {f["tx_id"]: (f["code"], f["error"]) for f in report["failures"]}
+        duplicates = [str(d) for d in report["duplicates"]]
+        applied = [
+            tx.envelope.tx_id
+            for tx in txs
+            if tx.envelope.tx_id not in failed and tx.envelope.tx_id not in duplicates
+        ]
+        return BatchOutcome(
+            applied=applied, duplicates=duplicates, failed=failed, lsn=lsn, path=report["path"]
+        )
+
+    async def _call_batch(
+        self, txs: Sequence[BufferedTransaction], epoch: int | None, *, fast: bool
+    ) -> tuple[dict[str, Any], int]:
+        payload = orjson.dumps(build_payload(txs, fast=fast)).decode()
         try:
             conn = await asyncio.wait_for(self._connection(), self._timeout_s)
             result = await asyncio.wait_for(
@@ -237,17 +260,7 @@ class BatchExecutor:
                 f"main unreachable: {type(exc).__name__}: {exc}".rstrip(": ")
             ) from exc
 
-        report = orjson.loads(result)
-        failed = {f["tx_id"]: (f["code"], f["error"]) for f in report["failures"]}
-        duplicates = [str(d) for d in report["duplicates"]]
-        applied = [
-            tx.envelope.tx_id
-            for tx in txs
-            if tx.envelope.tx_id not in failed and tx.envelope.tx_id not in duplicates
-        ]
-        return BatchOutcome(
-            applied=applied, duplicates=duplicates, failed=failed, lsn=int(lsn), path=report["path"]
-        )
+        return orjson.loads(result), int(lsn)
 
     async def _call(self, sql: str, *args: object, what: str) -> object:
         try:

@@ -9,6 +9,10 @@ finds the committed ones in applied_transactions: exactly once.
 Transient failures raise ``TransientReplayError`` and the batch is retried after a capped
 exponential backoff; they never dead-letter anything. Permanent failures come back from main
 per transaction and become dead letters together with their dependents.
+
+``run_forever`` overlaps the local work with the WAN: while a batch is in flight to main, the
+next one is read and parsed, and the previous outcome is recorded in the background. Main
+still sees batches strictly one after another; only Redis bookkeeping runs alongside.
 """
 
 from __future__ import annotations
@@ -103,6 +107,11 @@ class Processor:
         self._last_heartbeat: tuple[str, float] = ("", 0.0)
         self._fenced_epoch: int | None = None
         self.on_applied: Callable[[int], None] | None = None
+        # Pipelining (run_forever only): the next batch being read while one is applied, the
+        # previous outcome being recorded, and that outcome's states for the next triage.
+        self._prefetch: asyncio.Task[list[StreamEntry]] | None = None
+        self._recording: asyncio.Task[None] | None = None
+        self._just_settled: dict[str, bytes] = {}
 
     async def ensure_group(self) -> None:
         if self._group_ready:
@@ -116,8 +125,10 @@ class Processor:
                 raise
         self._group_ready = True
 
-    async def run_once(self, *, block_ms: int | None = None) -> int:
-        """Replay one batch if we hold the lease; returns how many transactions it settled."""
+    async def run_once(self, *, block_ms: int | None = None, pipelined: bool = False) -> int:
+        """Replay one batch if we hold the lease; returns how many transactions it settled.
+
+        Without ``pipelined`` the batch is fully recorded in Redis when this returns."""
         if not await self._lease.ensure():
             await self._heartbeat("standby")
             return 0
@@ -134,17 +145,18 @@ class Processor:
         if not entries:
             await self._heartbeat("idle")
             return 0
-        return await self._replay(entries)
+        return await self._replay(entries, pipelined=pipelined)
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         block_ms = max(1, int(self._poll_interval_s * 1000))
         while not stop.is_set():
             try:
-                settled = await self.run_once(block_ms=block_ms)
+                settled = await self.run_once(block_ms=block_ms, pipelined=True)
                 self._backoff.reset()
                 if settled == 0 and not self._lease.held:
                     await _sleep_or_stop(stop, self._poll_interval_s * 10)
             except TransientReplayError as exc:
+                await self._drop_pipeline()
                 delay_s = self._backoff.next_delay_s()
                 log.warning("replay failed, retrying in %.2fs: %s", delay_s, exc)
                 await self._heartbeat("backoff", error=str(exc), retry_in_s=delay_s)
@@ -152,9 +164,13 @@ class Processor:
             except (RedisError, OSError) as exc:
                 # Redis itself is away (restarting): nothing to do until it is back.
                 self._group_ready = False
+                await self._drop_pipeline()
                 delay_s = self._backoff.next_delay_s()
                 log.warning("redis unavailable, retrying in %.2fs: %s", delay_s, exc)
                 await _sleep_or_stop(stop, delay_s)
+        with contextlib.suppress(RedisError, OSError):
+            await self._finish_recording()
+        await self._drop_pipeline()
         await self._executor.close()
         try:
             await self._heartbeat("stopped")
@@ -174,6 +190,13 @@ class Processor:
         return int(waiting), int(unseen)
 
     async def _claim(self, block_ms: int | None) -> list[StreamEntry]:
+        if self._prefetch is not None:
+            prefetched, self._prefetch = self._prefetch, None
+            entries = await prefetched
+            if entries:
+                return entries
+        # Our pending entries must not include a batch whose outcome is still being recorded.
+        await self._finish_recording()
         # Our own pending entries first: they were claimed before a crash or a failed try.
         pending = await self._read("0", None)
         if pending:
@@ -194,7 +217,24 @@ class Processor:
         messages: list[tuple[bytes, dict[bytes, bytes] | None]] = reply[0][1]  # type: ignore[index, assignment]
         return [_parse_entry(sid, fields) for sid, fields in messages]
 
-    async def _replay(self, entries: list[StreamEntry]) -> int:
+    async def _finish_recording(self) -> None:
+        recording, self._recording = self._recording, None
+        if recording is not None:
+            await recording
+
+    async def _drop_pipeline(self) -> None:
+        """Forget in-memory work after a failure; whatever Redis delivered stays pending there
+        and is read again, in order, from the pending list."""
+        for task in (self._prefetch, self._recording):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                    await task
+        self._prefetch = None
+        self._recording = None
+        self._just_settled = {}
+
+    async def _replay(self, entries: list[StreamEntry], *, pipelined: bool = False) -> int:
         vanished = [e.stream_id for e in entries if e.tx is None]
         if vanished:
             await self._redis.xack(self._keys.stream, CONSUMER_GROUP, *vanished)
@@ -211,6 +251,8 @@ class Processor:
         outcome = BatchOutcome()
         if to_main:
             await self._heartbeat("applying", batch=len(to_main))
+            if pipelined:
+                self._prefetch = asyncio.create_task(self._read(">", None))
             started = time.perf_counter()
             try:
                 async with self._lease.kept_alive():
@@ -231,7 +273,18 @@ class Processor:
                 (time.perf_counter() - started) * 1000,
             )
         failpoint("after_commit")
-        await self._record(txs, outcome, triage)
+        await self._finish_recording()
+        if pipelined:
+            self._just_settled = {
+                **dict.fromkeys(outcome.applied, b"applied"),
+                **dict.fromkeys(outcome.duplicates, b"applied"),
+                **dict.fromkeys([*outcome.failed, *triage.refused], b"failed"),
+                **dict.fromkeys(triage.held, b"buffered"),
+            }
+            self._recording = asyncio.create_task(self._record(txs, outcome, triage))
+        else:
+            self._just_settled = {}
+            await self._record(txs, outcome, triage)
         await self._heartbeat("idle", batch=len(txs))
         return len(entries)
 
@@ -253,7 +306,9 @@ class Processor:
                 for dep in outside:
                     pipe.hget(self._keys.tx(dep), "state")
                 states = await pipe.execute()
-            for dep, state in zip(outside, states, strict=True):
+            for dep, stored in zip(outside, states, strict=True):
+                # The previous batch's outcome may still be on its way into Redis.
+                state = self._just_settled.get(dep, stored)
                 if state in _DEAD_STATES:
                     dead.add(dep)
                 elif state == b"buffered":

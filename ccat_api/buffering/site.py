@@ -92,8 +92,8 @@ class DirectSite:
     async def submit(
         self, envelope: Envelope, answer: Answer, claim: IdempotencyClaim | None
     ) -> Answer:
-        payload = build_payload([BufferedTransaction(envelope, seq=0, deps=())])
-        payload.pop("groups")  # the careful path reports which step failed and why
+        # The careful path reports which step failed and why.
+        payload = build_payload([BufferedTransaction(envelope, seq=0, deps=())], fast=False)
         report = await self._primary.call(
             _APPLY_DIRECT,
             {

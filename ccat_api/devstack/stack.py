@@ -139,7 +139,6 @@ class Stack:
             "main_db_url": self.main_url_via_wan,
             "local_db_url": self.replica.url(),
             "redis_url": self.redis.url,
-            "processor_batch_size": 2000,
             "processor_backoff_initial_s": 0.1,
             "processor_backoff_max_s": 2.0,
             "processor_main_timeout_s": 10.0,

@@ -194,6 +194,10 @@ class Processor:
             prefetched, self._prefetch = self._prefetch, None
             entries = await prefetched
             if entries:
+                # The prefetch ran when the previous batch left; top up with what arrived
+                # while it was on the WAN, or those writes would wait one more round trip.
+                if len(entries) < self._batch_size:
+                    entries += await self._read(">", None, count=self._batch_size - len(entries))
                 return entries
         # Our pending entries must not include a batch whose outcome is still being recorded.
         await self._finish_recording()
@@ -203,12 +207,14 @@ class Processor:
             return pending
         return await self._read(">", block_ms)
 
-    async def _read(self, from_id: str, block_ms: int | None) -> list[StreamEntry]:
+    async def _read(
+        self, from_id: str, block_ms: int | None, *, count: int | None = None
+    ) -> list[StreamEntry]:
         reply = await self._redis.xreadgroup(
             CONSUMER_GROUP,
             CONSUMER_NAME,
             {self._keys.stream: from_id},
-            count=self._batch_size,
+            count=count or self._batch_size,
             block=block_ms,
         )
         if not reply:

@@ -21,7 +21,9 @@ from typing import Annotated
 
 import typer
 
-from ccat_api.config import load_settings
+from ccat_api.buffering.worker import SiteWorker
+from ccat_api.config import Settings, load_settings
+from ccat_api.db.engines import PrimaryDatabase
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 tokens_app = typer.Typer(no_args_is_help=True, help="Create and revoke API tokens (on main).")
@@ -80,11 +82,9 @@ def process(
     asyncio.run(_process(settings, burst=burst, timeout_s=timeout_s))
 
 
-async def _process(settings: object, *, burst: bool, timeout_s: float) -> None:
-    from ccat_api.config import Settings
+async def _process(settings: Settings, *, burst: bool, timeout_s: float) -> None:
     from ccat_api.runtime import build_worker, make_redis
 
-    assert isinstance(settings, Settings)
     redis = make_redis(settings.redis_url)
     worker = build_worker(settings, redis)
     stop = asyncio.Event()
@@ -100,10 +100,7 @@ async def _process(settings: object, *, burst: bool, timeout_s: float) -> None:
         await redis.aclose()
 
 
-async def _drain(worker: object, timeout_s: float) -> None:
-    from ccat_api.buffering.worker import SiteWorker
-
-    assert isinstance(worker, SiteWorker)
+async def _drain(worker: SiteWorker, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         settled = await worker.processor.run_once()
@@ -128,17 +125,12 @@ def migrate() -> None:
 @app.command()
 def seed() -> None:
     """Load the reference data (sites, instruments, programs, obs units) into main."""
-    from ccat_api.db.engines import PrimaryDatabase, make_engine
     from ccat_api.db.seed import seed as run_seed
 
     settings = load_settings()
 
     async def go() -> None:
-        db = PrimaryDatabase(
-            make_engine(
-                settings.main_db_url, pool_size=1, connect_timeout_s=10, application_name="seed"
-            )
-        )
+        db = _main_database(settings, "seed")
         try:
             await run_seed(db)
         finally:
@@ -146,6 +138,16 @@ def seed() -> None:
 
     asyncio.run(go())
     typer.echo("seeded")
+
+
+def _main_database(settings: Settings, purpose: str) -> PrimaryDatabase:
+    from ccat_api.db.engines import make_engine
+
+    return PrimaryDatabase(
+        make_engine(
+            settings.main_db_url, pool_size=1, connect_timeout_s=10, application_name=purpose
+        )
+    )
 
 
 @tokens_app.command("create")
@@ -156,7 +158,6 @@ def tokens_create(
 ) -> None:
     """Create a token on main; the secret is printed once and never stored."""
     from ccat_api.auth.tokens import issue_token
-    from ccat_api.db.engines import PrimaryDatabase, make_engine
     from ccat_api.db.models import Role
 
     try:
@@ -167,11 +168,7 @@ def tokens_create(
     expires_at = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
 
     async def go() -> str:
-        db = PrimaryDatabase(
-            make_engine(
-                settings.main_db_url, pool_size=1, connect_timeout_s=10, application_name="tokens"
-            )
-        )
+        db = _main_database(settings, "tokens")
         try:
             issued = await issue_token(db, name=name, role=chosen, expires_at=expires_at)
         finally:
@@ -185,16 +182,11 @@ def tokens_create(
 def tokens_revoke(prefix: Annotated[str, typer.Argument(help="The token's public prefix")]) -> None:
     """Revoke a token by its prefix (the part after ``ccat_``)."""
     from ccat_api.auth.tokens import revoke_token
-    from ccat_api.db.engines import PrimaryDatabase, make_engine
 
     settings = load_settings()
 
     async def go() -> bool:
-        db = PrimaryDatabase(
-            make_engine(
-                settings.main_db_url, pool_size=1, connect_timeout_s=10, application_name="tokens"
-            )
-        )
+        db = _main_database(settings, "tokens")
         try:
             return await revoke_token(db, prefix)
         finally:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import asyncpg
@@ -101,3 +102,17 @@ async def buffer_state(redis_url: str, site: str) -> dict[str, int]:
         }
     finally:
         await redis.aclose()
+
+
+@contextlib.contextmanager
+def refused_on_main(stack: Any, table: str, check: str) -> Iterator[None]:
+    """Main refuses new rows of ``table`` failing ``check`` (a NOT VALID constraint): a
+    permanent replay failure on demand, lifted again afterwards."""
+    name = f"t_refuse_{uuid.uuid4().hex[:8]}"
+    stack.main_db.psql(
+        f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({check}) NOT VALID", user="ccat"
+    )
+    try:
+        yield
+    finally:
+        stack.main_db.psql(f"ALTER TABLE {table} DROP CONSTRAINT {name}", user="ccat")

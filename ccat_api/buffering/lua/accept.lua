@@ -13,13 +13,9 @@ if idem_key ~= '' then
   end
 end
 
-for _, step in ipairs(plan.steps) do
-  for _, entry in ipairs(step.unique) do
-    local holder = redis.call('GET', prefix .. ':ovu:' .. step.model .. ':' .. entry)
-    if holder and holder ~= step.pk then
-      return {'conflict', step.model, entry}
-    end
-  end
+local conflict = unique_conflict(prefix, plan)
+if conflict then
+  return conflict
 end
 
 local seq = redis.call('INCR', prefix .. ':seq')

@@ -93,6 +93,19 @@ local function file_entries(prefix, model, pk, index_entries, unique_entries)
   end
 end
 
+-- A unique value of the plan already held by another buffered record, as a conflict reply.
+local function unique_conflict(prefix, plan)
+  for _, step in ipairs(plan.steps) do
+    for _, entry in ipairs(step.unique) do
+      local holder = redis.call('GET', prefix .. ':ovu:' .. step.model .. ':' .. entry)
+      if holder and holder ~= step.pk then
+        return {'conflict', step.model, entry}
+      end
+    end
+  end
+  return nil
+end
+
 local function publish(prefix, event)
   redis.call('PUBLISH', prefix .. ':events', cjson.encode(event))
 end

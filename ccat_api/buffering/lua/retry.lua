@@ -9,13 +9,9 @@ local state = redis.call('HGET', txkey, 'state')
 if state ~= 'failed' then
   return {'not_failed', state or 'missing'}
 end
-for _, step in ipairs(plan.steps) do
-  for _, entry in ipairs(step.unique) do
-    local holder = redis.call('GET', prefix .. ':ovu:' .. step.model .. ':' .. entry)
-    if holder and holder ~= step.pk then
-      return {'conflict', step.model, entry}
-    end
-  end
+local conflict = unique_conflict(prefix, plan)
+if conflict then
+  return conflict
 end
 local seq = redis.call('INCR', prefix .. ':seq')
 local deps = redis.call('HGET', txkey, 'deps') or ''

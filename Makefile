@@ -19,11 +19,20 @@ system-deps: ## Install PostgreSQL and Redis from Debian's packages if missing (
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql redis-server; \
 	fi
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every package to the versions CI last passed with (pip freeze);
+# refresh it deliberately with `make lock` after testing newer versions.
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+.PHONY: lock
+lock: ## Re-resolve dependencies to their newest versions and pin them in constraints.txt
+	$(PYTHON) -m venv /tmp/ccat-lock-venv
+	/tmp/ccat-lock-venv/bin/pip install -q -e '.[dev]'
+	/tmp/ccat-lock-venv/bin/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+	rm -rf /tmp/ccat-lock-venv
 
 .PHONY: install
 install: system-deps $(STAMP) ## Create .venv with the package and its dev tools

@@ -60,7 +60,7 @@ from bench.load import (
 )
 from bench.report import Goal, Row, table
 from bench.sysinfo import CpuMeter, fsync_probe, machine
-from ccat_api.auth.tokens import issue_token
+from ccat_api.auth.tokens import issue_service_token
 from ccat_api.buffering.keys import SiteKeys
 from ccat_api.config import Settings
 from ccat_api.db.engines import PrimaryDatabase, make_engine
@@ -757,7 +757,7 @@ def issue_operator_token(stack: Stack) -> str:
             make_engine(stack.main_db.url(), pool_size=1, connect_timeout_s=5, application_name="b")
         )
         try:
-            return (await issue_token(db, name="bench-operator", role=Role.OPERATOR)).plaintext
+            return (await issue_service_token(db, "bench-operator", Role.OPERATOR.value)).plaintext
         finally:
             await db.dispose()
 

@@ -13,8 +13,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from sqlalchemy.exc import InterfaceError, OperationalError
+from starlette.middleware.sessions import SessionMiddleware
 
-from ccat_api.api import executed_obs_units, raw_data, reference, site, transactions
+from ccat_api.api import (
+    auth,
+    executed_obs_units,
+    raw_data,
+    reference,
+    site,
+    tokens,
+    transactions,
+    users,
+)
 from ccat_api.api.deps import ReplayedAnswer
 from ccat_api.config import Settings
 from ccat_api.errors import CcatError, ServiceUnavailable
@@ -61,9 +71,9 @@ async def _replayed_answer(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _backend_unavailable(_: Request, exc: Exception) -> JSONResponse:
-    which = "buffer (Redis)" if isinstance(exc, RedisError) else "database"
+    which = "the site's buffer (Redis)" if isinstance(exc, RedisError) else "a database it needs"
     log.warning("%s unavailable: %s", which, exc)
-    error = ServiceUnavailable(f"the site's {which} is unavailable now; retry shortly")
+    error = ServiceUnavailable(f"this request cannot be served now: {which} is unavailable")
     return await _ccat_error(_, error)
 
 
@@ -88,6 +98,13 @@ def create_app(settings: Settings) -> FastAPI:
             if settings.run_processor:
                 worker = build_worker(settings, runtime.redis)
                 tasks.append(asyncio.create_task(worker.run(stop)))
+        tasks.append(
+            asyncio.create_task(
+                runtime.authenticator.usage.flush_forever(
+                    runtime.main_db, stop, settings.token_usage_flush_s
+                )
+            )
+        )
         # Everything built so far lives as long as the process: keep it out of the cyclic
         # collector's full passes, which otherwise stall requests now and then.
         gc.collect()
@@ -106,12 +123,30 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
+    # Only the OAuth login's state lives here: a signed cookie for the round trip to GitHub.
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.session_secret,
+        session_cookie="ccat_login",
+        max_age=600,
+        same_site="lax",
+        https_only=settings.public_url.startswith("https://"),
+    )
     app.add_exception_handler(CcatError, _ccat_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ReplayedAnswer, _replayed_answer)
     for backend_error in (RedisError, OperationalError, InterfaceError, OSError):
         app.add_exception_handler(backend_error, _backend_unavailable)
-    for module in (site, executed_obs_units, raw_data, reference, transactions):
+    for module in (
+        site,
+        auth,
+        executed_obs_units,
+        raw_data,
+        reference,
+        transactions,
+        tokens,
+        users,
+    ):
         app.include_router(module.router)
     return app
 

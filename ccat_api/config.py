@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, Self
 
 from dynaconf import Dynaconf
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+PLACEHOLDER_SECRET = "change-me"  # noqa: S105 - the placeholder the validator refuses
 DEFAULT_SETTINGS_FILE = REPO_ROOT / "config" / "settings.toml"
 
 
@@ -61,6 +62,46 @@ class Settings(BaseModel):
 
     health_probe_timeout_s: float = Field(default=2.0, gt=0)
     require_durable_redis: bool = True
+
+    # Writes that are not buffered (tokens, users, logins) go to main; past this they fail
+    # with 503 instead of hanging on a dead link.
+    main_request_timeout_s: float = Field(default=10.0, gt=0)
+
+    # --- access ----------------------------------------------------------------------------
+    public_url: str = "http://127.0.0.1:8000"
+    session_secret: str = PLACEHOLDER_SECRET
+    access_token_ttl_s: int = Field(default=900, ge=30)
+    refresh_token_ttl_s: int = Field(default=30 * 24 * 3600, ge=60)
+    post_login_redirect: str = "/auth/me"
+    token_usage_flush_s: float = Field(default=30.0, gt=0)
+
+    github_client_id: str = ""
+    github_client_secret: str = ""
+    github_org_name: str = ""
+    github_team_roles: dict[str, str] = Field(default_factory=dict)
+    github_default_role: str | None = None
+    github_oauth_url: str = "https://github.com"
+    github_api_url: str = "https://api.github.com"
+
+    @field_validator("github_default_role", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> Self:
+        if self.development:
+            return self
+        if self.session_secret == PLACEHOLDER_SECRET or len(self.session_secret) < 32:
+            raise ValueError(
+                "session_secret: set a random secret of 32 characters or more (the same at"
+                " every site); the placeholder is accepted only with development = true"
+            )
+        if self.github_client_id and (
+            not self.github_client_secret or self.github_client_secret == PLACEHOLDER_SECRET
+        ):
+            raise ValueError("github_client_secret: set the OAuth app's secret")
+        return self
 
     @model_validator(mode="after")
     def _secondary_needs_local_services(self) -> Self:

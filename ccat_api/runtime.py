@@ -14,7 +14,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from ccat_api.auth.authenticator import Authenticator
+from ccat_api.auth.directory import Directory
+from ccat_api.auth.github import GitHubLogin
+from ccat_api.auth.sessions import SessionAuthenticator, SessionSigner
 from ccat_api.auth.tokens import TokenAuthenticator
+from ccat_api.auth.usage import TokenUsage
 from ccat_api.buffering.buffer import WriteBuffer
 from ccat_api.buffering.executor import BatchExecutor
 from ccat_api.buffering.keys import SiteKeys
@@ -53,31 +58,43 @@ class Runtime:
     settings: Settings
     keys: SiteKeys
     read_db: ReadDatabase
-    primary_db: PrimaryDatabase | None
+    # Main, for what is never buffered (tokens, users, logins); across the WAN at a
+    # secondary site, with timeouts so such requests fail fast instead of hanging.
+    main_db: PrimaryDatabase
     redis: Redis | None
     reader: MergedReader
     site: WriteSite
     ledger: TransactionLedger | None
     buffer: WriteBuffer | None
-    authenticator: TokenAuthenticator
+    directory: Directory
+    authenticator: Authenticator
+    signer: SessionSigner
+    github: GitHubLogin
     references: ReferenceData
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
-        def engine(url: str, role: str) -> ReadDatabase | PrimaryDatabase:
-            raw = make_engine(
-                url,
+        keys = SiteKeys(settings.site_name)
+        read_db = ReadDatabase(
+            make_engine(
+                settings.read_db_url,
                 pool_size=settings.db_pool_size,
                 connect_timeout_s=settings.db_connect_timeout_s,
-                application_name=f"ccat-api-{settings.site_name}-{role}",
+                application_name=f"ccat-api-{settings.site_name}-read",
             )
-            return ReadDatabase(raw) if role == "read" else PrimaryDatabase(raw)
-
-        keys = SiteKeys(settings.site_name)
-        read_db = engine(settings.read_db_url, "read")
-        assert isinstance(read_db, ReadDatabase)
+        )
+        main_db = PrimaryDatabase(
+            make_engine(
+                settings.main_db_url,
+                pool_size=settings.db_pool_size if not settings.is_secondary else 2,
+                connect_timeout_s=settings.db_connect_timeout_s,
+                application_name=f"ccat-api-{settings.site_name}-main",
+                command_timeout_s=(
+                    settings.main_request_timeout_s if settings.is_secondary else None
+                ),
+            )
+        )
         redis = make_redis(settings.redis_url) if settings.redis_url else None
-        primary_db: PrimaryDatabase | None = None
         buffer: WriteBuffer | None = None
         ledger: TransactionLedger | None = None
         overlay: Overlay | None = None
@@ -89,28 +106,34 @@ class Runtime:
             ledger = TransactionLedger(redis, keys, status_ttl_s=settings.tx_status_ttl_s)
             site = BufferedSite(buffer)
         else:
-            primary = engine(settings.main_db_url, "primary")
-            assert isinstance(primary, PrimaryDatabase)
-            primary_db = primary
-            site = DirectSite(primary_db, settings.site_name)
+            site = DirectSite(main_db, settings.site_name)
+        directory = Directory(read_db, cache_ttl_s=settings.token_cache_ttl_s)
+        signer = SessionSigner(settings.session_secret, access_ttl_s=settings.access_token_ttl_s)
         return cls(
             settings=settings,
             keys=keys,
             read_db=read_db,
-            primary_db=primary_db,
+            main_db=main_db,
             redis=redis,
             reader=MergedReader(read_db, overlay),
             site=site,
             ledger=ledger,
             buffer=buffer,
-            authenticator=TokenAuthenticator(read_db, cache_ttl_s=settings.token_cache_ttl_s),
+            directory=directory,
+            authenticator=Authenticator(
+                TokenAuthenticator(read_db, directory, cache_ttl_s=settings.token_cache_ttl_s),
+                SessionAuthenticator(signer, directory),
+                TokenUsage(),
+                development=settings.development,
+            ),
+            signer=signer,
+            github=GitHubLogin(settings),
             references=ReferenceData(read_db, ttl_s=settings.reference_cache_ttl_s),
         )
 
     async def close(self) -> None:
         await self.read_db.dispose()
-        if self.primary_db is not None:
-            await self.primary_db.dispose()
+        await self.main_db.dispose()
         if self.redis is not None:
             await self.redis.aclose()
 

@@ -15,8 +15,8 @@ import orjson
 from fastapi import Depends, Request
 from fastapi.responses import Response
 
-from ccat_api.auth.permissions import Permission, role_allows
-from ccat_api.auth.tokens import AuthenticatedToken
+from ccat_api.auth.identity import Identity, Via
+from ccat_api.auth.permissions import Permission
 from ccat_api.buffering.buffer import Answer, IdempotencyClaim
 from ccat_api.buffering.envelope import Principal
 from ccat_api.buffering.ledger import TransactionLedger
@@ -40,32 +40,57 @@ async def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-async def authorize(request: Request, permission: Permission) -> AuthenticatedToken:
+async def identify(request: Request) -> Identity:
     header = request.headers.get("authorization")
     if not header:
         raise Unauthorized("missing Authorization header: send 'Authorization: Bearer <token>'")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Authorization header must be 'Bearer <token>'")
-    found = await runtime_of(request).authenticator.authenticate(token.strip())
-    if not role_allows(found.role, permission):
-        raise Forbidden(f"role {found.role!r} may not do this: it needs {permission.value}")
-    return found
+    return await runtime_of(request).authenticator.identify(token.strip())
 
 
 class Authorize:
-    """A route's permission requirement; the token's role must grant it."""
+    """A route's declared requirement: a permission, or (None) any authenticated identity.
+    Every route depends on one of these or on ``public``; a test walks the route table."""
 
-    def __init__(self, permission: Permission) -> None:
+    def __init__(self, permission: Permission | None) -> None:
         self.permission = permission
 
-    async def __call__(self, request: Request) -> AuthenticatedToken:
-        return await authorize(request, self.permission)
+    async def __call__(self, request: Request) -> Identity:
+        identity = await identify(request)
+        needed = self.permission
+        if needed is not None and not identity.allows(needed):
+            if identity.scopes is not None and needed not in identity.scopes:
+                raise Forbidden(
+                    f"this token is limited to scopes {', '.join(identity.scopes) or '(none)'};"
+                    f" it needs {needed.value}"
+                )
+            raise Forbidden(f"role {identity.role!r} may not do this: it needs {needed.value}")
+        return identity
 
 
-ReadAccess = Annotated[AuthenticatedToken, Depends(Authorize(Permission.READ_OBSERVATIONS))]
-BufferReadAccess = Annotated[AuthenticatedToken, Depends(Authorize(Permission.READ_BUFFER))]
-BufferOperateAccess = Annotated[AuthenticatedToken, Depends(Authorize(Permission.OPERATE_BUFFER))]
+def account_id(identity: Identity) -> int:
+    """The identity's user row; the development identity has none."""
+    if identity.via is Via.DEVELOPMENT:
+        raise BadRequest("the development token has no account; use a real token for this")
+    return identity.user_id
+
+
+async def public() -> None:
+    """Declares a route open to anyone (health, the login flow)."""
+
+
+PUBLIC = Depends(public)
+
+Authenticated = Annotated[Identity, Depends(Authorize(None))]
+ReadAccess = Annotated[Identity, Depends(Authorize(Permission.READ_OBSERVATIONS))]
+WriteAccess = Annotated[Identity, Depends(Authorize(Permission.WRITE_OBSERVATIONS))]
+BufferReadAccess = Annotated[Identity, Depends(Authorize(Permission.READ_BUFFER))]
+BufferOperateAccess = Annotated[Identity, Depends(Authorize(Permission.OPERATE_BUFFER))]
+AccountAccess = Annotated[Identity, Depends(Authorize(Permission.MANAGE_ACCOUNT))]
+UsersAccess = Annotated[Identity, Depends(Authorize(Permission.MANAGE_USERS))]
+TokensAccess = Annotated[Identity, Depends(Authorize(Permission.MANAGE_TOKENS))]
 
 
 async def get_reader(request: Request) -> MergedReader:
@@ -106,22 +131,21 @@ IDEMPOTENCY_KEY_PARAMETER = {
 WRITE_ROUTE: dict[str, Any] = {"parameters": [IDEMPOTENCY_KEY_PARAMETER]}
 
 
-async def get_write_context(request: Request) -> WriteContext:
+async def get_write_context(request: Request, identity: WriteAccess) -> WriteContext:
     """Who writes, and, for a retried request, its first answer (raised as ReplayedAnswer):
     a retry validated against today's state would be refused for what its first attempt
     changed (a finished unit, a taken path)."""
     runtime = runtime_of(request)
-    token = await authorize(request, Permission.WRITE_OBSERVATIONS)
     claim = None
     idempotency_key = request.headers.get("idempotency-key")
     if idempotency_key is not None:
-        claim = await _claim(request, runtime, token, idempotency_key)
+        claim = await _claim(request, identity, idempotency_key)
         prior = await runtime.site.prior_answer(claim)
         if prior is not None:
             raise ReplayedAnswer(prior)
     return WriteContext(
         site_name=runtime.settings.site_name,
-        principal=Principal(token_id=token.token_id, name=token.name, role=token.role),
+        principal=Principal(token_id=identity.token_id, name=identity.login, role=identity.role),
         reader=runtime.reader,
         references=runtime.references,
         site=runtime.site,
@@ -132,9 +156,7 @@ async def get_write_context(request: Request) -> WriteContext:
 WriteContextDep = Annotated[WriteContext, Depends(get_write_context)]
 
 
-async def _claim(
-    request: Request, runtime: Runtime, token: AuthenticatedToken, key: str
-) -> IdempotencyClaim:
+async def _claim(request: Request, identity: Identity, key: str) -> IdempotencyClaim:
     if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
         raise BadRequest(
             f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY_LENGTH} printable characters",
@@ -150,7 +172,7 @@ async def _claim(
     digest = hashlib.sha256(
         request.method.encode() + b" " + request.url.path.encode() + b"\n" + canonical
     ).hexdigest()
-    return IdempotencyClaim(principal=token.principal_key, key=key, request_hash=digest)
+    return IdempotencyClaim(principal=identity.principal_key, key=key, request_hash=digest)
 
 
 async def submit_write(ctx: WriteContext, prepared: PreparedWrite, *, status_code: int) -> Response:

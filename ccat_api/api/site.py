@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from ccat_api.api.deps import BufferReadAccess, LedgerDep, ReadAccess, RuntimeDep
+from ccat_api.api.deps import PUBLIC, BufferReadAccess, LedgerDep, ReadAccess, RuntimeDep
 from ccat_api.api.responses import READ_ERRORS
 from ccat_api.db.migrate import current_head
 
@@ -17,6 +17,7 @@ router = APIRouter(tags=["site"])
 
 @router.get(
     "/health",
+    dependencies=[PUBLIC],
     summary="Reachability of main, replica and Redis; buffer depth and age; replica lag",
     responses={503: {"description": "This site cannot take writes now"}},
 )

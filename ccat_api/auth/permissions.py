@@ -1,14 +1,13 @@
-"""Roles and the permissions (``action:resource``) each grants.
+"""Permissions (``action:resource``) and how a request's identity gets them.
 
-operator is what instruments use: it may post critical writes. viewer reads. Dead-letter
-actions (retry, discard) change what reaches main, so only admin has ``operate:buffer``.
+What each role grants lives in the database (``role_permissions``, seeded by a migration) and
+is read from the site's replica like any other data. A token can be narrowed further by its
+scopes; an identity's permissions are its role's, intersected with its token's scopes.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-
-from ccat_api.db.models import Role
 
 
 class Permission(StrEnum):
@@ -16,19 +15,12 @@ class Permission(StrEnum):
     WRITE_OBSERVATIONS = "write:observations"
     READ_BUFFER = "read:buffer"
     OPERATE_BUFFER = "operate:buffer"
+    MANAGE_USERS = "manage:users"
+    MANAGE_TOKENS = "manage:tokens"
+    MANAGE_ACCOUNT = "manage:account"
 
 
-ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.ADMIN: frozenset(Permission),
-    Role.OPERATOR: frozenset(
-        {Permission.READ_OBSERVATIONS, Permission.WRITE_OBSERVATIONS, Permission.READ_BUFFER}
-    ),
-    Role.VIEWER: frozenset({Permission.READ_OBSERVATIONS, Permission.READ_BUFFER}),
-}
-
-
-def role_allows(role: str, permission: Permission) -> bool:
-    try:
-        return permission in ROLE_PERMISSIONS[Role(role)]
-    except ValueError:
-        return False
+def effective_permissions(
+    role_permissions: frozenset[str], scopes: list[str] | None
+) -> frozenset[str]:
+    return role_permissions if scopes is None else role_permissions & frozenset(scopes)

@@ -17,8 +17,19 @@ from sqlalchemy.sql import Executable
 
 
 def make_engine(
-    url: str, *, pool_size: int, connect_timeout_s: float, application_name: str
+    url: str,
+    *,
+    pool_size: int,
+    connect_timeout_s: float,
+    application_name: str,
+    command_timeout_s: float | None = None,
 ) -> AsyncEngine:
+    connect_args: dict[str, Any] = {
+        "timeout": connect_timeout_s,
+        "server_settings": {"application_name": application_name},
+    }
+    if command_timeout_s is not None:
+        connect_args["command_timeout"] = command_timeout_s
     return create_async_engine(
         url,
         pool_size=pool_size,
@@ -27,10 +38,7 @@ def make_engine(
         # The pool's reset-on-return is a ROLLBACK round trip; our connections end every
         # unit of work with an explicit commit or rollback already.
         pool_reset_on_return=None,
-        connect_args={
-            "timeout": connect_timeout_s,
-            "server_settings": {"application_name": application_name},
-        },
+        connect_args=connect_args,
     )
 
 

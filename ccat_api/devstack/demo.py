@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from ccat_api.auth.tokens import issue_token
+from ccat_api.auth.tokens import issue_service_token
 from ccat_api.db.engines import PrimaryDatabase, make_engine
 from ccat_api.db.models import Role
 from ccat_api.devstack.stack import MAIN_SITE, Stack
@@ -70,7 +70,7 @@ def _tokens(stack: Stack) -> dict[Role, str]:
         )
         try:
             return {
-                role: (await issue_token(db, name=f"demo-{role.value}", role=role)).plaintext
+                role: (await issue_service_token(db, f"demo-{role.value}", role.value)).plaintext
                 for role in (Role.OPERATOR, Role.VIEWER)
             }
         finally:

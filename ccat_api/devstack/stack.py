@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -107,6 +108,8 @@ class Stack:
         self.gateway_ports: dict[str, int] = {}
         self.processor: ManagedProcess | None = None
         self.started = False
+        # Both sites' gateways sign and verify session tokens with the same secret.
+        self.session_secret = secrets.token_urlsafe(32)
 
     # --- addresses -------------------------------------------------------------------------
 
@@ -132,8 +135,10 @@ class Stack:
                 "main_db_url": self.main_db.url(),
                 "local_db_url": "",
                 "redis_url": "",
+                "session_secret": self.session_secret,
             }
         return {
+            "session_secret": self.session_secret,
             "site_name": site or self.config.secondary_site,
             "site_type": "secondary",
             "main_db_url": self.main_url_via_wan,

@@ -20,7 +20,7 @@ CONDITIONS_MAX_DEPTH = 6
 CONDITIONS_MAX_STRING = 10_000
 
 
-def _json_safe(value: Any, path: str = "conditions", depth: int = 0) -> Any:
+def json_safe(value: Any, path: str = "conditions", depth: int = 0) -> Any:
     """Free-form JSON must survive PostgreSQL's jsonb and every hop in between: no NUL
     characters (jsonb refuses them), finite numbers, 64-bit integers, bounded depth."""
     if depth > CONDITIONS_MAX_DEPTH:
@@ -29,10 +29,10 @@ def _json_safe(value: Any, path: str = "conditions", depth: int = 0) -> Any:
         for key, item in value.items():
             if "\x00" in key:
                 raise ValueError(f"{path}: a key contains a NUL character")
-            _json_safe(item, f"{path}.{key}", depth + 1)
+            json_safe(item, f"{path}.{key}", depth + 1)
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            _json_safe(item, f"{path}[{i}]", depth + 1)
+            json_safe(item, f"{path}[{i}]", depth + 1)
     elif isinstance(value, str):
         if "\x00" in value:
             raise ValueError(f"{path}: contains a NUL character")
@@ -56,7 +56,7 @@ RelativePath = Annotated[
     str, Field(min_length=1, max_length=1024, pattern=r"^[^/\x00-\x1f][^\x00-\x1f]*$")
 ]
 Checksum = Annotated[str, Field(min_length=8, max_length=200, pattern=r"^[A-Za-z0-9:+/=_-]+$")]
-Conditions = Annotated[dict[str, Any], Field(max_length=50), AfterValidator(_json_safe)]
+Conditions = Annotated[dict[str, Any], Field(max_length=50), AfterValidator(json_safe)]
 FileType = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9._+-]+$")]
 
 

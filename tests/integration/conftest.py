@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from ccat_api.auth.tokens import issue_token
+from ccat_api.auth.tokens import issue_service_token
 from ccat_api.buffering.worker import SiteWorker
 from ccat_api.config import Settings
 from ccat_api.db.engines import PrimaryDatabase, make_engine
@@ -22,9 +22,13 @@ from ccat_api.runtime import build_worker, make_redis
 
 @dataclass(frozen=True)
 class Tokens:
+    """One API token per seeded role, each of its own service account."""
+
     admin: str
     operator: str
+    observer: str
     viewer: str
+    service: str
 
 
 @pytest.fixture(scope="session")
@@ -45,14 +49,12 @@ def tokens(stack: Stack) -> Tokens:
         )
         try:
             made = {
-                role: (await issue_token(db, name=f"test-{role.value}", role=role)).plaintext
+                role: (await issue_service_token(db, f"test-{role.value}", role.value)).plaintext
                 for role in Role
             }
         finally:
             await db.dispose()
-        return Tokens(
-            admin=made[Role.ADMIN], operator=made[Role.OPERATOR], viewer=made[Role.VIEWER]
-        )
+        return Tokens(**{role.value: token for role, token in made.items()})
 
     made = asyncio.run(create())
     stack.wait_replica_caught_up()

@@ -34,10 +34,10 @@ async def test_health_reports_every_dependency_and_the_buffer(
         assert report["buffer"]["awaiting_replica"] == 1
         assert report["processor"]["state"] == "idle"
         assert (await anonymous.get("/buffer-stats")).status_code == 401
-        async with client(url, tokens.viewer) as viewer:
-            stats = (await viewer.get("/buffer-stats")).json()
+        async with client(url, tokens.observer) as observer:
+            stats = (await observer.get("/buffer-stats")).json()
             assert stats["awaiting_replica"] == 1
-            info = (await viewer.get("/api/site/info")).json()
+            info = (await observer.get("/api/site/info")).json()
             assert info == {
                 **info,
                 "site_type": "secondary",
@@ -138,21 +138,21 @@ async def test_every_state_change_is_published_for_monitors(
 async def test_revoked_token_is_refused_at_the_site_once_replicated(
     stack: Stack, secondary_settings: Settings
 ) -> None:
-    from ccat_api.auth.tokens import issue_token, revoke_token
+    from ccat_api.auth.tokens import issue_service_token, revoke_token
     from ccat_api.db.engines import PrimaryDatabase, make_engine
     from ccat_api.db.models import Role
 
     db = PrimaryDatabase(
         make_engine(stack.main_db.url(), pool_size=1, connect_timeout_s=5, application_name="t")
     )
-    issued = await issue_token(db, name="short-lived", role=Role.OPERATOR)
+    issued = await issue_service_token(db, "short-lived", Role.OPERATOR.value)
     stack.wait_replica_caught_up()
     async with serve(secondary_settings) as url, client(url, issued.plaintext) as http:
         assert (await http.get("/obs_units")).status_code == 200
         stack.wan.down()  # main unreachable: the site still authenticates from its replica
         assert (await http.get("/obs_units")).status_code == 200
         stack.wan.up()
-        assert await revoke_token(db, issued.prefix)
+        assert await revoke_token(db, issued.token_id)
         stack.wait_replica_caught_up()
         refused = await http.get("/obs_units")
         assert refused.status_code == 401

@@ -7,7 +7,6 @@ from pydantic import ValidationError
 
 from ccat_api.config import Settings, SiteType, load_settings
 
-
 SECRET = "s" * 40
 
 

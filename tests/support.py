@@ -22,12 +22,17 @@ T = TypeVar("T")
 
 
 @contextlib.asynccontextmanager
-async def serve(settings: Settings) -> AsyncIterator[str]:
+async def serve(settings: Settings, port: int | None = None) -> AsyncIterator[str]:
     """The real app behind a real uvicorn server on a free loopback port."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-    )
+    async with serve_asgi(create_app(settings), port) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def serve_asgi(app: Any, port: int | None = None) -> AsyncIterator[str]:
+    """Any ASGI app (the gateway, a stand-in for GitHub) over real HTTP."""
+    port = port or free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     deadline = time.monotonic() + 20

@@ -124,6 +124,7 @@ async def logout(identity: Authenticated, runtime: RuntimeDep) -> Response:
     if identity.via is not Via.SESSION or identity.session_id is None:
         raise BadRequest("logout ends sessions; API tokens are revoked at DELETE /tokens/{id}")
     await end_session(runtime.main_db, identity.session_id)
+    runtime.directory.forget_session(identity.session_id)
     response = Response(status_code=204)
     response.delete_cookie(REFRESH_COOKIE, path="/auth")
     return response

@@ -60,6 +60,10 @@ class Directory:
         self._users[user_id] = found
         return found
 
+    def forget_session(self, session_id: str) -> None:
+        """This process ended the session: stop trusting its cached state at once."""
+        self._sessions.pop(session_id, None)
+
     async def session_open(self, session_id: str) -> bool:
         """False once the session was ended (logout) or expired, as the site sees it."""
         if self._cached and session_id in self._sessions:

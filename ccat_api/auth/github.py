@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import httpx2
 from authlib.integrations.starlette_client import OAuth, OAuthError, StarletteOAuth2App
 from starlette.requests import Request
 from starlette.responses import Response
@@ -44,7 +45,11 @@ class GitHubLogin:
             authorize_url=f"{settings.github_oauth_url.rstrip('/')}/login/oauth/authorize",
             access_token_url=f"{settings.github_oauth_url.rstrip('/')}/login/oauth/access_token",
             api_base_url=settings.github_api_url.rstrip("/") + "/",
-            client_kwargs={"scope": "read:user read:org"},
+            # GitHub documents the client secret as a form field of the token request.
+            client_kwargs={
+                "scope": "read:user read:org",
+                "token_endpoint_auth_method": "client_secret_post",
+            },
         )
         client = oauth.create_client("github")
         assert isinstance(client, StarletteOAuth2App)
@@ -70,6 +75,11 @@ class GitHubLogin:
             )
         try:
             token = await self._client.authorize_access_token(request)
+            org = self._settings.github_org_name
+            user = await self._get_json("user", token)
+            login = str(user["login"])
+            membership = await self._client.get(f"orgs/{org}/members/{login}", token=token)
+            teams = await self._get_json("user/teams", token, params={"per_page": 100})
         except OAuthError as exc:
             if exc.error == "mismatching_state":
                 raise BadRequest(
@@ -77,11 +87,8 @@ class GitHubLogin:
                     field="state",
                 ) from exc
             raise Unauthorized(f"GitHub login failed: {exc.error}") from exc
-        org = self._settings.github_org_name
-        user = await self._get_json("user", token)
-        login = str(user["login"])
-        membership = await self._client.get(f"orgs/{org}/members/{login}", token=token)
-        teams = await self._get_json("user/teams", token, params={"per_page": 100})
+        except (httpx2.HTTPError, OSError) as exc:
+            raise ServiceUnavailable(f"GitHub cannot be reached now: {exc}") from exc
         return GitHubAccount(
             id=int(user["id"]),
             login=login,

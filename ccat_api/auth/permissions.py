@@ -18,6 +18,8 @@ class Permission(StrEnum):
     MANAGE_USERS = "manage:users"
     MANAGE_TOKENS = "manage:tokens"
     MANAGE_ACCOUNT = "manage:account"
+    MANAGE_CATALOG = "manage:catalog"
+    MANAGE_STAGING = "manage:staging"
 
 
 def effective_permissions(

@@ -1,0 +1,44 @@
+"""The gateway's own bookkeeping in main: what was applied, who may replay, idempotency."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Integer, Text
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ccat_api.db.models.base import Base, utc_now_column
+
+
+class AppliedTransaction(Base):
+    """Every transaction ever applied on main; the replay skips ids already here."""
+
+    __tablename__ = "applied_transactions"
+    tx_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    site: Mapped[str] = mapped_column(Text)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    applied_at: Mapped[datetime] = utc_now_column()
+
+
+class ReplayFence(Base):
+    """Per-site lease epoch: a processor whose lease was taken over cannot apply anything."""
+
+    __tablename__ = "replay_fences"
+    site: Mapped[str] = mapped_column(Text, primary_key=True)
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = utc_now_column()
+
+
+class IdempotencyRecord(Base):
+    """Idempotency answers for direct writes at the main site (secondary sites use Redis)."""
+
+    __tablename__ = "idempotency_records"
+    principal: Mapped[str] = mapped_column(Text, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    request_hash: Mapped[str] = mapped_column(Text)
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = utc_now_column()

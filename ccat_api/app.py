@@ -17,12 +17,13 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from ccat_api.api import (
     auth,
+    catalog,
     executed_obs_units,
     raw_data,
-    reference,
     site,
     tokens,
     transactions,
+    transfers,
     users,
 )
 from ccat_api.api.deps import ReplayedAnswer
@@ -138,15 +139,8 @@ def create_app(settings: Settings) -> FastAPI:
     for backend_error in (RedisError, OperationalError, InterfaceError, OSError):
         app.add_exception_handler(backend_error, _backend_unavailable)
     for module in (
-        site,
-        auth,
-        executed_obs_units,
-        raw_data,
-        reference,
-        transactions,
-        tokens,
-        users,
-    ):
+        site, auth, catalog, executed_obs_units, raw_data, transfers, transactions, tokens, users,
+    ):  # fmt: skip
         app.include_router(module.router)
     return app
 

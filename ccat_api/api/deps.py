@@ -91,6 +91,7 @@ BufferOperateAccess = Annotated[Identity, Depends(Authorize(Permission.OPERATE_B
 AccountAccess = Annotated[Identity, Depends(Authorize(Permission.MANAGE_ACCOUNT))]
 UsersAccess = Annotated[Identity, Depends(Authorize(Permission.MANAGE_USERS))]
 TokensAccess = Annotated[Identity, Depends(Authorize(Permission.MANAGE_TOKENS))]
+StagingAccess = Annotated[Identity, Depends(Authorize(Permission.MANAGE_STAGING))]
 
 
 async def get_reader(request: Request) -> MergedReader:

@@ -17,11 +17,15 @@ from ccat_api.domain.schemas import (
     ExecutedObsUnitRead,
     ExecutedObsUnitStart,
     PageRead,
+    RawDataFileRead,
+    RawDataPackageRead,
     WriteAccepted,
 )
+from ccat_api.domain.transfers import TransferRead
 from ccat_api.errors import NotFound
 
 router = APIRouter(prefix="/executed_obs_units", tags=["executed obs units"])
+MAX_FILES_PER_UNIT = 100_000
 
 
 @router.post(
@@ -100,3 +104,57 @@ async def list_executed_obs_units(
         offset=offset,
     )
     return page_of(ExecutedObsUnitRead, page)
+
+
+class PackageDetails(RawDataPackageRead):
+    files: list[RawDataFileRead]
+    transfers: list[TransferRead]
+
+
+class ExecutedObsUnitDetails(ExecutedObsUnitRead):
+    packages: list[PackageDetails]
+    unpackaged_files: list[RawDataFileRead]
+
+
+@router.get(
+    "/{executed_obs_unit_id}/details",
+    response_model=ExecutedObsUnitDetails,
+    responses={**READ_ERRORS, **errors(404)},
+    summary="An executed obs unit with its packages, their files and transfers (all merged)",
+)
+async def executed_obs_unit_details(
+    executed_obs_unit_id: UUID, reader: ReaderDep, _: ReadAccess
+) -> ExecutedObsUnitDetails:
+    unit = await reader.get("executed_obs_units", executed_obs_unit_id)
+    if unit is None:
+        raise NotFound(f"executed obs unit {executed_obs_unit_id} not found")
+    mine = [Eq("executed_obs_unit_id", executed_obs_unit_id)]
+    packages = await reader.page("raw_data_packages", mine, [OrderBy("created_at")], limit=10_000)
+    files = await reader.page(
+        "raw_data_files", mine, [OrderBy("relative_path")], limit=MAX_FILES_PER_UNIT
+    )
+    by_package: dict[UUID | None, list[RawDataFileRead]] = {}
+    for f in files.items:
+        by_package.setdefault(f["raw_data_package_id"], []).append(
+            RawDataFileRead.model_validate(f)
+        )
+    details = []
+    for package in packages.items:
+        moves = await reader.page(
+            "data_transfers",
+            [Eq("raw_data_package_id", package["id"])],
+            [OrderBy("created_at")],
+            limit=1000,
+        )
+        details.append(
+            PackageDetails.model_validate(
+                {
+                    **package,
+                    "files": by_package.pop(package["id"], []),
+                    "transfers": [TransferRead.model_validate(t) for t in moves.items],
+                }
+            )
+        )
+    return ExecutedObsUnitDetails.model_validate(
+        {**unit, "packages": details, "unpackaged_files": by_package.pop(None, [])}
+    )

@@ -60,11 +60,23 @@ BUFFERED: dict[str, BufferedModel] = {
         _describe(models.ExecutedObsUnit.__table__, ("obs_unit_id",)),  # type: ignore[arg-type]
         _describe(
             models.RawDataPackage.__table__,  # type: ignore[arg-type]
-            ("executed_obs_unit_id",),
+            ("executed_obs_unit_id", "status"),
         ),
         _describe(
             models.RawDataFile.__table__,  # type: ignore[arg-type]
             ("executed_obs_unit_id", "raw_data_package_id"),
+        ),
+        _describe(
+            models.PhysicalCopy.__table__,  # type: ignore[arg-type]
+            ("raw_data_package_id", "data_location_id"),
+        ),
+        _describe(
+            models.DataTransfer.__table__,  # type: ignore[arg-type]
+            ("raw_data_package_id", "route_id", "status"),
+        ),
+        _describe(
+            models.DataTransferLog.__table__,  # type: ignore[arg-type]
+            ("data_transfer_id",),
         ),
     )
 }

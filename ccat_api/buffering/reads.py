@@ -70,7 +70,39 @@ class Below:
         return value is not None and bool(value < self.value)
 
 
-Condition = Eq | AtLeast | Below
+@dataclass(frozen=True, slots=True)
+class OneOf:
+    column: str
+    values: tuple[Any, ...]
+
+    def clause(self, table: sa.Table) -> sa.ColumnElement[bool]:
+        clause: sa.ColumnElement[bool] = _column(table, self.column).in_(self.values)
+        return clause
+
+    def matches(self, row: Mapping[str, Any]) -> bool:
+        return row.get(self.column) in self.values
+
+
+@dataclass(frozen=True, slots=True)
+class NameLike:
+    """Case-insensitive substring match, the same on both sides (ILIKE with escaping)."""
+
+    column: str
+    text: str
+
+    def clause(self, table: sa.Table) -> sa.ColumnElement[bool]:
+        escaped = self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clause: sa.ColumnElement[bool] = _column(table, self.column).ilike(
+            f"%{escaped}%", escape="\\"
+        )
+        return clause
+
+    def matches(self, row: Mapping[str, Any]) -> bool:
+        value = row.get(self.column)
+        return value is not None and self.text.lower() in str(value).lower()
+
+
+Condition = Eq | AtLeast | Below | OneOf | NameLike
 
 
 def _column(table: sa.Table, name: str) -> sa.ColumnElement[Any]:
@@ -159,14 +191,7 @@ class MergedReader:
         offset: int = 0,
     ) -> Page:
         table = Base.metadata.tables[model]
-        buffered_rows: list[Row] = []
-        shadowed: list[Any] = []
-        if self._buffered(model):
-            buffered_rows, shadowed = await self._overlay_matches(model, where)
-        clauses = [c.clause(table) for c in where]
-        if shadowed:
-            ids = sa.bindparam("shadowed", shadowed, type_=postgresql.ARRAY(table.c.id.type))
-            clauses.append(table.c.id != sa.all_(ids))
+        buffered_rows, clauses = await self._split(model, where)
         async with self._db.connect() as conn:
             total = int(
                 await conn.scalar(sa.select(sa.func.count()).select_from(table).where(*clauses))
@@ -183,6 +208,38 @@ class MergedReader:
         merged = heapq.merge(replica_rows, sorted(buffered_rows, key=key), key=key)
         items = list(itertools.islice(merged, offset, offset + limit))
         return Page(items=items, total=total + len(buffered_rows), limit=limit, offset=offset)
+
+    async def count_by(
+        self, model: str, columns: Sequence[str], where: Sequence[Condition] = ()
+    ) -> dict[tuple[Any, ...], int]:
+        """How many records (replica and buffer alike) have each combination of values."""
+        table = Base.metadata.tables[model]
+        buffered_rows, clauses = await self._split(model, where)
+        keys = [table.c[c] for c in columns]
+        async with self._db.connect() as conn:
+            result = await conn.execute(
+                sa.select(*keys, sa.func.count()).where(*clauses).group_by(*keys)
+            )
+            counts = {tuple(row[:-1]): int(row[-1]) for row in result}
+        for row in buffered_rows:
+            key = tuple(row.get(c) for c in columns)
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    async def _split(
+        self, model: str, where: Sequence[Condition]
+    ) -> tuple[list[Row], list[sa.ColumnElement[bool]]]:
+        """Overlay records matching ``where``, and the replica clauses that select the rest."""
+        table = Base.metadata.tables[model]
+        buffered_rows: list[Row] = []
+        shadowed: list[Any] = []
+        if self._buffered(model):
+            buffered_rows, shadowed = await self._overlay_matches(model, where)
+        clauses = [c.clause(table) for c in where]
+        if shadowed:
+            ids = sa.bindparam("shadowed", shadowed, type_=postgresql.ARRAY(table.c.id.type))
+            clauses.append(table.c.id != sa.all_(ids))
+        return buffered_rows, clauses
 
     async def _overlay_matches(
         self, model: str, where: Sequence[Condition]

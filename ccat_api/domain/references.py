@@ -7,12 +7,13 @@ on the write path without serving stale data for long.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from cachetools import TTLCache
 
 from ccat_api.db.engines import ReadDatabase
-from ccat_api.db.models import Instrument, InstrumentModule, ObsUnit
+from ccat_api.db.models import Base, Instrument, InstrumentModule, ObsUnit
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +32,31 @@ class InstrumentModuleRef:
 class ReferenceData:
     def __init__(self, db: ReadDatabase, *, ttl_s: float) -> None:
         self._db = db
+        self._rows: TTLCache[tuple[str, int], dict[str, Any]] = TTLCache(
+            maxsize=100_000, ttl=max(ttl_s, 0.001)
+        )
         self._obs_units: TTLCache[int, ObsUnitRef] = TTLCache(
             maxsize=100_000, ttl=max(ttl_s, 0.001)
         )
         self._modules: TTLCache[int, InstrumentModuleRef] = TTLCache(
             maxsize=10_000, ttl=max(ttl_s, 0.001)
         )
+
+    async def row(self, table_name: str, row_id: int) -> dict[str, Any] | None:
+        """Any reference row by id (routes, data locations...), cached; None if absent."""
+        key = (table_name, row_id)
+        found = self._rows.get(key)
+        if found is None:
+            table = Base.metadata.tables[table_name]
+            async with self._db.connect() as conn:
+                row = (
+                    await conn.execute(sa.select(table).where(table.c.id == row_id))
+                ).one_or_none()
+            if row is None:
+                return None
+            found = dict(row._mapping)
+            self._rows[key] = found
+        return found
 
     async def obs_unit(self, obs_unit_id: int) -> ObsUnitRef | None:
         found = self._obs_units.get(obs_unit_id)

@@ -1,0 +1,226 @@
+"""Reference data: programs, sources (with cone search), obs units, the observatory and its
+instruments, observation modes and configurations, data locations and transfer routes.
+
+All of it is written at main (``manage:catalog``) and read from the site's database; a
+secondary site forwards writes to main and answers 503 while main is unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from ccat_api.api.deps import ReadAccess, RuntimeDep
+from ccat_api.api.resources import ListFilters, Resource, add_resource
+from ccat_api.api.responses import READ_ERRORS, errors
+from ccat_api.db.models import Source, Telescope
+from ccat_api.domain import catalog as c
+from ccat_api.domain import visibility
+from ccat_api.errors import InvalidReference, NotFound, Unprocessable
+
+router = APIRouter()
+
+for resource in (
+    Resource(
+        "/observing_programs", "observing_programs", "observing program",
+        c.ObservingProgramRead, c.Search, ("id", "short_name", "name"),
+        c.ObservingProgramCreate, c.ObservingProgramUpdate, deletable=True,
+        tags=["programs"],
+    ),
+    Resource(
+        "/sub_observing_programs", "sub_observing_programs", "sub-program",
+        c.SubObservingProgramRead, c.SubProgramFilters, ("id", "short_name", "name"),
+        c.SubObservingProgramCreate, c.SubObservingProgramUpdate, deletable=True,
+        tags=["programs"],
+    ),
+    Resource(
+        "/obs_units", "obs_units", "obs unit",
+        c.ObsUnitRead, c.ObsUnitFilters, ("id", "name", "priority"),
+        c.ObsUnitCreate, c.ObsUnitUpdate, tags=["programs"],
+    ),
+    Resource(
+        "/sources", "sources", "source",
+        c.SourceRead, c.SourceFilters, ("name", "id", "ra_deg", "dec_deg"),
+        c.SourceCreate, c.SourceUpdate, deletable=True, validate=c.validate_source,
+        tags=["sources"],
+    ),
+    Resource("/sites", "sites", "site", c.SiteRead, ListFilters, ("id",), tags=["observatory"]),
+    Resource(
+        "/observatories", "observatories", "observatory", c.ObservatoryRead,
+        tags=["observatory"],
+    ),
+    Resource("/telescopes", "telescopes", "telescope", c.TelescopeRead, tags=["observatory"]),
+    Resource(
+        "/instruments", "instruments", "instrument",
+        c.InstrumentRead, c.InstrumentFilters, ("id", "name"), tags=["observatory"],
+    ),
+    Resource(
+        "/instrument_modules", "instrument_modules", "instrument module",
+        c.InstrumentModuleRead, c.ModuleFilters, ("id", "name"), tags=["observatory"],
+    ),
+    Resource(
+        "/instrument_module_configurations", "instrument_module_configurations",
+        "module configuration", c.ModuleConfigurationRead, c.ModuleConfigurationFilters,
+        ("id", "name"), c.ModuleConfigurationCreate, tags=["observatory"],
+    ),
+    Resource(
+        "/observation_modes", "observation_modes", "observation mode",
+        c.ObservationModeRead, tags=["observatory"],
+    ),
+    Resource(
+        "/observation_configurations", "observation_configurations",
+        "observation configuration", c.ObservationConfigurationRead,
+        c.ObservationConfigurationFilters, ("id", "name"), c.ObservationConfigurationCreate,
+        tags=["observatory"],
+    ),
+    Resource(
+        "/api/transfer/locations", "data_locations", "data location",
+        c.DataLocationRead, c.DataLocationFilters, ("id", "name"),
+        c.DataLocationCreate, c.DataLocationUpdate, tags=["transfer"],
+    ),
+    Resource(
+        "/api/transfer/routes", "data_transfer_routes", "transfer route",
+        c.RouteRead, c.RouteFilters, ("id", "name"), c.RouteCreate, c.RouteUpdate,
+        tags=["transfer"],
+    ),
+):  # fmt: skip
+    add_resource(router, resource)
+
+
+# Great-circle distance (degrees) between a fixed source and a position, in SQL.
+def _distance_deg(ra_deg: float, dec_deg: float) -> sa.ColumnElement[float]:
+    ra, dec = sa.func.radians(Source.ra_deg), sa.func.radians(Source.dec_deg)
+    cosine = sa.func.sin(dec) * sa.func.sin(sa.func.radians(dec_deg)) + sa.func.cos(
+        dec
+    ) * sa.func.cos(sa.func.radians(dec_deg)) * sa.func.cos(ra - sa.func.radians(ra_deg))
+    # Rounding can push the cosine a hair past 1 for a source at the very centre.
+    clamped = sa.func.greatest(-1.0, sa.func.least(1.0, cosine))
+    return sa.func.degrees(sa.func.acos(clamped))
+
+
+@router.get(
+    "/sources/search/cone",
+    response_model=list[c.SourceWithDistance],
+    responses=READ_ERRORS,
+    summary="Fixed sources within a radius of a position, nearest first",
+    tags=["sources"],
+)
+async def cone_search(
+    runtime: RuntimeDep,
+    _: ReadAccess,
+    ra_deg: Annotated[float, Query(ge=0, lt=360)],
+    dec_deg: Annotated[float, Query(ge=-90, le=90)],
+    radius_deg: Annotated[float, Query(gt=0, le=180)],
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[c.SourceWithDistance]:
+    distance = _distance_deg(ra_deg, dec_deg).label("distance_deg")
+    query = (
+        sa.select(Source, distance)
+        .where(Source.source_type == "fixed", distance <= radius_deg)
+        .order_by(distance, Source.id)
+        .limit(limit)
+    )
+    async with runtime.read_db.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [c.SourceWithDistance.model_validate(dict(r._mapping)) for r in rows]
+
+
+# --- visibility -------------------------------------------------------------------------
+
+
+class VisibilityRead(BaseModel):
+    source_id: int
+    site_id: int
+    date: date
+    step_minutes: int
+    samples: list[dict[str, Any]]
+    max_altitude_deg: float
+    time_of_max: str
+
+
+class HeatmapRead(BaseModel):
+    source_id: int
+    site_id: int
+    step_minutes: int
+    dates: list[str]
+    times_utc: list[str]
+    altitude_deg: list[list[float]]
+
+
+StepMinutes = Annotated[int, Query(ge=1, le=240, description="Must divide a day evenly")]
+
+
+async def _visibility_inputs(
+    runtime: RuntimeDep, source_id: int, site_id: int | None, step_minutes: int
+) -> tuple[visibility.Target, visibility.SiteLocation, int]:
+    if (24 * 60) % step_minutes:
+        raise Unprocessable("step_minutes: must divide 1440 (a day) evenly", field="step_minutes")
+    source = await runtime.reader.get("sources", source_id)
+    if source is None:
+        raise NotFound(f"source {source_id} not found")
+    if site_id is None:
+        async with runtime.read_db.connect() as conn:
+            site_id = await conn.scalar(sa.select(sa.func.min(Telescope.site_id)))
+        if site_id is None:
+            raise Unprocessable("site_id: no telescope is recorded; name a site", field="site_id")
+    site = await runtime.references.row("sites", site_id)
+    if site is None:
+        raise InvalidReference(f"site_id: site {site_id} does not exist", field="site_id")
+    location = visibility.SiteLocation(
+        site["latitude_deg"], site["longitude_deg"], site["elevation_m"]
+    )
+    return visibility.Target.of(source), location, site_id
+
+
+@router.get(
+    "/sources/{source_id}/visibility",
+    response_model=VisibilityRead,
+    responses={**READ_ERRORS, **errors(404)},
+    summary="Altitude and azimuth of a source over one UTC day at a site (the telescope's)",
+    tags=["sources"],
+)
+async def source_visibility(
+    source_id: int,
+    runtime: RuntimeDep,
+    _: ReadAccess,
+    day: Annotated[date, Query(alias="date")],
+    step_minutes: StepMinutes = 10,
+    site_id: Annotated[int | None, Query(gt=0)] = None,
+) -> VisibilityRead:
+    target, location, site = await _visibility_inputs(runtime, source_id, site_id, step_minutes)
+    result = await asyncio.to_thread(visibility.curve, target, location, day, step_minutes)
+    return VisibilityRead(
+        source_id=source_id, site_id=site, date=day, step_minutes=step_minutes, **result
+    )
+
+
+@router.get(
+    "/sources/{source_id}/visibility/heatmap",
+    response_model=HeatmapRead,
+    responses={**READ_ERRORS, **errors(404)},
+    summary="Altitude of a source by date and time of day over a range of at most 62 days",
+    tags=["sources"],
+)
+async def source_visibility_heatmap(
+    source_id: int,
+    runtime: RuntimeDep,
+    _: ReadAccess,
+    start: date,
+    end: date,
+    step_minutes: StepMinutes = 30,
+    site_id: Annotated[int | None, Query(gt=0)] = None,
+) -> HeatmapRead:
+    if end < start:
+        raise Unprocessable("end: before start", field="end")
+    if (end - start).days + 1 > visibility.MAX_HEATMAP_DAYS:
+        raise Unprocessable(
+            f"end: at most {visibility.MAX_HEATMAP_DAYS} days from start", field="end"
+        )
+    target, location, site = await _visibility_inputs(runtime, source_id, site_id, step_minutes)
+    result = await asyncio.to_thread(visibility.heatmap, target, location, start, end, step_minutes)
+    return HeatmapRead(source_id=source_id, site_id=site, step_minutes=step_minutes, **result)

@@ -1,0 +1,204 @@
+"""Routes for plain resources (reference data written at main): list with filters, sorting
+and offset pagination with totals, get by id (404), create, update and optionally delete.
+
+One declaration per resource keeps list semantics identical everywhere. This module does not
+use postponed annotations: the endpoint functions are made here, and FastAPI reads their
+parameter types from the closure.
+"""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+
+from ccat_api.api.deps import Authorize, ReadAccess, ReaderDep, RuntimeDep
+from ccat_api.api.responses import READ_ERRORS, errors
+from ccat_api.auth.identity import Identity
+from ccat_api.auth.permissions import Permission
+from ccat_api.buffering.envelope import new_uuid7
+from ccat_api.buffering.reads import Condition, Eq, NameLike, OrderBy, Page
+from ccat_api.domain import main_writes
+from ccat_api.domain.schemas import PageRead
+from ccat_api.errors import NotFound, Unprocessable
+from ccat_api.runtime import Runtime
+
+# (runtime, the values to write, the current row or None when creating): may refuse or adjust.
+Validator = Callable[[Runtime, dict[str, Any], dict[str, Any] | None], Awaitable[None]]
+
+
+class ListFilters(BaseModel):
+    """Equality filters; a field named ``q`` searches the ``name`` column instead."""
+
+
+@dataclass
+class Resource:
+    path: str
+    table: str
+    noun: str
+    read: type[BaseModel]
+    filters: type[BaseModel] = ListFilters
+    order_fields: tuple[str, ...] = ("id",)
+    create: type[BaseModel] | None = None
+    update: type[BaseModel] | None = None
+    deletable: bool = False
+    write_permission: Permission = Permission.MANAGE_CATALOG
+    # UUID-keyed resources get their id here (UUIDv7); integer ones from a sequence.
+    uuid_ids: bool = False
+    # Checks a create (current None) or an update (current row) beyond the body's own shape.
+    validate: Validator | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+def conditions(filters: BaseModel) -> list[Condition]:
+    found: list[Condition] = []
+    for name, value in filters.model_dump(exclude_none=True).items():
+        found.append(NameLike("name", value) if name == "q" else Eq(name, value))
+    return found
+
+
+def ordering(order: str, allowed: tuple[str, ...]) -> list[OrderBy]:
+    name = order.lstrip("-")
+    if name not in allowed:
+        raise Unprocessable(
+            f"order: one of {', '.join(allowed)} (prefix - for descending)", field="order"
+        )
+    return [OrderBy(name, descending=order.startswith("-"))]
+
+
+def page_of_rows(read: type[BaseModel], page: Page) -> dict[str, Any]:
+    return {
+        "items": [read.model_validate(r).model_dump(mode="json") for r in page.items],
+        "total": page.total,
+        "limit": page.limit,
+        "offset": page.offset,
+    }
+
+
+def add_resource(router: APIRouter, spec: Resource) -> None:
+    read, filters_model = spec.read, spec.filters
+    key_type: type = UUID if spec.uuid_ids else int
+    writer = Annotated[Identity, Depends(Authorize(spec.write_permission))]
+    tags: list[str | Any] = list(spec.tags) or [spec.noun + "s"]
+
+    async def list_items(
+        reader: ReaderDep,
+        _: ReadAccess,
+        filters: Annotated[filters_model, Query()],  # type: ignore[valid-type]
+        order: str = spec.order_fields[0],
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    ) -> Any:
+        page = await reader.page(
+            spec.table,
+            conditions(filters),
+            ordering(order, spec.order_fields),
+            limit=limit,
+            offset=offset,
+        )
+        return page_of_rows(read, page)
+
+    router.add_api_route(
+        spec.path,
+        list_items,
+        methods=["GET"],
+        response_model=PageRead[read],  # type: ignore[valid-type]
+        responses=READ_ERRORS,
+        summary=f"List {spec.noun}s (filters, order={'|'.join(spec.order_fields)}, pages)",
+        tags=tags,
+    )
+
+    async def get_item(item_id: key_type, reader: ReaderDep, _: ReadAccess) -> Any:  # type: ignore[valid-type]
+        row = await reader.get(spec.table, item_id)
+        if row is None:
+            raise NotFound(f"{spec.noun} {item_id} not found")
+        return read.model_validate(row)
+
+    router.add_api_route(
+        spec.path + "/{item_id}",
+        get_item,
+        methods=["GET"],
+        response_model=read,
+        responses={**READ_ERRORS, **errors(404)},
+        summary=f"One {spec.noun}",
+        tags=tags,
+    )
+
+    if spec.create is not None:
+        create_model = spec.create
+
+        async def create_item(
+            body: create_model,  # type: ignore[valid-type]
+            runtime: RuntimeDep,
+            _: writer,
+        ) -> Any:
+            values = BaseModel.model_dump(body)
+            if spec.uuid_ids:
+                values["id"] = new_uuid7()
+            if spec.validate is not None:
+                await spec.validate(runtime, values, None)
+            return read.model_validate(
+                await main_writes.insert_row(runtime.main_db, spec.table, values)
+            )
+
+        router.add_api_route(
+            spec.path,
+            create_item,
+            methods=["POST"],
+            status_code=201,
+            response_model=read,
+            responses=errors(401, 403, 409, 422, 503),
+            summary=f"Create a {spec.noun} (written to main)",
+            tags=tags,
+        )
+
+    if spec.update is not None:
+        update_model = spec.update
+
+        async def update_item(
+            item_id: key_type,  # type: ignore[valid-type]
+            body: update_model,  # type: ignore[valid-type]
+            runtime: RuntimeDep,
+            reader: ReaderDep,
+            _: writer,
+        ) -> Any:
+            changes = BaseModel.model_dump(body, exclude_unset=True)
+            if spec.validate is not None:
+                current = await reader.get(spec.table, item_id)
+                if current is None:
+                    raise NotFound(f"{spec.noun} {item_id} not found")
+                await spec.validate(runtime, changes, current)
+            return read.model_validate(
+                await main_writes.update_row(runtime.main_db, spec.table, item_id, changes)
+            )
+
+        router.add_api_route(
+            spec.path + "/{item_id}",
+            update_item,
+            methods=["PATCH"],
+            response_model=read,
+            responses=errors(401, 403, 404, 409, 422, 503),
+            summary=f"Change a {spec.noun} (written to main)",
+            tags=tags,
+        )
+
+    if spec.deletable:
+
+        async def delete_item(
+            item_id: key_type,  # type: ignore[valid-type]
+            runtime: RuntimeDep,
+            _: writer,
+        ) -> None:
+            await main_writes.delete_row(runtime.main_db, spec.table, item_id)
+
+        router.add_api_route(
+            spec.path + "/{item_id}",
+            delete_item,
+            methods=["DELETE"],
+            status_code=204,
+            responses=errors(401, 403, 404, 409, 503),
+            summary=f"Delete a {spec.noun} no record refers to (written to main)",
+            tags=tags,
+        )

@@ -1,0 +1,375 @@
+"""Data transfer: transfers, their logs and physical copies (critical: buffered at a secondary
+site), the overview the control room watches, package lists, long-term-archive transfers and
+staging jobs (driven from main)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from ccat_api.api.deps import (
+    WRITE_ROUTE,
+    ReadAccess,
+    ReaderDep,
+    RuntimeDep,
+    StagingAccess,
+    WriteContextDep,
+    submit_write,
+)
+from ccat_api.api.resources import Resource, add_resource
+from ccat_api.api.responses import READ_ERRORS, WRITE_ERRORS, errors, page_of
+from ccat_api.auth.permissions import Permission
+from ccat_api.buffering.reads import Condition, Eq, MergedReader, OneOf, OrderBy
+from ccat_api.db.models import RawDataPackageStatus, TransferStatus
+from ccat_api.domain import staging, transfers
+from ccat_api.domain.schemas import PageRead, RawDataPackageRead, WriteAccepted
+from ccat_api.errors import NotFound
+from ccat_api.runtime import Runtime
+
+router = APIRouter(tags=["transfer"])
+PREFIX = "/api/transfer"
+
+Order = Annotated[Literal["created_at", "-created_at", "updated_at", "-updated_at"], Query()]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+
+
+def _order(order: str) -> list[OrderBy]:
+    return [OrderBy(order.lstrip("-"), descending=order.startswith("-"))]
+
+
+# --- transfers (critical) --------------------------------------------------------------------
+
+
+@router.post(
+    f"{PREFIX}/transfers",
+    status_code=201,
+    response_model=WriteAccepted,
+    responses=WRITE_ERRORS,
+    openapi_extra=WRITE_ROUTE,
+    summary="Start transferring a complete package along a route (critical)",
+)
+async def start_transfer(body: transfers.TransferCreate, ctx: WriteContextDep) -> Response:
+    return await submit_write(ctx, await transfers.start(ctx, body), status_code=201)
+
+
+@router.put(
+    f"{PREFIX}/transfers/{{transfer_id}}",
+    response_model=WriteAccepted,
+    responses=WRITE_ERRORS,
+    openapi_extra=WRITE_ROUTE,
+    summary="Report a transfer's progress, completion or failure (critical)",
+)
+async def update_transfer(
+    transfer_id: UUID, body: transfers.TransferUpdate, ctx: WriteContextDep
+) -> Response:
+    return await submit_write(
+        ctx, await transfers.progress(ctx, transfer_id, body), status_code=200
+    )
+
+
+@router.post(
+    f"{PREFIX}/transfers/{{transfer_id}}/reset",
+    response_model=WriteAccepted,
+    responses=WRITE_ERRORS,
+    openapi_extra=WRITE_ROUTE,
+    summary="Put a failed transfer back to pending for another attempt (critical)",
+)
+async def reset_transfer(transfer_id: UUID, ctx: WriteContextDep) -> Response:
+    return await submit_write(ctx, await transfers.reset(ctx, transfer_id), status_code=200)
+
+
+@router.post(
+    f"{PREFIX}/transfers/{{transfer_id}}/logs",
+    status_code=201,
+    response_model=WriteAccepted,
+    responses=WRITE_ERRORS,
+    openapi_extra=WRITE_ROUTE,
+    summary="Append a line to a transfer's log (critical)",
+)
+async def add_log(
+    transfer_id: UUID, body: transfers.TransferLogCreate, ctx: WriteContextDep
+) -> Response:
+    return await submit_write(ctx, await transfers.log(ctx, transfer_id, body), status_code=201)
+
+
+@router.get(
+    f"{PREFIX}/transfers",
+    response_model=PageRead[transfers.TransferRead],
+    responses=READ_ERRORS,
+    summary="Transfers, filtered by status, package or route (buffered ones included)",
+)
+async def list_transfers(
+    reader: ReaderDep,
+    _: ReadAccess,
+    status: Annotated[list[TransferStatus] | None, Query()] = None,
+    raw_data_package_id: UUID | None = None,
+    route_id: Annotated[int | None, Query(gt=0)] = None,
+    order: Order = "-created_at",
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> PageRead[transfers.TransferRead]:
+    where: list[Condition] = []
+    if status:
+        where.append(OneOf("status", tuple(s.value for s in status)))
+    if raw_data_package_id is not None:
+        where.append(Eq("raw_data_package_id", raw_data_package_id))
+    if route_id is not None:
+        where.append(Eq("route_id", route_id))
+    page = await reader.page("data_transfers", where, _order(order), limit=limit, offset=offset)
+    return page_of(transfers.TransferRead, page)
+
+
+@router.get(
+    f"{PREFIX}/transfers/{{transfer_id}}",
+    response_model=transfers.TransferRead,
+    responses={**READ_ERRORS, **errors(404)},
+    summary="One transfer",
+)
+async def get_transfer(
+    transfer_id: UUID, reader: ReaderDep, _: ReadAccess
+) -> transfers.TransferRead:
+    found = await reader.get("data_transfers", transfer_id)
+    if found is None:
+        raise NotFound(f"transfer {transfer_id} not found")
+    return transfers.TransferRead.model_validate(found)
+
+
+@router.get(
+    f"{PREFIX}/transfers/{{transfer_id}}/logs",
+    response_model=PageRead[transfers.TransferLogRead],
+    responses=READ_ERRORS,
+    summary="A transfer's log, oldest first",
+)
+async def transfer_logs(
+    transfer_id: UUID, reader: ReaderDep, _: ReadAccess, limit: Limit = 1000, offset: Offset = 0
+) -> PageRead[transfers.TransferLogRead]:
+    page = await reader.page(
+        "data_transfer_logs",
+        [Eq("data_transfer_id", transfer_id)],
+        [OrderBy("logged_at")],
+        limit=limit,
+        offset=offset,
+    )
+    return page_of(transfers.TransferLogRead, page)
+
+
+# --- physical copies (critical) --------------------------------------------------------------
+
+
+@router.post(
+    f"{PREFIX}/copies",
+    status_code=201,
+    response_model=WriteAccepted,
+    responses=WRITE_ERRORS,
+    openapi_extra=WRITE_ROUTE,
+    summary="Record a physical copy of a package at a data location (critical)",
+)
+async def add_copy(body: transfers.PhysicalCopyCreate, ctx: WriteContextDep) -> Response:
+    return await submit_write(ctx, await transfers.add_copy(ctx, body), status_code=201)
+
+
+@router.put(
+    f"{PREFIX}/copies/{{copy_id}}",
+    response_model=WriteAccepted,
+    responses=WRITE_ERRORS,
+    openapi_extra=WRITE_ROUTE,
+    summary="Mark a physical copy verified, corrupt or deleted (critical)",
+)
+async def update_copy(
+    copy_id: UUID, body: transfers.PhysicalCopyUpdate, ctx: WriteContextDep
+) -> Response:
+    return await submit_write(ctx, await transfers.update_copy(ctx, copy_id, body), status_code=200)
+
+
+@router.get(
+    f"{PREFIX}/copies",
+    response_model=PageRead[transfers.PhysicalCopyRead],
+    responses=READ_ERRORS,
+    summary="Physical copies of a package or at a location",
+)
+async def list_copies(
+    reader: ReaderDep,
+    _: ReadAccess,
+    raw_data_package_id: UUID | None = None,
+    data_location_id: Annotated[int | None, Query(gt=0)] = None,
+    order: Order = "created_at",
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> PageRead[transfers.PhysicalCopyRead]:
+    where: list[Condition] = []
+    if raw_data_package_id is not None:
+        where.append(Eq("raw_data_package_id", raw_data_package_id))
+    if data_location_id is not None:
+        where.append(Eq("data_location_id", data_location_id))
+    page = await reader.page("physical_copies", where, _order(order), limit=limit, offset=offset)
+    return page_of(transfers.PhysicalCopyRead, page)
+
+
+# --- what the control room watches -----------------------------------------------------------
+
+
+class RouteCounts(BaseModel):
+    route_id: int
+    by_status: dict[str, int]
+
+
+class Overview(BaseModel):
+    transfers_by_status: dict[str, int]
+    packages_by_status: dict[str, int]
+    routes: list[RouteCounts]
+    bytes_in_flight: int
+    failed_transfers: int
+
+
+@router.get(
+    f"{PREFIX}/overview",
+    response_model=Overview,
+    responses=READ_ERRORS,
+    summary="Transfer and package counts by status, per route, and bytes in flight",
+)
+async def overview(reader: ReaderDep, _: ReadAccess) -> Overview:
+    return await transfer_overview(reader)
+
+
+async def transfer_overview(reader: MergedReader) -> Overview:
+    by_route = await reader.count_by("data_transfers", ["route_id", "status"])
+    transfers_by_status = {s.value: 0 for s in TransferStatus}
+    routes: dict[int, dict[str, int]] = {}
+    for (route_id, status), count in by_route.items():
+        transfers_by_status[status] = transfers_by_status.get(status, 0) + count
+        routes.setdefault(route_id, {})[status] = count
+    packages = await reader.count_by("raw_data_packages", ["status"])
+    in_flight = await reader.page(
+        "data_transfers", [Eq("status", TransferStatus.TRANSFERRING.value)], limit=10_000
+    )
+    return Overview(
+        transfers_by_status=transfers_by_status,
+        packages_by_status={
+            **{s.value: 0 for s in RawDataPackageStatus},
+            **{status: count for (status,), count in packages.items()},
+        },
+        routes=[RouteCounts(route_id=r, by_status=c) for r, c in sorted(routes.items())],
+        bytes_in_flight=sum(
+            int(t["bytes_total"]) - int(t["bytes_transferred"]) for t in in_flight.items
+        ),
+        failed_transfers=transfers_by_status.get(TransferStatus.FAILED.value, 0),
+    )
+
+
+@router.get(
+    f"{PREFIX}/packages",
+    response_model=PageRead[RawDataPackageRead],
+    responses=READ_ERRORS,
+    summary="Raw data packages by status (buffered ones included)",
+)
+async def list_packages(
+    reader: ReaderDep,
+    _: ReadAccess,
+    status: Annotated[list[RawDataPackageStatus] | None, Query()] = None,
+    executed_obs_unit_id: UUID | None = None,
+    order: Order = "-created_at",
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> PageRead[RawDataPackageRead]:
+    where: list[Condition] = []
+    if status:
+        where.append(OneOf("status", tuple(s.value for s in status)))
+    if executed_obs_unit_id is not None:
+        where.append(Eq("executed_obs_unit_id", executed_obs_unit_id))
+    page = await reader.page("raw_data_packages", where, _order(order), limit=limit, offset=offset)
+    return page_of(RawDataPackageRead, page)
+
+
+# --- long-term archive (main) ----------------------------------------------------------------
+
+
+async def _validate_archive(
+    runtime: Runtime, changes: dict[str, Any], current: dict[str, Any] | None
+) -> None:
+    await staging.validate_archive_transfer(runtime.references, changes, current)
+
+
+add_resource(
+    router,
+    Resource(
+        f"{PREFIX}/archive", "long_term_archive_transfers", "long-term-archive transfer",
+        staging.ArchiveTransferRead, staging.ArchiveFilters, ("requested_at", "completed_at"),
+        staging.ArchiveTransferCreate, staging.ArchiveTransferUpdate,
+        write_permission=Permission.MANAGE_CATALOG, uuid_ids=True, validate=_validate_archive,
+        tags=["transfer"],
+    ),
+)  # fmt: skip
+
+
+# --- staging (main) --------------------------------------------------------------------------
+
+
+@router.post(
+    "/api/staging/jobs",
+    status_code=201,
+    response_model=staging.StagingJobWithPackages,
+    responses=errors(401, 403, 422, 503),
+    summary="Stage archived packages to a processing location (written to main)",
+    tags=["staging"],
+)
+async def create_staging_job(
+    body: staging.StagingJobCreate, identity: StagingAccess, runtime: RuntimeDep
+) -> staging.StagingJobWithPackages:
+    job = await staging.create_job(runtime.main_db, runtime.references, body, identity.login)
+    return staging.StagingJobWithPackages.model_validate(job)
+
+
+@router.put(
+    "/api/staging/jobs/{job_id}",
+    response_model=staging.StagingJobRead,
+    responses=errors(401, 403, 404, 409, 422, 503),
+    summary="Move a staging job along: staging, completed, failed, cancelled (main)",
+    tags=["staging"],
+)
+async def update_staging_job(
+    job_id: UUID, body: staging.StagingJobUpdate, _: StagingAccess, runtime: RuntimeDep
+) -> staging.StagingJobRead:
+    return staging.StagingJobRead.model_validate(
+        await staging.update_job(runtime.main_db, job_id, body)
+    )
+
+
+@router.get(
+    "/api/staging/jobs",
+    response_model=PageRead[staging.StagingJobRead],
+    responses=READ_ERRORS,
+    summary="Staging jobs, newest first",
+    tags=["staging"],
+)
+async def list_staging_jobs(
+    reader: ReaderDep,
+    _: ReadAccess,
+    status: Literal["pending", "staging", "completed", "failed", "cancelled"] | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> PageRead[staging.StagingJobRead]:
+    where: list[Condition] = [Eq("status", status)] if status else []
+    page = await reader.page(
+        "staging_jobs", where, [OrderBy("created_at", descending=True)], limit=limit, offset=offset
+    )
+    return page_of(staging.StagingJobRead, page)
+
+
+@router.get(
+    "/api/staging/jobs/{job_id}",
+    response_model=staging.StagingJobWithPackages,
+    responses={**READ_ERRORS, **errors(404)},
+    summary="A staging job with its packages",
+    tags=["staging"],
+)
+async def get_staging_job(
+    job_id: UUID, runtime: RuntimeDep, _: ReadAccess
+) -> staging.StagingJobWithPackages:
+    return staging.StagingJobWithPackages.model_validate(
+        await staging.job_with_packages(runtime.read_db, job_id)
+    )

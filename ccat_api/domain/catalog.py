@@ -1,0 +1,412 @@
+"""Reference data the observatory reads and main writes: programs, sources, obs units,
+instruments, modes and configurations, sites, data locations and transfer routes.
+
+Bodies are validated here (shape, ranges, per-type rules for sources); references to other
+records are checked by main's foreign keys and come back as a 422 naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ccat_api.domain.schemas import Conditions, Name
+from ccat_api.errors import Unprocessable
+
+Slug = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
+Text = Annotated[str, Field(max_length=5000, pattern=r"^[^\x00]*$")]
+Id = Annotated[int, Field(gt=0)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Read(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Search(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    q: str | None = Field(default=None, max_length=100, description="Part of the name")
+
+
+# --- programs -------------------------------------------------------------------------------
+
+
+class ObservingProgramCreate(Body):
+    short_name: Slug
+    name: Name
+    description: Text = ""
+    pi_name: Text = ""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"short_name": "deep56", "name": "Deep wide-field survey", "pi_name": "A. Astro"}
+            ]
+        },
+    )
+
+
+class ObservingProgramUpdate(Body):
+    name: Name | None = None
+    description: Text | None = None
+    pi_name: Text | None = None
+
+
+class ObservingProgramRead(Read):
+    id: int
+    short_name: str
+    name: str
+    description: str
+    pi_name: str
+
+
+class SubObservingProgramCreate(Body):
+    observing_program_id: Id
+    short_name: Slug
+    name: Name
+    description: Text = ""
+
+
+class SubObservingProgramUpdate(Body):
+    name: Name | None = None
+    description: Text | None = None
+
+
+class SubObservingProgramRead(Read):
+    id: int
+    observing_program_id: int
+    short_name: str
+    name: str
+    description: str
+
+
+class SubProgramFilters(Search):
+    observing_program_id: int | None = Field(default=None, gt=0)
+
+
+# --- sources --------------------------------------------------------------------------------
+
+SOLAR_SYSTEM_BODIES = (
+    "sun", "moon", "mercury", "venus", "mars", "jupiter", "saturn", "uranus", "neptune",
+)  # fmt: skip
+
+
+class SourceCreate(Body):
+    name: Name
+    source_type: Literal["fixed", "solar_system", "constant_elevation"]
+    ra_deg: float | None = Field(default=None, ge=0, lt=360, description="ICRS, fixed sources")
+    dec_deg: float | None = Field(default=None, ge=-90, le=90)
+    body: Literal[SOLAR_SYSTEM_BODIES] | None = None  # type: ignore[valid-type]
+    elevation_deg: float | None = Field(default=None, gt=0, le=90)
+    azimuth_min_deg: float | None = Field(default=None, ge=0, lt=360)
+    azimuth_max_deg: float | None = Field(default=None, ge=0, le=360)
+    description: Text = ""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        json_schema_extra={
+            "examples": [
+                {"name": "Orion KL", "source_type": "fixed", "ra_deg": 83.8221, "dec_deg": -5.3911},
+                {"name": "Mars", "source_type": "solar_system", "body": "mars"},
+                {"name": "CES-45", "source_type": "constant_elevation", "elevation_deg": 45,
+                 "azimuth_min_deg": 120, "azimuth_max_deg": 240},
+            ]
+        },
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _fields_of_its_type(self) -> Self:
+        needed = {
+            "fixed": ("ra_deg", "dec_deg"),
+            "solar_system": ("body",),
+            "constant_elevation": ("elevation_deg", "azimuth_min_deg", "azimuth_max_deg"),
+        }[self.source_type]
+        missing = [f for f in needed if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"{missing[0]}: required for a {self.source_type} source")
+        others = {"ra_deg", "dec_deg", "body", "elevation_deg", "azimuth_min_deg",
+                  "azimuth_max_deg"} - set(needed)  # fmt: skip
+        extra = sorted(f for f in others if getattr(self, f) is not None)
+        if extra:
+            raise ValueError(f"{extra[0]}: not used by a {self.source_type} source")
+        return self
+
+
+class SourceUpdate(Body):
+    name: Name | None = None
+    ra_deg: float | None = Field(default=None, ge=0, lt=360)
+    dec_deg: float | None = Field(default=None, ge=-90, le=90)
+    body: Literal[SOLAR_SYSTEM_BODIES] | None = None  # type: ignore[valid-type]
+    elevation_deg: float | None = Field(default=None, gt=0, le=90)
+    azimuth_min_deg: float | None = Field(default=None, ge=0, lt=360)
+    azimuth_max_deg: float | None = Field(default=None, ge=0, le=360)
+    description: Text | None = None
+
+
+class SourceRead(Read):
+    id: int
+    name: str
+    source_type: str
+    ra_deg: float | None
+    dec_deg: float | None
+    body: str | None
+    elevation_deg: float | None
+    azimuth_min_deg: float | None
+    azimuth_max_deg: float | None
+    description: str
+
+
+class SourceFilters(Search):
+    source_type: Literal["fixed", "solar_system", "constant_elevation"] | None = None
+
+
+async def validate_source(
+    _: object, changes: dict[str, Any], current: dict[str, Any] | None
+) -> None:
+    """An update must leave a source that is still valid for its type."""
+    if current is None:
+        return
+    merged = {k: v for k, v in {**current, **changes}.items() if k != "id"}
+    try:
+        SourceCreate.model_validate(merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or str(first["msg"]).split(":")[0]
+        raise Unprocessable(str(first["msg"]).removeprefix("Value error, "), field=field) from exc
+
+
+class SourceWithDistance(SourceRead):
+    distance_deg: float
+
+
+# --- obs units ------------------------------------------------------------------------------
+
+
+class ObsUnitCreate(Body):
+    name: Name
+    observing_program_id: Id
+    sub_observing_program_id: Id | None = None
+    instrument_id: Id
+    source_id: Id | None = None
+    observation_configuration_id: Id | None = None
+    priority: float = Field(default=1.0, ge=0, le=100)
+    min_elevation_deg: float = Field(default=30.0, ge=0, le=90)
+    duration_s: float = Field(default=3600.0, gt=0, le=7 * 24 * 3600)
+    description: Text = ""
+
+
+class ObsUnitUpdate(Body):
+    name: Name | None = None
+    sub_observing_program_id: Id | None = None
+    source_id: Id | None = None
+    observation_configuration_id: Id | None = None
+    priority: float | None = Field(default=None, ge=0, le=100)
+    min_elevation_deg: float | None = Field(default=None, ge=0, le=90)
+    duration_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+    description: Text | None = None
+
+
+class ObsUnitRead(Read):
+    id: int
+    name: str
+    observing_program_id: int
+    sub_observing_program_id: int | None
+    instrument_id: int
+    source_id: int | None
+    observation_configuration_id: int | None
+    priority: float
+    min_elevation_deg: float
+    duration_s: float
+    description: str
+
+
+class ObsUnitFilters(Search):
+    observing_program_id: int | None = Field(default=None, gt=0)
+    sub_observing_program_id: int | None = Field(default=None, gt=0)
+    instrument_id: int | None = Field(default=None, gt=0)
+    source_id: int | None = Field(default=None, gt=0)
+
+
+# --- observatory and instruments ------------------------------------------------------------
+
+
+class SiteRead(Read):
+    id: int
+    name: str
+    short_name: str
+    description: str
+    latitude_deg: float
+    longitude_deg: float
+    elevation_m: float
+
+
+class ObservatoryRead(Read):
+    id: int
+    name: str
+    description: str
+
+
+class TelescopeRead(Read):
+    id: int
+    observatory_id: int
+    site_id: int
+    name: str
+    diameter_m: float
+    description: str
+
+
+class InstrumentRead(Read):
+    id: int
+    name: str
+    description: str
+    instrument_type: str
+    site_id: int
+    telescope_id: int | None
+    active: bool
+
+
+class InstrumentFilters(Search):
+    site_id: int | None = Field(default=None, gt=0)
+    telescope_id: int | None = Field(default=None, gt=0)
+
+
+class InstrumentModuleRead(Read):
+    id: int
+    instrument_id: int
+    name: str
+    description: str
+    pixel_count: int
+
+
+class ModuleFilters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    instrument_id: int | None = Field(default=None, gt=0)
+
+
+class ModuleConfigurationCreate(Body):
+    instrument_module_id: Id
+    name: Name
+    parameters: Conditions = Field(default_factory=dict)
+
+
+class ModuleConfigurationRead(Read):
+    id: int
+    instrument_module_id: int
+    name: str
+    parameters: dict[str, Any]
+
+
+class ModuleConfigurationFilters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    instrument_module_id: int | None = Field(default=None, gt=0)
+
+
+class ObservationModeRead(Read):
+    id: int
+    name: str
+    description: str
+
+
+class ObservationConfigurationCreate(Body):
+    name: Name
+    observation_mode_id: Id
+    instrument_module_configuration_id: Id | None = None
+    parameters: Conditions = Field(default_factory=dict)
+
+
+class ObservationConfigurationRead(Read):
+    id: int
+    name: str
+    observation_mode_id: int
+    instrument_module_configuration_id: int | None
+    parameters: dict[str, Any]
+
+
+class ObservationConfigurationFilters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    observation_mode_id: int | None = Field(default=None, gt=0)
+
+
+# --- data locations and routes --------------------------------------------------------------
+
+
+class DataLocationCreate(Body):
+    name: Name
+    site_id: Id
+    location_type: Literal["disk", "s3", "tape"]
+    role: Literal["source", "buffer", "long_term_archive", "processing"]
+    base_uri: Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^\x00-\x1f]+$")]
+    active: bool = True
+
+
+class DataLocationUpdate(Body):
+    base_uri: (
+        Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^\x00-\x1f]+$")] | None
+    ) = None
+    active: bool | None = None
+
+
+class DataLocationRead(Read):
+    id: int
+    name: str
+    site_id: int
+    location_type: str
+    role: str
+    base_uri: str
+    active: bool
+
+
+class DataLocationFilters(Search):
+    site_id: int | None = Field(default=None, gt=0)
+    role: Literal["source", "buffer", "long_term_archive", "processing"] | None = None
+    location_type: Literal["disk", "s3", "tape"] | None = None
+
+
+class RouteCreate(Body):
+    name: Name
+    origin_location_id: Id
+    destination_location_id: Id
+    route_type: Literal["direct", "relay"]
+    via_site_id: Id | None = None
+    method: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_-]+$")] = "bbcp"
+    active: bool = True
+
+    @model_validator(mode="after")
+    def _relay_names_its_site(self) -> Self:
+        if (self.route_type == "relay") != (self.via_site_id is not None):
+            raise ValueError(
+                "via_site_id: a relay route names the site it goes through, a direct one none"
+            )
+        if self.origin_location_id == self.destination_location_id:
+            raise ValueError("destination_location_id: must differ from origin_location_id")
+        return self
+
+
+class RouteUpdate(Body):
+    active: bool | None = None
+    method: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_-]+$")] | None = (
+        None
+    )
+
+
+class RouteRead(Read):
+    id: int
+    name: str
+    origin_location_id: int
+    destination_location_id: int
+    route_type: str
+    via_site_id: int | None
+    method: str
+    active: bool
+
+
+class RouteFilters(Search):
+    origin_location_id: int | None = Field(default=None, gt=0)
+    destination_location_id: int | None = Field(default=None, gt=0)
+    route_type: Literal["direct", "relay"] | None = None

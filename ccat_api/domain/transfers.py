@@ -1,0 +1,324 @@
+"""Moving raw data: transfers of packages along routes, their logs, and the physical copies
+that result. These are critical writes: the observatory's transfer service records them
+while the WAN may be down, so they are buffered at a secondary site like observations.
+
+State machine of a transfer: pending -> transferring -> completed | failed; failed -> pending
+(reset, counting an attempt). Starting a transfer marks its package ``transferring``;
+completing one records a physical copy at the destination, and a copy in a long-term archive
+marks the package ``archived``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from ccat_api.db.models import (
+    CopyStatus,
+    LocationRole,
+    RawDataPackageStatus,
+    TransferStatus,
+)
+from ccat_api.domain.context import PreparedWrite, WriteContext
+from ccat_api.domain.schemas import Checksum
+from ccat_api.errors import InvalidReference, NotFound, StateConflict, Unprocessable
+
+TRANSFERS = "data_transfers"
+LOGS = "data_transfer_logs"
+COPIES = "physical_copies"
+PACKAGES = "raw_data_packages"
+
+# Which status a transfer may move to from each status (reset is its own operation).
+NEXT_STATUS = {
+    TransferStatus.PENDING: {TransferStatus.TRANSFERRING, TransferStatus.FAILED},
+    TransferStatus.TRANSFERRING: {
+        TransferStatus.TRANSFERRING,
+        TransferStatus.COMPLETED,
+        TransferStatus.FAILED,
+    },
+    TransferStatus.COMPLETED: set(),
+    TransferStatus.FAILED: set(),
+}
+
+Path = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^\x00-\x1f]+$")]
+Message = Annotated[str, Field(min_length=1, max_length=10_000, pattern=r"^[^\x00]+$")]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class TransferCreate(Body):
+    raw_data_package_id: UUID
+    route_id: int = Field(gt=0)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"raw_data_package_id": "01932c8e-...", "route_id": 1}]},
+    )
+
+
+class TransferUpdate(Body):
+    status: Literal["transferring", "completed", "failed"]
+    bytes_transferred: int | None = Field(default=None, ge=0, le=2**62)
+    error: Message | None = None
+    at: AwareDatetime | None = Field(default=None, description="When it happened; default now")
+
+
+class TransferLogCreate(Body):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    message: Message
+    at: AwareDatetime | None = None
+
+
+class PhysicalCopyCreate(Body):
+    raw_data_package_id: UUID
+    data_location_id: int = Field(gt=0)
+    path: Path
+    checksum: Checksum | None = None
+
+
+class PhysicalCopyUpdate(Body):
+    status: Literal["present", "verified", "deleted", "corrupt"]
+    checksum: Checksum | None = None
+
+
+class TransferRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: UUID
+    raw_data_package_id: UUID
+    route_id: int
+    status: str
+    bytes_total: int
+    bytes_transferred: int
+    attempts: int
+    error: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TransferLogRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: UUID
+    data_transfer_id: UUID
+    level: str
+    message: str
+    logged_at: datetime
+
+
+class PhysicalCopyRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: UUID
+    raw_data_package_id: UUID
+    data_location_id: int
+    path: str
+    status: str
+    checksum: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+async def _require(ctx: WriteContext, model: str, pk: UUID, what: str) -> dict[str, Any]:
+    found = await ctx.reader.get(model, pk)
+    if found is None:
+        raise NotFound(f"{what} {pk} not found")
+    return found
+
+
+async def _require_reference(
+    ctx: WriteContext, table: str, row_id: int, field: str, what: str
+) -> dict[str, Any]:
+    found = await ctx.references.row(table, row_id)
+    if found is None:
+        raise InvalidReference(f"{field}: {what} {row_id} does not exist", field=field)
+    return found
+
+
+async def start(ctx: WriteContext, body: TransferCreate) -> PreparedWrite:
+    package = await ctx.reader.get(PACKAGES, body.raw_data_package_id)
+    if package is None:
+        raise InvalidReference(
+            f"raw_data_package_id: raw data package {body.raw_data_package_id} does not exist",
+            field="raw_data_package_id",
+        )
+    if package["status"] not in (RawDataPackageStatus.COMPLETE, RawDataPackageStatus.TRANSFERRING):
+        raise StateConflict(
+            f"raw_data_package_id: package is {package['status']}; finalize it first",
+            field="raw_data_package_id",
+        )
+    route = await _require_reference(
+        ctx, "data_transfer_routes", body.route_id, "route_id", "route"
+    )
+    if not route["active"]:
+        raise StateConflict(f"route_id: route {route['name']!r} is inactive", field="route_id")
+    builder = ctx.builder()
+    now = builder.now
+    transfer_id = builder.insert(
+        TRANSFERS,
+        {
+            "raw_data_package_id": body.raw_data_package_id,
+            "route_id": body.route_id,
+            "status": TransferStatus.PENDING.value,
+            "bytes_total": int(package["total_size_bytes"]),
+            "bytes_transferred": 0,
+            "attempts": 1,
+            "error": None,
+            "started_at": None,
+            "finished_at": None,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    if package["status"] != RawDataPackageStatus.TRANSFERRING:
+        builder.update(
+            PACKAGES,
+            body.raw_data_package_id,
+            {"status": RawDataPackageStatus.TRANSFERRING.value, "updated_at": now},
+            package,
+        )
+    return PreparedWrite(builder.build(), transfer_id, [transfer_id])
+
+
+async def progress(ctx: WriteContext, transfer_id: UUID, body: TransferUpdate) -> PreparedWrite:
+    transfer = await _require(ctx, TRANSFERS, transfer_id, "transfer")
+    current, target = TransferStatus(transfer["status"]), TransferStatus(body.status)
+    if target not in NEXT_STATUS[current]:
+        raise StateConflict(
+            f"status: a {current.value} transfer cannot become {target.value}", field="status"
+        )
+    if target is TransferStatus.FAILED and body.error is None:
+        raise Unprocessable("error: say why the transfer failed", field="error")
+    builder = ctx.builder()
+    at = body.at or builder.now
+    changes: dict[str, Any] = {"status": target.value, "updated_at": builder.now}
+    if transfer["started_at"] is None:
+        changes["started_at"] = at
+    if body.bytes_transferred is not None:
+        if body.bytes_transferred > transfer["bytes_total"]:
+            raise Unprocessable(
+                f"bytes_transferred: more than the package's {transfer['bytes_total']} bytes",
+                field="bytes_transferred",
+            )
+        changes["bytes_transferred"] = body.bytes_transferred
+    if target in (TransferStatus.COMPLETED, TransferStatus.FAILED):
+        changes["finished_at"] = at
+        changes["error"] = body.error
+    if target is TransferStatus.COMPLETED:
+        changes["bytes_transferred"] = transfer["bytes_total"]
+    builder.update(TRANSFERS, transfer_id, changes, transfer)
+    created = []
+    if target is TransferStatus.COMPLETED:
+        created = await _record_arrival(ctx, builder, transfer)
+    return PreparedWrite(builder.build(), transfer_id, created)
+
+
+async def _record_arrival(ctx: WriteContext, builder: Any, transfer: dict[str, Any]) -> list[UUID]:
+    route = await _require_reference(
+        ctx, "data_transfer_routes", transfer["route_id"], "route_id", "route"
+    )
+    destination = await _require_reference(
+        ctx, "data_locations", route["destination_location_id"], "route_id", "data location"
+    )
+    package = await _require(ctx, PACKAGES, transfer["raw_data_package_id"], "raw data package")
+    copy_id = builder.insert(
+        COPIES,
+        {
+            "raw_data_package_id": transfer["raw_data_package_id"],
+            "data_location_id": destination["id"],
+            "path": f"{destination['base_uri'].rstrip('/')}/{package['name']}",
+            "status": CopyStatus.PRESENT.value,
+            "checksum": package["checksum"],
+            "created_at": builder.now,
+            "updated_at": builder.now,
+        },
+    )
+    if destination["role"] == LocationRole.LONG_TERM_ARCHIVE:
+        builder.update(
+            PACKAGES,
+            transfer["raw_data_package_id"],
+            {"status": RawDataPackageStatus.ARCHIVED.value, "updated_at": builder.now},
+            package,
+        )
+    return [copy_id]
+
+
+async def reset(ctx: WriteContext, transfer_id: UUID) -> PreparedWrite:
+    transfer = await _require(ctx, TRANSFERS, transfer_id, "transfer")
+    if transfer["status"] != TransferStatus.FAILED:
+        raise StateConflict(
+            f"status: only a failed transfer can be reset; this one is {transfer['status']}",
+            field="status",
+        )
+    builder = ctx.builder()
+    builder.update(
+        TRANSFERS,
+        transfer_id,
+        {
+            "status": TransferStatus.PENDING.value,
+            "attempts": int(transfer["attempts"]) + 1,
+            "bytes_transferred": 0,
+            "error": None,
+            "started_at": None,
+            "finished_at": None,
+            "updated_at": builder.now,
+        },
+        transfer,
+    )
+    return PreparedWrite(builder.build(), transfer_id, [])
+
+
+async def log(ctx: WriteContext, transfer_id: UUID, body: TransferLogCreate) -> PreparedWrite:
+    await _require(ctx, TRANSFERS, transfer_id, "transfer")
+    builder = ctx.builder()
+    log_id = builder.insert(
+        LOGS,
+        {
+            "data_transfer_id": transfer_id,
+            "level": body.level,
+            "message": body.message,
+            "logged_at": body.at or builder.now,
+        },
+    )
+    return PreparedWrite(builder.build(), log_id, [log_id])
+
+
+async def add_copy(ctx: WriteContext, body: PhysicalCopyCreate) -> PreparedWrite:
+    if await ctx.reader.get(PACKAGES, body.raw_data_package_id) is None:
+        raise InvalidReference(
+            f"raw_data_package_id: raw data package {body.raw_data_package_id} does not exist",
+            field="raw_data_package_id",
+        )
+    await _require_reference(
+        ctx, "data_locations", body.data_location_id, "data_location_id", "data location"
+    )
+    builder = ctx.builder()
+    copy_id = builder.insert(
+        COPIES,
+        {
+            "raw_data_package_id": body.raw_data_package_id,
+            "data_location_id": body.data_location_id,
+            "path": body.path,
+            "status": CopyStatus.PRESENT.value,
+            "checksum": body.checksum,
+            "created_at": builder.now,
+            "updated_at": builder.now,
+        },
+    )
+    return PreparedWrite(builder.build(), copy_id, [copy_id])
+
+
+async def update_copy(ctx: WriteContext, copy_id: UUID, body: PhysicalCopyUpdate) -> PreparedWrite:
+    current = await _require(ctx, COPIES, copy_id, "physical copy")
+    if current["status"] == CopyStatus.DELETED and body.status != CopyStatus.DELETED.value:
+        raise StateConflict("status: a deleted copy stays deleted", field="status")
+    builder = ctx.builder()
+    changes: dict[str, Any] = {"status": body.status, "updated_at": builder.now}
+    if body.checksum is not None:
+        changes["checksum"] = body.checksum
+    builder.update(COPIES, copy_id, changes, current)
+    return PreparedWrite(builder.build(), copy_id, [])

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ccat_api.api.deps import PUBLIC, Authenticated, RuntimeDep
 from ccat_api.api.responses import errors
@@ -27,6 +27,10 @@ REFRESH_COOKIE = "ccat_refresh"
 
 
 class RefreshRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"refresh_token": "ccatr_..."}, {}]}
+    )
+
     refresh_token: str | None = Field(
         default=None, description="Omit to use the HttpOnly cookie set at login."
     )

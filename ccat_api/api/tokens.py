@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ccat_api.api.deps import AccountAccess, RuntimeDep, TokensAccess, account_id
 from ccat_api.api.responses import errors
@@ -24,6 +24,13 @@ router = APIRouter(tags=["tokens"])
 
 
 class TokenCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"name": "laptop", "scopes": ["read:observations"], "expires_in_days": 90}]
+        },
+    )
+
     name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")
     scopes: list[Permission] | None = Field(
         default=None, description="Limit the token to these permissions (default: all granted)"

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Body
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ccat_api.api.deps import AccountAccess, RuntimeDep, UsersAccess, account_id
 from ccat_api.api.responses import errors
@@ -38,12 +38,21 @@ class UserRead(BaseModel):
 
 
 class ServiceAccountCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"login": "prime-cam-daq", "role": "service"}]},
+    )
+
     login: str = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9._-]*$")
     role: str = Field(min_length=1, max_length=50)
     name: str = Field(default="", max_length=200)
 
 
 class UserUpdate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"role": "observer"}, {"active": False}]}
+    )
+
     role: str | None = Field(default=None, min_length=1, max_length=50)
     active: bool | None = None
 

@@ -109,6 +109,10 @@ class WriteBuffer:
             raise BufferUnavailable(f"the write buffer is unavailable now: {exc}") from exc
         return None if raw is None else _check_prior(claim, raw)
 
+    async def warm_up(self) -> None:
+        """Connect and load the scripts at start, so the first write pays for neither."""
+        await self._scripts.load_all()
+
     async def check_durable(self) -> str | None:
         """Why this Redis cannot hold a buffer safely, or None if it can."""
         config = text_map(await self._redis.config_get("append*"))

@@ -28,6 +28,9 @@ class Script:
         self._source = source
         self._sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
 
+    async def load(self) -> None:
+        await self._redis.script_load(self._source)
+
     async def __call__(self, *, args: Sequence[Arg]) -> Any:
         try:
             return await self._redis.execute_command("EVALSHA", self._sha, 0, *args)  # type: ignore[no-untyped-call]
@@ -48,3 +51,8 @@ class Scripts:
         self.visible = load("visible.lua")
         self.retry = load("retry.lua")
         self.discard = load("discard.lua")
+
+    async def load_all(self) -> None:
+        """Compile every script now rather than on the first write that needs it."""
+        for script in (self.accept, self.finish, self.visible, self.retry, self.discard):
+            await script.load()

@@ -109,12 +109,33 @@ def run_demo(stack: Stack) -> None:
     t.say("setup", "tokens issued on main: instrument (operator), dashboard (viewer)")
     instrument = Client(site, stack.gateway_url(site), tokens[Role.OPERATOR], t)
     dashboard = Client("main", stack.gateway_url(MAIN_SITE), tokens[Role.VIEWER], t)
+    planner = Client("main", stack.gateway_url(MAIN_SITE), tokens[Role.OPERATOR], t)
 
     _wait(lambda: instrument.http.get("/health").status_code == 200, 30)
     t.say(site, f"healthy; WAN round trip {2 * stack.config.wan_delay_ms} ms")
 
+    # Planning happens at main: a program and an obs unit on a seeded source.
+    stamp = int(time.time())
+    program = planner.http.post(
+        "/observing_programs",
+        json={"short_name": f"demo-{stamp}", "name": "Demo program", "pi_name": "Demo PI"},
+    ).json()
+    orion = planner.read("/sources", q="Orion KL")["items"][0]
+    unit = planner.http.post(
+        "/obs_units",
+        json={"name": f"demo-orion-{stamp}", "observing_program_id": program["id"],
+              "instrument_id": 1, "source_id": orion["id"]},
+    ).json()  # fmt: skip
+    sky = planner.read(f"/sources/{orion['id']}/visibility", date=time.strftime("%Y-%m-%d"))
+    t.say(
+        "main",
+        f"program {program['short_name']!r}, obs unit {unit['name']!r} on Orion KL"
+        f" (highest today {sky['max_altitude_deg']:.0f} deg at {sky['time_of_max'][11:16]} UTC)",
+    )
+    stack.wait_replica_caught_up()
+
     eou = instrument.write(
-        "POST", "/executed_obs_units/start", {"obs_unit_id": 1, "instrument_module_id": 2},
+        "POST", "/executed_obs_units/start", {"obs_unit_id": unit["id"], "instrument_module_id": 2},
         label="/executed_obs_units/start",
     )  # fmt: skip
     files = instrument.write(
@@ -151,6 +172,21 @@ def run_demo(stack: Stack) -> None:
         "PUT", f"/executed_obs_units/{eou['id']}/finish", {"status": "success", "mean_pwv_mm": 0.6},
         label="/executed_obs_units/{id}/finish",
     )  # fmt: skip
+    # The transfer service ships the finalized package to the Cologne archive (route 1).
+    transfer = instrument.write(
+        "POST", "/api/transfer/transfers", {"raw_data_package_id": package["id"], "route_id": 1},
+        label="/api/transfer/transfers (to the Cologne archive)",
+    )  # fmt: skip
+    instrument.write("PUT", f"/api/transfer/transfers/{transfer['id']}", {"status": "transferring"})
+    instrument.write(
+        "POST", f"/api/transfer/transfers/{transfer['id']}/logs", {"message": "bbcp started"}
+    )
+    instrument.write(
+        "PUT", f"/api/transfer/transfers/{transfer['id']}", {"status": "completed"},
+        label="/api/transfer/transfers/{id} completed",
+    )  # fmt: skip
+    moved = instrument.read(f"/raw_data_package/{package['id']}")
+    t.say(site, f"package now '{moved['status']}' at the site (the archive copy is recorded)")
     instrument.latencies_ms.clear()
     last = eou
     for n in range(1, 6):
@@ -200,6 +236,12 @@ def run_demo(stack: Stack) -> None:
         "main",
         f"last observation: {files_main['total']} files; first: '{first_main['status']}',"
         f" package '{package_main['status']}'",
+    )
+    overview = dashboard.read("/api/transfer/overview")
+    t.say(
+        "main",
+        f"transfer overview: {overview['transfers_by_status']['completed']} completed,"
+        f" packages archived: {overview['packages_by_status']['archived']}",
     )
     t.say("summary", f"{buffer['dead_letters']} dead letters; no write waited for the WAN")
     instrument.http.close()

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ccat_api.domain.schemas import Conditions, Name
+from ccat_api.domain.schemas import Conditions, Name, Strict, examples
 from ccat_api.errors import Unprocessable
 
 Slug = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
@@ -19,23 +19,21 @@ Text = Annotated[str, Field(max_length=5000, pattern=r"^[^\x00]*$")]
 Id = Annotated[int, Field(gt=0)]
 
 
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
 class Read(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
 class Search(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """List filters (query parameters; the list's own ``order``, ``limit`` and ``offset`` sit
+    beside them, so these models accept other keys)."""
+
     q: str | None = Field(default=None, max_length=100, description="Part of the name")
 
 
 # --- programs -------------------------------------------------------------------------------
 
 
-class ObservingProgramCreate(Body):
+class ObservingProgramCreate(Strict):
     short_name: Slug
     name: Name
     description: Text = ""
@@ -51,7 +49,9 @@ class ObservingProgramCreate(Body):
     )
 
 
-class ObservingProgramUpdate(Body):
+class ObservingProgramUpdate(Strict):
+    model_config = examples({"name": "Deep wide-field survey, season 2"})
+
     name: Name | None = None
     description: Text | None = None
     pi_name: Text | None = None
@@ -65,14 +65,18 @@ class ObservingProgramRead(Read):
     pi_name: str
 
 
-class SubObservingProgramCreate(Body):
+class SubObservingProgramCreate(Strict):
+    model_config = examples({"observing_program_id": 1, "short_name": "wide", "name": "Wide tiles"})
+
     observing_program_id: Id
     short_name: Slug
     name: Name
     description: Text = ""
 
 
-class SubObservingProgramUpdate(Body):
+class SubObservingProgramUpdate(Strict):
+    model_config = examples({"description": "Tiles 1-40"})
+
     name: Name | None = None
     description: Text | None = None
 
@@ -96,7 +100,7 @@ SOLAR_SYSTEM_BODIES = (
 )  # fmt: skip
 
 
-class SourceCreate(Body):
+class SourceCreate(Strict):
     name: Name
     source_type: Literal["fixed", "solar_system", "constant_elevation"]
     ra_deg: float | None = Field(default=None, ge=0, lt=360, description="ICRS, fixed sources")
@@ -138,7 +142,9 @@ class SourceCreate(Body):
         return self
 
 
-class SourceUpdate(Body):
+class SourceUpdate(Strict):
+    model_config = examples({"description": "Hot core"})
+
     name: Name | None = None
     ra_deg: float | None = Field(default=None, ge=0, lt=360)
     dec_deg: float | None = Field(default=None, ge=-90, le=90)
@@ -188,7 +194,17 @@ class SourceWithDistance(SourceRead):
 # --- obs units ------------------------------------------------------------------------------
 
 
-class ObsUnitCreate(Body):
+class ObsUnitCreate(Strict):
+    model_config = examples(
+        {
+            "name": "deep56-tile-041",
+            "observing_program_id": 1,
+            "instrument_id": 1,
+            "source_id": 72,
+            "priority": 2.0,
+        }
+    )
+
     name: Name
     observing_program_id: Id
     sub_observing_program_id: Id | None = None
@@ -201,7 +217,9 @@ class ObsUnitCreate(Body):
     description: Text = ""
 
 
-class ObsUnitUpdate(Body):
+class ObsUnitUpdate(Strict):
+    model_config = examples({"priority": 3.5})
+
     name: Name | None = None
     sub_observing_program_id: Id | None = None
     source_id: Id | None = None
@@ -285,11 +303,14 @@ class InstrumentModuleRead(Read):
 
 
 class ModuleFilters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
     instrument_id: int | None = Field(default=None, gt=0)
 
 
-class ModuleConfigurationCreate(Body):
+class ModuleConfigurationCreate(Strict):
+    model_config = examples(
+        {"instrument_module_id": 1, "name": "280 GHz low bias", "parameters": {"bias": "low"}}
+    )
+
     instrument_module_id: Id
     name: Name
     parameters: Conditions = Field(default_factory=dict)
@@ -303,7 +324,6 @@ class ModuleConfigurationRead(Read):
 
 
 class ModuleConfigurationFilters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
     instrument_module_id: int | None = Field(default=None, gt=0)
 
 
@@ -313,7 +333,15 @@ class ObservationModeRead(Read):
     description: str
 
 
-class ObservationConfigurationCreate(Body):
+class ObservationConfigurationCreate(Strict):
+    model_config = examples(
+        {
+            "name": "prime-cam raster fast",
+            "observation_mode_id": 1,
+            "parameters": {"speed_deg_s": 2.0},
+        }
+    )
+
     name: Name
     observation_mode_id: Id
     instrument_module_configuration_id: Id | None = None
@@ -329,14 +357,23 @@ class ObservationConfigurationRead(Read):
 
 
 class ObservationConfigurationFilters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
     observation_mode_id: int | None = Field(default=None, gt=0)
 
 
 # --- data locations and routes --------------------------------------------------------------
 
 
-class DataLocationCreate(Body):
+class DataLocationCreate(Strict):
+    model_config = examples(
+        {
+            "name": "fyst-buffer-2",
+            "site_id": 1,
+            "location_type": "disk",
+            "role": "buffer",
+            "base_uri": "/data/buffer2",
+        }
+    )
+
     name: Name
     site_id: Id
     location_type: Literal["disk", "s3", "tape"]
@@ -345,7 +382,9 @@ class DataLocationCreate(Body):
     active: bool = True
 
 
-class DataLocationUpdate(Body):
+class DataLocationUpdate(Strict):
+    model_config = examples({"active": False})
+
     base_uri: (
         Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^\x00-\x1f]+$")] | None
     ) = None
@@ -368,7 +407,17 @@ class DataLocationFilters(Search):
     location_type: Literal["disk", "s3", "tape"] | None = None
 
 
-class RouteCreate(Body):
+class RouteCreate(Strict):
+    model_config = examples(
+        {
+            "name": "fyst-to-cologne-s3",
+            "origin_location_id": 2,
+            "destination_location_id": 4,
+            "route_type": "direct",
+            "method": "s3",
+        }
+    )
+
     name: Name
     origin_location_id: Id
     destination_location_id: Id
@@ -388,7 +437,9 @@ class RouteCreate(Body):
         return self
 
 
-class RouteUpdate(Body):
+class RouteUpdate(Strict):
+    model_config = examples({"active": False})
+
     active: bool | None = None
     method: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_-]+$")] | None = (
         None

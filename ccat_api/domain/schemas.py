@@ -61,7 +61,14 @@ FileType = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0
 
 
 class Strict(BaseModel):
+    """Request bodies: unknown fields and non-finite numbers are refused."""
+
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def examples(*items: dict[str, Any]) -> ConfigDict:
+    """Examples for the OpenAPI document; the rest of the config comes from Strict."""
+    return ConfigDict(json_schema_extra={"examples": list(items)})
 
 
 # --- writes ----------------------------------------------------------------------------------
@@ -85,6 +92,10 @@ class ExecutedObsUnitStart(Strict):
 
 
 class ExecutedObsUnitFinish(Strict):
+    model_config = examples(
+        {"status": "success", "end_time": "2026-11-22T04:30:00Z", "mean_pwv_mm": 0.7}
+    )
+
     status: Literal["success", "failed", "interrupted"] = "success"
     end_time: AwareDatetime | None = Field(default=None, description="Defaults to now.")
     mean_pwv_mm: float | None = Field(default=None, ge=0, le=50)
@@ -104,11 +115,39 @@ class RawDataFileFields(Strict):
 
 
 class RawDataFileCreate(RawDataFileFields):
+    model_config = examples(
+        {
+            "name": "scan_0001.fits",
+            "relative_path": "2026/11/22/scan_0001.fits",
+            "size_bytes": 52428800,
+            "checksum": "sha256:9f86d081884c7d65",
+            "file_type": "fits",
+            "instrument_module_id": 1,
+            "executed_obs_unit_id": "019a4c2e-7f00-7000-8000-000000000001",
+        }
+    )
+
     executed_obs_unit_id: UUID
     raw_data_package_id: UUID | None = None
 
 
 class RawDataFileBulkCreate(Strict):
+    model_config = examples(
+        {
+            "files": [
+                {
+                    "name": "scan_0001.fits",
+                    "relative_path": "2026/11/22/scan_0001.fits",
+                    "size_bytes": 52428800,
+                    "checksum": "sha256:9f86d081884c7d65",
+                    "file_type": "fits",
+                    "instrument_module_id": 1,
+                    "executed_obs_unit_id": "019a4c2e-7f00-7000-8000-000000000001",
+                }
+            ]
+        }
+    )
+
     files: list[RawDataFileCreate] = Field(min_length=1, max_length=1000)
 
     @model_validator(mode="after")
@@ -122,6 +161,15 @@ class RawDataFileBulkCreate(Strict):
 
 
 class RawDataPackageCreate(Strict):
+    model_config = examples(
+        {
+            "name": "pkg-2026-11-22-0001",
+            "executed_obs_unit_id": "019a4c2e-7f00-7000-8000-000000000001",
+            "instrument_module_id": 1,
+            "raw_data_file_ids": ["019a4c2e-7f00-7000-8000-000000000002"],
+        }
+    )
+
     name: Name
     executed_obs_unit_id: UUID
     instrument_module_id: int = Field(gt=0)
@@ -145,6 +193,8 @@ class RawDataPackageCreate(Strict):
 
 
 class RawDataPackageFinalize(Strict):
+    model_config = examples({"checksum": "md5:0123456789abcdef"})
+
     checksum: Checksum | None = None
 
 

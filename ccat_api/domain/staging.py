@@ -26,6 +26,7 @@ from ccat_api.db.models import (
     StagingStatus,
 )
 from ccat_api.domain.references import ReferenceData
+from ccat_api.domain.schemas import Strict, examples
 from ccat_api.domain.transfers import Message
 from ccat_api.errors import InvalidReference, NotFound, StateConflict, Unprocessable
 
@@ -44,16 +45,21 @@ ARCHIVE_NEXT = {
 }
 
 
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StagingJobCreate(Strict):
+    model_config = examples(
+        {
+            "raw_data_package_ids": ["019a4c2e-7f00-7000-8000-000000000003"],
+            "destination_location_id": 5,
+        }
+    )
 
-
-class StagingJobCreate(Body):
     raw_data_package_ids: list[UUID] = Field(min_length=1, max_length=1000)
     destination_location_id: int = Field(gt=0)
 
 
-class StagingJobUpdate(Body):
+class StagingJobUpdate(Strict):
+    model_config = examples({"status": "staging"})
+
     status: Literal["staging", "completed", "failed", "cancelled"]
     error: Message | None = None
 
@@ -73,12 +79,18 @@ class StagingJobWithPackages(StagingJobRead):
     raw_data_package_ids: list[UUID]
 
 
-class ArchiveTransferCreate(Body):
+class ArchiveTransferCreate(Strict):
+    model_config = examples(
+        {"raw_data_package_id": "019a4c2e-7f00-7000-8000-000000000003", "data_location_id": 3}
+    )
+
     raw_data_package_id: UUID
     data_location_id: int = Field(gt=0)
 
 
-class ArchiveTransferUpdate(Body):
+class ArchiveTransferUpdate(Strict):
+    model_config = examples({"status": "in_progress"})
+
     status: Literal["pending", "in_progress", "completed", "failed"]
     error: Message | None = None
 
@@ -95,7 +107,6 @@ class ArchiveTransferRead(BaseModel):
 
 
 class ArchiveFilters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
     status: Literal["pending", "in_progress", "completed", "failed"] | None = None
     raw_data_package_id: UUID | None = None
 

@@ -2,10 +2,10 @@
 that result. These are critical writes: the observatory's transfer service records them
 while the WAN may be down, so they are buffered at a secondary site like observations.
 
-State machine of a transfer: pending -> transferring -> completed | failed; failed -> pending
-(reset, counting an attempt). Starting a transfer marks its package ``transferring``;
-completing one records a physical copy at the destination, and a copy in a long-term archive
-marks the package ``archived``.
+State machine of a transfer: pending -> transferring -> completed | failed (a short one may
+go from pending straight to either); failed -> pending (reset, counting an attempt).
+Starting a transfer marks its package ``transferring``; completing one records a physical
+copy at the destination, and a copy in a long-term archive marks the package ``archived``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ccat_api.db.models import (
     TransferStatus,
 )
 from ccat_api.domain.context import PreparedWrite, WriteContext
-from ccat_api.domain.schemas import Checksum
+from ccat_api.domain.schemas import Checksum, Strict, examples
 from ccat_api.errors import InvalidReference, NotFound, StateConflict, Unprocessable
 
 TRANSFERS = "data_transfers"
@@ -33,7 +33,11 @@ PACKAGES = "raw_data_packages"
 
 # Which status a transfer may move to from each status (reset is its own operation).
 NEXT_STATUS = {
-    TransferStatus.PENDING: {TransferStatus.TRANSFERRING, TransferStatus.FAILED},
+    TransferStatus.PENDING: {
+        TransferStatus.TRANSFERRING,
+        TransferStatus.COMPLETED,
+        TransferStatus.FAILED,
+    },
     TransferStatus.TRANSFERRING: {
         TransferStatus.TRANSFERRING,
         TransferStatus.COMPLETED,
@@ -47,41 +51,50 @@ Path = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^\x00-\x1
 Message = Annotated[str, Field(min_length=1, max_length=10_000, pattern=r"^[^\x00]+$")]
 
 
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-class TransferCreate(Body):
+class TransferCreate(Strict):
     raw_data_package_id: UUID
     route_id: int = Field(gt=0)
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"raw_data_package_id": "01932c8e-...", "route_id": 1}]},
+    model_config = examples(
+        {"raw_data_package_id": "019a4c2e-7f00-7000-8000-000000000003", "route_id": 1}
     )
 
 
-class TransferUpdate(Body):
+class TransferUpdate(Strict):
+    model_config = examples({"status": "transferring", "bytes_transferred": 1048576})
+
     status: Literal["transferring", "completed", "failed"]
     bytes_transferred: int | None = Field(default=None, ge=0, le=2**62)
     error: Message | None = None
     at: AwareDatetime | None = Field(default=None, description="When it happened; default now")
 
 
-class TransferLogCreate(Body):
+class TransferLogCreate(Strict):
+    model_config = examples({"level": "info", "message": "bbcp started with 8 streams"})
+
     level: Literal["debug", "info", "warning", "error"] = "info"
     message: Message
     at: AwareDatetime | None = None
 
 
-class PhysicalCopyCreate(Body):
+class PhysicalCopyCreate(Strict):
+    model_config = examples(
+        {
+            "raw_data_package_id": "019a4c2e-7f00-7000-8000-000000000003",
+            "data_location_id": 2,
+            "path": "/data/buffer/pkg-2026-11-22-0001",
+        }
+    )
+
     raw_data_package_id: UUID
     data_location_id: int = Field(gt=0)
     path: Path
     checksum: Checksum | None = None
 
 
-class PhysicalCopyUpdate(Body):
+class PhysicalCopyUpdate(Strict):
+    model_config = examples({"status": "verified", "checksum": "md5:0123456789abcdef"})
+
     status: Literal["present", "verified", "deleted", "corrupt"]
     checksum: Checksum | None = None
 

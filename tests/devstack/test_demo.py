@@ -26,7 +26,7 @@ def test_stack_up_plays_the_demo_and_cleans_up(tmp_path: Path) -> None:
     assert re.search(r"observatory\s+PUT /executed_obs_units/\{id\}/finish -> 200 buffered", out)
     assert re.search(r"main\s+GET that observation at main -> 404", out)
     assert re.search(
-        r"main\s+last observation: 100 files; first: 'success', package 'complete'", out
+        r"main\s+last observation: 100 files; first: 'success', package 'archived'", out
     )
     assert "0 dead letters" in out
     base_dir = re.search(r'"base_dir": "([^"]+)"', out)

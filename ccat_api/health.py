@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import sqlalchemy as sa
 
+from ccat_api.buffering.tracker import REPLAY_LSN_SQL
 from ccat_api.runtime import Runtime, plain_dsn
 
 REPLICA_SQL = sa.text(
@@ -26,6 +27,9 @@ REPLICA_SQL = sa.text(
     """
 )
 MAIN_PROBE_INTERVAL_S = 5.0
+# Main's flushed WAL position (the same query the tracker asks the replica), so the replica's
+# receive lag can be told apart from its apply lag.
+MAIN_LSN_SQL = REPLAY_LSN_SQL
 
 
 class HealthProbe:
@@ -33,6 +37,7 @@ class HealthProbe:
         self._runtime = runtime
         self._timeout_s = runtime.settings.health_probe_timeout_s
         self.main: dict[str, Any] = {"ok": None, "checked_at": None, "error": "not probed yet"}
+        self.main_lsn: int | None = None
         # Kept open between probes: connecting costs several milliseconds of this process's
         # CPU every few seconds, which would show up in the write path's tail latency.
         self._main_conn: asyncpg.Connection | None = None
@@ -50,12 +55,13 @@ class HealthProbe:
                 self._main_conn = await asyncpg.connect(
                     plain_dsn(self._runtime.settings.main_db_url), timeout=self._timeout_s
                 )
-            await asyncio.wait_for(self._main_conn.fetchval("SELECT 1"), self._timeout_s)
+            lsn = await asyncio.wait_for(self._main_conn.fetchval(MAIN_LSN_SQL), self._timeout_s)
             self.main = {
                 "ok": True,
                 "checked_at": time.time(),
                 "latency_ms": round((time.perf_counter() - started) * 1000, 1),
             }
+            self.main_lsn = int(lsn) if lsn is not None else self.main_lsn
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             await self.close()
             self.main = {

@@ -17,6 +17,10 @@ All keys live under ``P = ccat:{site}`` so several sites (or test runs) share on
   ``idempotency_ttl_s``.
 - ``P:lease`` (string, lease TTL), ``P:lease:epoch`` (counter): one active processor.
 - ``P:processor`` (hash): the processor's heartbeat, expiring if it dies.
+- ``P:stats`` (hash): site-wide counters (accepted, applied, failed, visible, retried,
+  discarded, batches, batch_transactions, batch_ms) and main_lsn, the newest commit LSN seen;
+  kept forever, changed only inside the scripts whose change they count.
+- ``P:wsticket:{jti}`` (string, ticket TTL): a WebSocket ticket already used.
 - ``P:events`` (pub/sub channel): state changes for monitors.
 """
 
@@ -42,6 +46,10 @@ class SiteKeys:
         self.lease_epoch = f"{self.prefix}:lease:epoch"
         self.processor = f"{self.prefix}:processor"
         self.events = f"{self.prefix}:events"
+        self.stats = f"{self.prefix}:stats"
+
+    def ws_ticket(self, jti: str) -> str:
+        return f"{self.prefix}:wsticket:{jti}"
 
     def tx(self, tx_id: str) -> str:
         return f"{self.prefix}:tx:{tx_id}"

@@ -43,6 +43,8 @@ from ccat_api.buffering.keys import CONSUMER_GROUP, CONSUMER_NAME, SiteKeys
 from ccat_api.buffering.lease import Lease
 from ccat_api.buffering.scripts import Scripts
 from ccat_api.failpoints import failpoint
+from ccat_api.metrics import REPLAY_BATCH_DURATION, REPLAY_BATCH_SIZE
+from ccat_api.waits import sleep_or_stop
 
 log = logging.getLogger(__name__)
 
@@ -154,20 +156,20 @@ class Processor:
                 settled = await self.run_once(block_ms=block_ms, pipelined=True)
                 self._backoff.reset()
                 if settled == 0 and not self._lease.held:
-                    await _sleep_or_stop(stop, self._poll_interval_s * 10)
+                    await sleep_or_stop(stop, self._poll_interval_s * 10)
             except TransientReplayError as exc:
                 await self._drop_pipeline()
                 delay_s = self._backoff.next_delay_s()
                 log.warning("replay failed, retrying in %.2fs: %s", delay_s, exc)
                 await self._heartbeat("backoff", error=str(exc), retry_in_s=delay_s)
-                await _sleep_or_stop(stop, delay_s)
+                await sleep_or_stop(stop, delay_s)
             except (RedisError, OSError) as exc:
                 # Redis itself is away (restarting): nothing to do until it is back.
                 self._group_ready = False
                 await self._drop_pipeline()
                 delay_s = self._backoff.next_delay_s()
                 log.warning("redis unavailable, retrying in %.2fs: %s", delay_s, exc)
-                await _sleep_or_stop(stop, delay_s)
+                await sleep_or_stop(stop, delay_s)
         with contextlib.suppress(RedisError, OSError):
             await self._finish_recording()
         await self._drop_pipeline()
@@ -255,6 +257,7 @@ class Processor:
             if tx.envelope.tx_id not in triage.refused and tx.envelope.tx_id not in triage.held
         ]
         outcome = BatchOutcome()
+        batch_ms = 0.0
         if to_main:
             await self._heartbeat("applying", batch=len(to_main))
             if pipelined:
@@ -270,13 +273,21 @@ class Processor:
                 log.warning("lease superseded on main: %s", exc)
                 await self._lease.lose(min_epoch=exc.fence_epoch)
                 return 0
+            batch_ms = (time.perf_counter() - started) * 1000
+            REPLAY_BATCH_SIZE.observe(len(to_main))
+            REPLAY_BATCH_DURATION.observe(batch_ms / 1000)
             log.info(
                 "replayed %d transactions (%s path, %d failed, %d already applied) in %.0f ms",
                 len(to_main),
                 outcome.path,
                 len(outcome.failed),
                 len(outcome.duplicates),
-                (time.perf_counter() - started) * 1000,
+                batch_ms,
+                extra={
+                    "first_tx_id": to_main[0].envelope.tx_id,
+                    "last_tx_id": to_main[-1].envelope.tx_id,
+                    "lsn": outcome.lsn,
+                },
             )
         failpoint("after_commit")
         await self._finish_recording()
@@ -287,10 +298,10 @@ class Processor:
                 **dict.fromkeys([*outcome.failed, *triage.refused], b"failed"),
                 **dict.fromkeys(triage.held, b"buffered"),
             }
-            self._recording = asyncio.create_task(self._record(txs, outcome, triage))
+            self._recording = asyncio.create_task(self._record(txs, outcome, triage, batch_ms))
         else:
             self._just_settled = {}
-            await self._record(txs, outcome, triage)
+            await self._record(txs, outcome, triage, batch_ms)
         await self._heartbeat("idle", batch=len(txs))
         return len(entries)
 
@@ -336,7 +347,11 @@ class Processor:
         return triage
 
     async def _record(
-        self, txs: Sequence[BufferedTransaction], outcome: BatchOutcome, triage: Triage
+        self,
+        txs: Sequence[BufferedTransaction],
+        outcome: BatchOutcome,
+        triage: Triage,
+        batch_ms: float,
     ) -> None:
         failed = {**triage.refused, **outcome.failed}
         stream_ids = {tx.envelope.tx_id: tx.stream_id for tx in txs}
@@ -356,8 +371,11 @@ class Processor:
                 int(time.time() * 1000),
                 outcome.lsn,
                 orjson.dumps(results),
+                int(batch_ms),
             ]
         )
+        for tx_id, (code, error) in failed.items():
+            log.warning("dead letter %s: %s %s", tx_id, code, error, extra={"tx_id": tx_id})
         if results["applied"] and self.on_applied is not None:
             self.on_applied(outcome.lsn)
 
@@ -410,8 +428,3 @@ def _parse_entry(stream_id: bytes, fields: dict[bytes, bytes] | None) -> StreamE
             stream_id=sid,
         ),
     )
-
-
-async def _sleep_or_stop(stop: asyncio.Event, delay_s: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=delay_s)

@@ -7,14 +7,19 @@ which kind of site they run at.
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any, Protocol
 
 import orjson
 import sqlalchemy as sa
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from ccat_api.buffering.buffer import Accepted, Answer, IdempotencyClaim, WriteBuffer
 from ccat_api.buffering.envelope import BufferedTransaction, Envelope
 from ccat_api.buffering.executor import build_payload
+from ccat_api.buffering.keys import SiteKeys
 from ccat_api.db.engines import PrimaryDatabase
 from ccat_api.errors import (
     CcatError,
@@ -24,6 +29,8 @@ from ccat_api.errors import (
     UniqueConflict,
     Unprocessable,
 )
+
+log = logging.getLogger(__name__)
 
 
 class WriteSite(Protocol):
@@ -73,9 +80,19 @@ class DirectSite:
 
     status = "applied"
 
-    def __init__(self, primary: PrimaryDatabase, site: str) -> None:
+    def __init__(
+        self,
+        primary: PrimaryDatabase,
+        site: str,
+        *,
+        redis: Redis | None = None,
+        keys: SiteKeys | None = None,
+    ) -> None:
         self._primary = primary
         self._site = site
+        # A main site with a Redis publishes its writes for monitors, as secondary sites do.
+        self._redis = redis
+        self._keys = keys
 
     async def prior_answer(self, claim: IdempotencyClaim) -> Answer | None:
         async with self._primary.connect() as conn:
@@ -115,7 +132,18 @@ class DirectSite:
         if report["failures"]:
             failure = report["failures"][0]
             raise _error_for(failure["code"], failure["error"])
+        await self._publish(envelope.tx_id)
         return answer
+
+    async def _publish(self, tx_id: str) -> None:
+        if self._redis is None or self._keys is None:
+            return
+        event = {"tx_id": tx_id, "state": "applied", "at": int(time.time() * 1000)}
+        try:
+            await self._redis.publish(self._keys.events, orjson.dumps(event))
+        except (RedisError, OSError) as exc:
+            # The write is committed; monitors miss one event, which pub/sub never promised.
+            log.warning("could not publish the event for %s: %s", tx_id, exc)
 
 
 def _check_prior(claim: IdempotencyClaim, prior: dict[str, Any]) -> Answer:

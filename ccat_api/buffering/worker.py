@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from ccat_api.buffering.lease import Lease
 from ccat_api.buffering.processor import Processor
 from ccat_api.buffering.tracker import LsnTracker, ReplicaUnavailable
+from ccat_api.waits import first_of
 
 log = logging.getLogger(__name__)
 IDLE_CHECK_S = 1.0
@@ -47,14 +48,5 @@ class SiteWorker:
                 # Poll the replica while something waits; otherwise sleep until the processor
                 # applies a batch, looking in Redis now and then for work applied elsewhere.
                 delay_s = self.tracker.poll_interval_s if self.tracker.waiting else IDLE_CHECK_S
-            await _first_of(stop, self.tracker.wakeup, timeout_s=delay_s)
+            await first_of(stop, self.tracker.wakeup, timeout_s=delay_s)
         await self.tracker.close()
-
-
-async def _first_of(*events: asyncio.Event, timeout_s: float) -> None:
-    waiters = [asyncio.create_task(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

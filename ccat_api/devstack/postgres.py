@@ -119,6 +119,9 @@ class PostgresCluster:
 
     def create_app_database(self) -> None:
         self.psql(f"CREATE ROLE {APP_USER} LOGIN", database="postgres")
+        # pg_monitor lets the gateway read the WAL receiver's timings on the replica
+        # (pg_stat_wal_receiver hides them from other roles); it grants no data access.
+        self.psql(f"GRANT pg_monitor TO {APP_USER}", database="postgres")
         self.psql(f"CREATE DATABASE {APP_DB} OWNER {APP_USER}", database="postgres")
 
     def init_replica_of(

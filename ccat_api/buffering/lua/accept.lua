@@ -58,5 +58,6 @@ redis.call('ZADD', prefix .. ':recent', seq, tx_id)
 if idem_key ~= '' then
   redis.call('SET', idem_key, idem_record, 'EX', idem_ttl)
 end
+count(prefix, 'accepted', 1)
 publish(prefix, {tx_id = tx_id, state = 'buffered', seq = seq, at = tonumber(now_ms)})
 return {'accepted', seq, stream_id, deps_csv}

@@ -9,5 +9,6 @@ end
 redis.call('HSET', txkey, 'state', 'discarded', 'discarded_at', now_ms)
 redis.call('EXPIRE', txkey, ttl)
 redis.call('ZREM', prefix .. ':dead', tx_id)
+count(prefix, 'discarded', 1)
 publish(prefix, {tx_id = tx_id, state = 'discarded', at = tonumber(now_ms)})
 return {'discarded'}

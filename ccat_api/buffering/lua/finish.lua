@@ -3,12 +3,24 @@
 -- acknowledged and removed from the stream, all in one step: a crash before this script
 -- leaves the entries pending, and the replay then finds them in applied_transactions.
 -- Held transactions (a dependency is still waiting behind them) move to the stream's end.
--- ARGV: prefix, group, now (ms), commit lsn, results json
+-- ARGV: prefix, group, now (ms), commit lsn, results json, batch duration on main (ms)
 --   results = {applied = {{tx_id, stream_id}...}, failed = {{tx_id, stream_id, code, error}...},
 --              held = {{tx_id, stream_id}...}}
 local prefix, group, now_ms, lsn = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local results = cjson.decode(ARGV[5])
+local batch_ms = tonumber(ARGV[6] or '0')
 local stream = prefix .. ':stream'
+
+count(prefix, 'applied', #results.applied)
+count(prefix, 'failed', #results.failed)
+if #results.applied + #results.failed > 0 then
+  count(prefix, 'batches', 1)
+  count(prefix, 'batch_transactions', #results.applied + #results.failed)
+  count(prefix, 'batch_ms', math.floor(batch_ms))
+end
+if #results.applied > 0 then
+  redis.call('HSET', prefix .. ':stats', 'main_lsn', lsn)
+end
 
 for _, item in ipairs(results.applied) do
   local tx_id, stream_id = item[1], item[2]
@@ -18,7 +30,7 @@ for _, item in ipairs(results.applied) do
   redis.call('ZADD', prefix .. ':applied', lsn, tx_id)
   redis.call('XACK', stream, group, stream_id)
   redis.call('XDEL', stream, stream_id)
-  publish(prefix, {tx_id = tx_id, state = 'applied', lsn = lsn, at = tonumber(now_ms)})
+  publish(prefix, {tx_id = tx_id, state = 'applied', lsn = tonumber(lsn), at = tonumber(now_ms)})
 end
 
 for _, item in ipairs(results.failed) do

@@ -109,3 +109,12 @@ end
 local function publish(prefix, event)
   redis.call('PUBLISH', prefix .. ':events', cjson.encode(event))
 end
+
+-- Site-wide counters for metrics (accepted, applied, failed, visible, batches...): kept in
+-- Redis, in the same atomic step as the change they count, so every gateway worker reports
+-- the same totals and a restart of any process loses none of them.
+local function count(prefix, field, n)
+  if n > 0 then
+    redis.call('HINCRBY', prefix .. ':stats', field, n)
+  end
+end

@@ -28,6 +28,7 @@ redis.call('HSET', txkey, 'state', 'buffered', 'stream_id', stream_id, 'retried_
 redis.call('ZADD', prefix .. ':recent', seq, tx_id)
 redis.call('HDEL', txkey, 'error', 'error_code', 'failed_at', 'envelope')
 redis.call('ZREM', prefix .. ':dead', tx_id)
+count(prefix, 'retried', 1)
 publish(prefix, {tx_id = tx_id, state = 'buffered', seq = seq, retried = true,
   at = tonumber(now_ms)})
 return {'retried', stream_id}

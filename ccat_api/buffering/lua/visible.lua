@@ -12,8 +12,10 @@ for _, tx_id in ipairs(ready) do
   redis.call('HSET', txkey, 'state', 'visible', 'visible_at', now_ms)
   redis.call('EXPIRE', txkey, ttl)
   redis.call('ZREM', prefix .. ':applied', tx_id)
-  publish(prefix, {tx_id = tx_id, state = 'visible', lsn = replay_lsn, at = tonumber(now_ms)})
+  publish(prefix, {tx_id = tx_id, state = 'visible', lsn = tonumber(replay_lsn),
+    at = tonumber(now_ms)})
 end
+count(prefix, 'visible', #ready)
 if #ready > 0 then
   redis.call('ZREMRANGEBYRANK', prefix .. ':recent', 0, -(recent_cap + 1))
 end

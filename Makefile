@@ -12,11 +12,12 @@ help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: system-deps
-system-deps: ## Install PostgreSQL and Redis from Debian's packages if missing (needs root)
-	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || ! command -v redis-server >/dev/null; then \
-		echo "installing postgresql and redis-server"; \
+system-deps: ## Install PostgreSQL, Redis and Chromium (console tests) from Debian's packages if missing (needs root)
+	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || ! command -v redis-server >/dev/null \
+			|| ! command -v chromium >/dev/null; then \
+		echo "installing postgresql, redis-server and chromium"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql redis-server; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql redis-server chromium; \
 	fi
 
 # constraints.txt pins every package to the versions CI last passed with (pip freeze);

@@ -18,6 +18,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from ccat_api.api import (
     auth,
     catalog,
+    console,
     executed_obs_units,
     raw_data,
     site,
@@ -26,13 +27,18 @@ from ccat_api.api import (
     transfers,
     users,
 )
+from ccat_api.api import live as live_routes
 from ccat_api.api.deps import ReplayedAnswer
+from ccat_api.api.middleware import RequestContextMiddleware
 from ccat_api.config import Settings
 from ccat_api.errors import CcatError, ServiceUnavailable
 from ccat_api.health import HealthProbe
+from ccat_api.live.services import LiveServices
+from ccat_api.logs import configure_logging
 from ccat_api.runtime import Runtime, build_worker
 
 log = logging.getLogger(__name__)
+HUB_READY_TIMEOUT_S = 5.0
 
 
 def _field_of(loc: tuple[str | int, ...]) -> str:
@@ -83,10 +89,12 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.build(settings)
         health = HealthProbe(runtime)
+        live = LiveServices.build(runtime, health)
         app.state.runtime = runtime
         app.state.health = health
+        app.state.live = live
         stop = asyncio.Event()
-        tasks: list[asyncio.Task[None]] = []
+        tasks: list[asyncio.Task[None]] = live.start()
         if settings.is_secondary:
             assert runtime.buffer is not None
             assert runtime.redis is not None
@@ -107,14 +115,23 @@ def create_app(settings: Settings) -> FastAPI:
                 )
             )
         )
+        if live.hub.enabled:
+            # Monitors that connect once we serve must not miss an event published after.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(live.hub.ready.wait(), HUB_READY_TIMEOUT_S)
         _build_routes(app)
         # Everything built so far lives as long as the process: keep it out of the cyclic
         # collector's full passes, which otherwise stall requests now and then.
         gc.collect()
         gc.freeze()
+        log.info(
+            "gateway ready: site %s (%s)", settings.site_name, settings.site_type.value,
+            extra={"event": "ready", "site": settings.site_name},
+        )  # fmt: skip
         try:
             yield
         finally:
+            live.stopping.set()
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
             await health.close()
@@ -135,6 +152,8 @@ def create_app(settings: Settings) -> FastAPI:
         same_site="lax",
         https_only=settings.public_url.startswith("https://"),
     )
+    # Outermost: the request id and latency cover everything below, sessions included.
+    app.add_middleware(RequestContextMiddleware, access_log_enabled=settings.access_log)
     app.add_exception_handler(CcatError, _ccat_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ReplayedAnswer, _replayed_answer)
@@ -142,6 +161,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.add_exception_handler(backend_error, _backend_unavailable)
     for module in (
         site, auth, catalog, executed_obs_units, raw_data, transfers, transactions, tokens, users,
+        live_routes, console,
     ):  # fmt: skip
         app.include_router(module.router)
     return app
@@ -163,7 +183,5 @@ def app_from_environment() -> FastAPI:
     from ccat_api.config import load_settings
 
     settings = load_settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     return create_app(settings)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import signal
 import time
@@ -26,6 +25,7 @@ from ccat_api.buffering.worker import SiteWorker
 from ccat_api.config import Settings, load_settings
 from ccat_api.db.engines import PrimaryDatabase
 from ccat_api.errors import CcatError
+from ccat_api.logs import configure_logging
 
 T = TypeVar("T")
 
@@ -56,7 +56,13 @@ def serve(
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
 ) -> None:
     """Run the gateway (the site type comes from the configuration)."""
+    import tempfile
+
     import uvicorn
+
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its metrics where any of them can merge them for a scrape.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ccat-metrics-")
 
     uvicorn.run(
         "ccat_api.app:app_from_environment",
@@ -80,9 +86,7 @@ def process(
 ) -> None:
     """Run the processor and LSN tracker for this (secondary) site without the HTTP server."""
     settings = load_settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     if not settings.is_secondary:
         raise typer.BadParameter("the processor runs at secondary sites only")
     asyncio.run(_process(settings, burst=burst, timeout_s=timeout_s))

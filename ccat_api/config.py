@@ -37,6 +37,9 @@ class Settings(BaseModel):
     redis_url: str = ""
 
     log_level: str = "INFO"
+    # json: one object per line with request and tx ids (for log shippers); text: terminals.
+    log_format: str = Field(default="json", pattern=r"^(json|text)$")
+    access_log: bool = True
 
     db_connect_timeout_s: float = Field(default=5.0, gt=0)
     db_pool_size: int = Field(default=10, ge=1)
@@ -66,6 +69,17 @@ class Settings(BaseModel):
     # Writes that are not buffered (tokens, users, logins) go to main; past this they fail
     # with 503 instead of hanging on a dead link.
     main_request_timeout_s: float = Field(default=10.0, gt=0)
+
+    # --- live monitoring -------------------------------------------------------------------
+    # A monitor connection is closed (code 4000, "reconnect") after this long, so credentials
+    # are checked again and no connection outlives a revoked token by more than this.
+    ws_max_lifetime_s: float = Field(default=3600.0, gt=0)
+    # Frames a monitor may fall behind before it is dropped (code 1013) as a slow consumer.
+    ws_queue_size: int = Field(default=256, ge=1)
+    ws_ticket_ttl_s: int = Field(default=30, ge=5, le=600)
+    live_status_interval_s: float = Field(default=1.0, gt=0)
+    live_overview_interval_s: float = Field(default=5.0, gt=0)
+    live_debounce_s: float = Field(default=0.25, ge=0)
 
     # --- access ----------------------------------------------------------------------------
     public_url: str = "http://127.0.0.1:8000"

@@ -106,7 +106,7 @@ class Runtime:
             ledger = TransactionLedger(redis, keys, status_ttl_s=settings.tx_status_ttl_s)
             site = BufferedSite(buffer)
         else:
-            site = DirectSite(main_db, settings.site_name)
+            site = DirectSite(main_db, settings.site_name, redis=redis, keys=keys)
         directory = Directory(read_db, cache_ttl_s=settings.token_cache_ttl_s)
         signer = SessionSigner(settings.session_secret, access_ttl_s=settings.access_token_ttl_s)
         return cls(

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Depends, Request
 from fastapi.responses import Response
+from starlette.requests import HTTPConnection
 
 from ccat_api.auth.identity import Identity, Via
 from ccat_api.auth.permissions import Permission
@@ -23,13 +24,14 @@ from ccat_api.buffering.ledger import TransactionLedger
 from ccat_api.buffering.reads import MergedReader
 from ccat_api.domain.context import PreparedWrite, WriteContext
 from ccat_api.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from ccat_api.logs import TX_ID
 from ccat_api.runtime import Runtime
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
 
 
-def runtime_of(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
+def runtime_of(connection: HTTPConnection) -> Runtime:
+    runtime: Runtime = connection.app.state.runtime
     return runtime
 
 
@@ -179,6 +181,7 @@ async def _claim(request: Request, identity: Identity, key: str) -> IdempotencyC
 async def submit_write(ctx: WriteContext, prepared: PreparedWrite, *, status_code: int) -> Response:
     """Hand the prepared write to this site and answer with what the site says (for a
     concurrent duplicate of an Idempotency-Key: the first answer, byte for byte)."""
+    TX_ID.set(prepared.envelope.tx_id)
     body = {
         "id": str(prepared.id),
         "tx_id": prepared.envelope.tx_id,

@@ -26,9 +26,16 @@ def test_no_route_bypasses_the_api_router() -> None:
     assert others == []
 
 
-def test_public_routes_are_only_health_and_the_login_flow() -> None:
+def test_public_routes_are_only_health_the_login_flow_and_the_console_page() -> None:
     app = create_app(Settings(development=True))
     public = sorted(
         r.path for r in api_routes(app) if (found := requirement(r.dependant)) and found.public
     )
-    assert public == ["/auth/github/callback", "/auth/github/login", "/auth/refresh", "/health"]
+    assert public == [
+        "/auth/github/callback",
+        "/auth/github/login",
+        "/auth/refresh",
+        "/console",
+        "/console/{name}",
+        "/health",
+    ]

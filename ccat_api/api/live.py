@@ -1,0 +1,280 @@
+"""Live monitoring over WebSockets, the site status, tickets and Prometheus metrics.
+
+Streams (every frame is a JSON object with a ``type``):
+- ``/api/ws/transactions[?tx_id=]``: ``hello``, then for one tx_id a ``snapshot`` of its
+  state, then ``event`` frames (``buffered``, ``applied`` with LSN, ``visible``, ``failed``,
+  ``discarded``) as they happen.
+- ``/api/ws/buffer``: ``hello``, a ``snapshot`` of the site status, then an ``update`` every
+  ``live_status_interval_s``: depth, oldest pending age, rates, estimated drain, replica lag.
+- ``/api/transfer/ws/overview``: ``hello``, a ``snapshot`` of the transfer overview, then an
+  ``update`` whenever it changes.
+A ``resync`` frame means events may have been missed: read the state again over REST.
+
+Authentication: ``Authorization: Bearer`` on the handshake (scripts, instruments), or
+``?ticket=`` from ``POST /api/ws/tickets`` (browsers; single use, 30 s). Close codes: 4401
+unauthenticated, 4403 forbidden, 4422 bad parameter, 4000 lifetime reached (reconnect),
+1013 slow consumer dropped, 1012 server restarting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import orjson
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from ccat_api.api.deps import Authenticated, BufferReadAccess, runtime_of
+from ccat_api.api.responses import READ_ERRORS
+from ccat_api.auth.identity import Identity, Via
+from ccat_api.auth.permissions import Permission
+from ccat_api.errors import CcatError, Forbidden, Unauthorized
+from ccat_api.live import metrics as site_metrics
+from ccat_api.live.hub import Subscription
+from ccat_api.live.services import (
+    BUFFER_STREAM,
+    OVERVIEW_STREAM,
+    TRANSACTIONS_STREAM,
+    LiveServices,
+)
+from ccat_api.live.status import SiteStatus
+from ccat_api.metrics import WEBSOCKET_CONNECTIONS, WEBSOCKET_DROPPED
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["live"])
+
+CLOSE_LIFETIME = 4000
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_BAD_PARAMETER = 4422
+CLOSE_SLOW_CONSUMER = 1013
+CLOSE_GOING_AWAY = 1001
+CLOSE_TIMEOUT_S = 5.0
+
+
+class TicketRead(BaseModel):
+    ticket: str
+    expires_in: int
+
+
+def live_of(app_state: object) -> LiveServices:
+    live: LiveServices = app_state.live  # type: ignore[attr-defined]
+    return live
+
+
+@router.post(
+    "/api/ws/tickets",
+    response_model=TicketRead,
+    responses=READ_ERRORS,
+    summary="A single-use ticket (30 s) to open a WebSocket monitor from a browser",
+)
+async def create_ticket(request: Request, identity: Authenticated) -> TicketRead:
+    tickets = live_of(request.app.state).tickets
+    return TicketRead(ticket=tickets.issue(identity), expires_in=tickets.ttl_s)
+
+
+@router.get(
+    "/api/site/status",
+    response_model=SiteStatus,
+    responses=READ_ERRORS,
+    summary="The site at a glance: buffer, rates, drain estimate, replica lag, processor",
+)
+async def site_status(request: Request, _: BufferReadAccess) -> SiteStatus:
+    return await live_of(request.app.state).sampler.current()
+
+
+@router.get(
+    "/metrics",
+    responses={**READ_ERRORS, 200: {"content": {"text/plain": {}}}},
+    summary="Prometheus metrics (scrape with a token that has read:buffer)",
+)
+async def metrics(request: Request, _: BufferReadAccess) -> Response:
+    status = await live_of(request.app.state).sampler.current()
+    body, content_type = site_metrics.render(status)
+    return Response(body, media_type=content_type)
+
+
+# --- WebSockets -------------------------------------------------------------------------------
+
+
+@router.websocket("/api/ws/transactions")
+async def transactions_ws(websocket: WebSocket) -> None:
+    live = live_of(websocket.app.state)
+    tx_id = websocket.query_params.get("tx_id")
+    if tx_id is not None:
+        try:
+            tx_id = str(uuid.UUID(tx_id))
+        except ValueError:
+            await _refuse(websocket, CLOSE_BAD_PARAMETER, "tx_id: not a UUID")
+            return
+
+    async def first_frames() -> list[str]:
+        if tx_id is None:
+            return []
+        ledger = runtime_of(websocket).ledger
+        status = await ledger.get(tx_id) if ledger is not None else None
+        state = status.state if status is not None else "unknown"
+        return [
+            orjson.dumps(
+                {"type": "snapshot", "stream": TRANSACTIONS_STREAM, "tx_id": tx_id,
+                 "state": state, "lsn": status.lsn if status else None,
+                 "error": status.error if status else None}
+            ).decode()
+        ]  # fmt: skip
+
+    await _monitor(
+        websocket,
+        TRANSACTIONS_STREAM,
+        Permission.READ_BUFFER,
+        subscribe=lambda: live.hub.subscribe(TRANSACTIONS_STREAM, tx_id),
+        unsubscribe=live.hub.unsubscribe,
+        first_frames=first_frames,
+    )
+
+
+@router.websocket("/api/ws/buffer")
+async def buffer_ws(websocket: WebSocket) -> None:
+    feed = live_of(websocket.app.state).buffer_feed
+
+    async def first_frames() -> list[str]:
+        return [await feed.snapshot_frame()]
+
+    await _monitor(
+        websocket, BUFFER_STREAM, Permission.READ_BUFFER,
+        subscribe=feed.subscribe, unsubscribe=feed.unsubscribe, first_frames=first_frames,
+    )  # fmt: skip
+
+
+@router.websocket("/api/transfer/ws/overview")
+async def transfer_overview_ws(websocket: WebSocket) -> None:
+    feed = live_of(websocket.app.state).overview_feed
+
+    async def first_frames() -> list[str]:
+        return [await feed.snapshot_frame()]
+
+    await _monitor(
+        websocket, OVERVIEW_STREAM, Permission.READ_OBSERVATIONS,
+        subscribe=feed.subscribe, unsubscribe=feed.unsubscribe, first_frames=first_frames,
+    )  # fmt: skip
+
+
+async def _monitor(
+    websocket: WebSocket,
+    stream: str,
+    permission: Permission,
+    *,
+    subscribe: Callable[[], Subscription],
+    unsubscribe: Callable[[Subscription], None],
+    first_frames: Callable[[], Awaitable[list[str]]],
+) -> None:
+    """Authenticate, subscribe, send the opening frames, then forward frames until the client
+    leaves, falls too far behind, the lifetime ends, or the server stops."""
+    runtime = runtime_of(websocket)
+    live = live_of(websocket.app.state)
+    await websocket.accept()
+    try:
+        identity = await _authenticate(websocket, live)
+        if not identity.allows(permission):
+            raise Forbidden(f"role {identity.role!r} may not watch this: it needs {permission}")
+    except CcatError as exc:
+        code = CLOSE_FORBIDDEN if isinstance(exc, Forbidden) else CLOSE_UNAUTHORIZED
+        await _close(websocket, code, exc.message)
+        return
+    lifetime_s = runtime.settings.ws_max_lifetime_s
+    if identity.via is Via.SESSION:
+        # A session's access token is short-lived; the connection must not outlive it by much.
+        lifetime_s = min(lifetime_s, float(runtime.settings.access_token_ttl_s))
+    subscription = subscribe()
+    WEBSOCKET_CONNECTIONS.labels(stream).inc()
+    try:
+        await websocket.send_text(
+            orjson.dumps(
+                {"type": "hello", "stream": stream, "site": runtime.settings.site_name,
+                 "site_type": runtime.settings.site_type.value, "worker": os.getpid(),
+                 "events": live.hub.enabled, "lifetime_s": lifetime_s,
+                 "server_time": time.time()}
+            ).decode()
+        )  # fmt: skip
+        for frame in await first_frames():
+            await websocket.send_text(frame)
+        closing = await _forward(websocket, subscription, lifetime_s, live.stopping)
+        if closing is not None:
+            if closing[0] == CLOSE_SLOW_CONSUMER:
+                WEBSOCKET_DROPPED.labels(stream).inc()
+            await _close(websocket, *closing)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass  # the client went away mid-send
+    finally:
+        unsubscribe(subscription)
+        WEBSOCKET_CONNECTIONS.labels(stream).dec()
+
+
+async def _forward(
+    websocket: WebSocket, subscription: Subscription, lifetime_s: float, stopping: asyncio.Event
+) -> tuple[int, str] | None:
+    """Returns the close to send, or None when the client already closed."""
+
+    async def send_loop() -> None:
+        while True:
+            await websocket.send_text(await subscription.queue.get())
+
+    async def receive_until_closed() -> None:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+
+    sender = asyncio.create_task(send_loop())
+    receiver = asyncio.create_task(receive_until_closed())
+    overflow = asyncio.create_task(subscription.overflowed.wait())
+    stop = asyncio.create_task(stopping.wait())
+    tasks = {sender, receiver, overflow, stop}
+    try:
+        done, _ = await asyncio.wait(tasks, timeout=lifetime_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+    if receiver in done or sender in done:
+        return None
+    if overflow in done:
+        return CLOSE_SLOW_CONSUMER, (
+            f"slow consumer: more than {subscription.queue.maxsize} frames behind; reconnect"
+        )
+    if stop in done:
+        return CLOSE_GOING_AWAY, "server shutting down"
+    return CLOSE_LIFETIME, "connection lifetime reached; reconnect"
+
+
+async def _authenticate(websocket: WebSocket, live: LiveServices) -> Identity:
+    header = websocket.headers.get("authorization")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Authorization header must be 'Bearer <token>'")
+        return await runtime_of(websocket).authenticator.identify(token.strip())
+    ticket = websocket.query_params.get("ticket")
+    if ticket:
+        return await live.tickets.redeem(ticket)
+    raise Unauthorized("send 'Authorization: Bearer <token>' or ?ticket= from POST /api/ws/tickets")
+
+
+async def _refuse(websocket: WebSocket, code: int, reason: str) -> None:
+    await websocket.accept()
+    await _close(websocket, code, reason)
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    # Close reasons are limited to 123 bytes by the protocol.
+    with contextlib.suppress(RuntimeError, OSError, TimeoutError, WebSocketDisconnect):
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await websocket.close(code, reason.encode()[:123].decode(errors="ignore"))

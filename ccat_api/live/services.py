@@ -1,0 +1,71 @@
+"""The live-monitoring parts of one gateway process, built together and run by the lifespan:
+the event hub, the status sampler, the buffer-status and transfer-overview feeds, and the
+WebSocket ticket issuer."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from ccat_api.auth.tickets import TicketIssuer
+from ccat_api.health import HealthProbe
+from ccat_api.live.feeds import Feed
+from ccat_api.live.hub import EventHub
+from ccat_api.live.status import SiteStatus, StatusSampler
+from ccat_api.runtime import Runtime
+
+BUFFER_STREAM = "buffer"
+OVERVIEW_STREAM = "transfer_overview"
+TRANSACTIONS_STREAM = "transactions"
+
+
+@dataclass
+class LiveServices:
+    hub: EventHub
+    sampler: StatusSampler
+    buffer_feed: Feed
+    overview_feed: Feed
+    tickets: TicketIssuer
+    # Set when the process stops: monitors are closed with 1001 (uvicorn itself closes
+    # them with 1012 first when it is the one stopping).
+    stopping: asyncio.Event
+
+    @classmethod
+    def build(cls, runtime: Runtime, health: HealthProbe) -> LiveServices:
+        # Imported here: the transfer routes import the live layer's dependencies.
+        from ccat_api.api.transfers import transfer_overview
+
+        settings = runtime.settings
+        hub = EventHub(runtime.redis, runtime.keys, queue_size=settings.ws_queue_size)
+        sampler = StatusSampler(runtime, health, max_age_s=settings.live_status_interval_s / 2)
+
+        async def status() -> SiteStatus:
+            return await sampler.current()
+
+        return cls(
+            hub=hub,
+            sampler=sampler,
+            # Ages and rates change every second: the status stream ticks regardless.
+            buffer_feed=Feed(
+                BUFFER_STREAM, hub, status,
+                interval_s=settings.live_status_interval_s, debounce_s=settings.live_debounce_s,
+                always=True,
+            ),
+            overview_feed=Feed(
+                OVERVIEW_STREAM, hub, lambda: transfer_overview(runtime.reader),
+                interval_s=settings.live_overview_interval_s, debounce_s=settings.live_debounce_s,
+            ),
+            tickets=TicketIssuer(
+                settings.session_secret, runtime.directory, runtime.redis, runtime.keys,
+                ttl_s=settings.ws_ticket_ttl_s,
+            ),
+            stopping=asyncio.Event(),
+        )  # fmt: skip
+
+    def start(self) -> list[asyncio.Task[None]]:
+        """The hub and the feeds, until ``stopping`` is set."""
+        return [
+            asyncio.create_task(self.hub.run(self.stopping)),
+            asyncio.create_task(self.buffer_feed.run(self.stopping)),
+            asyncio.create_task(self.overview_feed.run(self.stopping)),
+        ]

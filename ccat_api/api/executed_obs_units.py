@@ -19,9 +19,9 @@ from ccat_api.domain.schemas import (
     PageRead,
     RawDataFileRead,
     RawDataPackageRead,
+    TransferRead,
     WriteAccepted,
 )
-from ccat_api.domain.transfers import TransferRead
 from ccat_api.errors import NotFound
 
 router = APIRouter(prefix="/executed_obs_units", tags=["executed obs units"])

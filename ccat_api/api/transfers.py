@@ -9,7 +9,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from pydantic import BaseModel
 
 from ccat_api.api.deps import (
     WRITE_ROUTE,
@@ -26,7 +25,21 @@ from ccat_api.auth.permissions import Permission
 from ccat_api.buffering.reads import Condition, Eq, MergedReader, OneOf, OrderBy
 from ccat_api.db.models import RawDataPackageStatus, TransferStatus
 from ccat_api.domain import staging, transfers
-from ccat_api.domain.schemas import PageRead, RawDataPackageRead, WriteAccepted
+from ccat_api.domain.schemas import (
+    Overview,
+    PageRead,
+    PhysicalCopyCreate,
+    PhysicalCopyRead,
+    PhysicalCopyUpdate,
+    RawDataPackageRead,
+    RouteCounts,
+    TransferCreate,
+    TransferLogCreate,
+    TransferLogRead,
+    TransferRead,
+    TransferUpdate,
+    WriteAccepted,
+)
 from ccat_api.errors import NotFound
 from ccat_api.runtime import Runtime
 
@@ -53,7 +66,7 @@ def _order(order: str) -> list[OrderBy]:
     openapi_extra=WRITE_ROUTE,
     summary="Start transferring a complete package along a route (critical)",
 )
-async def start_transfer(body: transfers.TransferCreate, ctx: WriteContextDep) -> Response:
+async def start_transfer(body: TransferCreate, ctx: WriteContextDep) -> Response:
     return await submit_write(ctx, await transfers.start(ctx, body), status_code=201)
 
 
@@ -65,7 +78,7 @@ async def start_transfer(body: transfers.TransferCreate, ctx: WriteContextDep) -
     summary="Report a transfer's progress, completion or failure (critical)",
 )
 async def update_transfer(
-    transfer_id: UUID, body: transfers.TransferUpdate, ctx: WriteContextDep
+    transfer_id: UUID, body: TransferUpdate, ctx: WriteContextDep
 ) -> Response:
     return await submit_write(
         ctx, await transfers.progress(ctx, transfer_id, body), status_code=200
@@ -91,15 +104,13 @@ async def reset_transfer(transfer_id: UUID, ctx: WriteContextDep) -> Response:
     openapi_extra=WRITE_ROUTE,
     summary="Append a line to a transfer's log (critical)",
 )
-async def add_log(
-    transfer_id: UUID, body: transfers.TransferLogCreate, ctx: WriteContextDep
-) -> Response:
+async def add_log(transfer_id: UUID, body: TransferLogCreate, ctx: WriteContextDep) -> Response:
     return await submit_write(ctx, await transfers.log(ctx, transfer_id, body), status_code=201)
 
 
 @router.get(
     f"{PREFIX}/transfers",
-    response_model=PageRead[transfers.TransferRead],
+    response_model=PageRead[TransferRead],
     responses=READ_ERRORS,
     summary="Transfers, filtered by status, package or route (buffered ones included)",
 )
@@ -112,7 +123,7 @@ async def list_transfers(
     order: Order = "-created_at",
     limit: Limit = 100,
     offset: Offset = 0,
-) -> PageRead[transfers.TransferRead]:
+) -> PageRead[TransferRead]:
     where: list[Condition] = []
     if status:
         where.append(OneOf("status", tuple(s.value for s in status)))
@@ -121,33 +132,31 @@ async def list_transfers(
     if route_id is not None:
         where.append(Eq("route_id", route_id))
     page = await reader.page("data_transfers", where, _order(order), limit=limit, offset=offset)
-    return page_of(transfers.TransferRead, page)
+    return page_of(TransferRead, page)
 
 
 @router.get(
     f"{PREFIX}/transfers/{{transfer_id}}",
-    response_model=transfers.TransferRead,
+    response_model=TransferRead,
     responses={**READ_ERRORS, **errors(404)},
     summary="One transfer",
 )
-async def get_transfer(
-    transfer_id: UUID, reader: ReaderDep, _: ReadAccess
-) -> transfers.TransferRead:
+async def get_transfer(transfer_id: UUID, reader: ReaderDep, _: ReadAccess) -> TransferRead:
     found = await reader.get("data_transfers", transfer_id)
     if found is None:
         raise NotFound(f"transfer {transfer_id} not found")
-    return transfers.TransferRead.model_validate(found)
+    return TransferRead.model_validate(found)
 
 
 @router.get(
     f"{PREFIX}/transfers/{{transfer_id}}/logs",
-    response_model=PageRead[transfers.TransferLogRead],
+    response_model=PageRead[TransferLogRead],
     responses=READ_ERRORS,
     summary="A transfer's log, oldest first",
 )
 async def transfer_logs(
     transfer_id: UUID, reader: ReaderDep, _: ReadAccess, limit: Limit = 1000, offset: Offset = 0
-) -> PageRead[transfers.TransferLogRead]:
+) -> PageRead[TransferLogRead]:
     page = await reader.page(
         "data_transfer_logs",
         [Eq("data_transfer_id", transfer_id)],
@@ -155,7 +164,7 @@ async def transfer_logs(
         limit=limit,
         offset=offset,
     )
-    return page_of(transfers.TransferLogRead, page)
+    return page_of(TransferLogRead, page)
 
 
 # --- physical copies (critical) --------------------------------------------------------------
@@ -169,7 +178,7 @@ async def transfer_logs(
     openapi_extra=WRITE_ROUTE,
     summary="Record a physical copy of a package at a data location (critical)",
 )
-async def add_copy(body: transfers.PhysicalCopyCreate, ctx: WriteContextDep) -> Response:
+async def add_copy(body: PhysicalCopyCreate, ctx: WriteContextDep) -> Response:
     return await submit_write(ctx, await transfers.add_copy(ctx, body), status_code=201)
 
 
@@ -180,15 +189,13 @@ async def add_copy(body: transfers.PhysicalCopyCreate, ctx: WriteContextDep) -> 
     openapi_extra=WRITE_ROUTE,
     summary="Mark a physical copy verified, corrupt or deleted (critical)",
 )
-async def update_copy(
-    copy_id: UUID, body: transfers.PhysicalCopyUpdate, ctx: WriteContextDep
-) -> Response:
+async def update_copy(copy_id: UUID, body: PhysicalCopyUpdate, ctx: WriteContextDep) -> Response:
     return await submit_write(ctx, await transfers.update_copy(ctx, copy_id, body), status_code=200)
 
 
 @router.get(
     f"{PREFIX}/copies",
-    response_model=PageRead[transfers.PhysicalCopyRead],
+    response_model=PageRead[PhysicalCopyRead],
     responses=READ_ERRORS,
     summary="Physical copies of a package or at a location",
 )
@@ -200,30 +207,17 @@ async def list_copies(
     order: Order = "created_at",
     limit: Limit = 100,
     offset: Offset = 0,
-) -> PageRead[transfers.PhysicalCopyRead]:
+) -> PageRead[PhysicalCopyRead]:
     where: list[Condition] = []
     if raw_data_package_id is not None:
         where.append(Eq("raw_data_package_id", raw_data_package_id))
     if data_location_id is not None:
         where.append(Eq("data_location_id", data_location_id))
     page = await reader.page("physical_copies", where, _order(order), limit=limit, offset=offset)
-    return page_of(transfers.PhysicalCopyRead, page)
+    return page_of(PhysicalCopyRead, page)
 
 
 # --- what the control room watches -----------------------------------------------------------
-
-
-class RouteCounts(BaseModel):
-    route_id: int
-    by_status: dict[str, int]
-
-
-class Overview(BaseModel):
-    transfers_by_status: dict[str, int]
-    packages_by_status: dict[str, int]
-    routes: list[RouteCounts]
-    bytes_in_flight: int
-    failed_transfers: int
 
 
 @router.get(

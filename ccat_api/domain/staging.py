@@ -26,8 +26,7 @@ from ccat_api.db.models import (
     StagingStatus,
 )
 from ccat_api.domain.references import ReferenceData
-from ccat_api.domain.schemas import Strict, examples
-from ccat_api.domain.transfers import Message
+from ccat_api.domain.schemas import Message, Strict, examples
 from ccat_api.errors import InvalidReference, NotFound, StateConflict, Unprocessable
 
 STAGING_NEXT = {

@@ -1,7 +1,8 @@
 """The scripted demo played by ``ccat-api stack up``: an instrument at the observatory keeps
 writing through a WAN outage, and the backlog drains and becomes visible when it heals.
 
-It talks to the gateways over real HTTP like any client, and prints a timeline.
+It talks to the gateways over real HTTP, the instrument through the SDK (``ccat_api.client``)
+like instrument software does, and prints a timeline.
 """
 
 from __future__ import annotations
@@ -10,17 +11,19 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ParamSpec
 
 import httpx
 
 from ccat_api.auth.tokens import issue_service_token
+from ccat_api.client import Client, WriteResult
 from ccat_api.db.engines import PrimaryDatabase, make_engine
 from ccat_api.db.models import Role
 from ccat_api.devstack.stack import MAIN_SITE, Stack
 
 FILE = {"size_bytes": 52_428_800, "file_type": "fits", "instrument_module_id": 1}
 DRAIN_TIMEOUT_S = 120
+P = ParamSpec("P")
 
 
 class Timeline:
@@ -31,34 +34,47 @@ class Timeline:
         print(f"[{time.monotonic() - self.started:7.2f}s] {where:<12} {what}", flush=True)
 
 
-class Client:
-    """An HTTP client that reports each write on the timeline with its latency."""
+class HttpClient:
+    """Plain HTTP for the main site's planner and dashboard."""
 
-    def __init__(self, where: str, base_url: str, token: str, timeline: Timeline) -> None:
-        self.where = where
+    def __init__(self, base_url: str, token: str) -> None:
         self.http = httpx.Client(
             base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10
         )
-        self.timeline = timeline
-        self.latencies_ms: list[float] = []
-
-    def write(self, method: str, path: str, body: dict[str, Any], label: str = "") -> Any:
-        started = time.perf_counter()
-        response = self.http.request(method, path, json=body)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        self.latencies_ms.append(elapsed_ms)
-        response.raise_for_status()
-        answer = response.json()
-        if label:
-            self.timeline.say(
-                self.where,
-                f"{method} {label} -> {response.status_code} {answer['status']}"
-                f" in {elapsed_ms:.1f} ms",
-            )
-        return answer
 
     def read(self, path: str, **params: Any) -> Any:
         return self.http.get(path, params=params).json()
+
+
+class Instrument:
+    """The instrument software at the observatory: writes through the SDK (Idempotency-Keys,
+    retries), each reported on the timeline with its latency."""
+
+    def __init__(self, where: str, base_url: str, token: str, timeline: Timeline) -> None:
+        self.where = where
+        self.sdk = Client(base_url, token)
+        self.timeline = timeline
+        self.latencies_ms: list[float] = []
+
+    def write(
+        self,
+        method: str,
+        label: str,
+        send: Callable[P, WriteResult],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> WriteResult:
+        """``send(*args, **kwargs)``, timed; on the timeline when it has a ``label``."""
+        started = time.perf_counter()
+        answer = send(*args, **kwargs)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        self.latencies_ms.append(elapsed_ms)
+        if label:
+            self.timeline.say(
+                self.where,
+                f"{method} {label} -> {answer.http_status} {answer.status} in {elapsed_ms:.1f} ms",
+            )
+        return answer
 
 
 def _tokens(stack: Stack) -> dict[Role, str]:
@@ -107,11 +123,12 @@ def run_demo(stack: Stack) -> None:
     tokens = _tokens(stack)
     stack.wait_replica_caught_up()
     t.say("setup", "tokens issued on main: instrument (operator), dashboard (viewer)")
-    instrument = Client(site, stack.gateway_url(site), tokens[Role.OPERATOR], t)
-    dashboard = Client("main", stack.gateway_url(MAIN_SITE), tokens[Role.VIEWER], t)
-    planner = Client("main", stack.gateway_url(MAIN_SITE), tokens[Role.OPERATOR], t)
+    instrument = Instrument(site, stack.gateway_url(site), tokens[Role.OPERATOR], t)
+    sdk = instrument.sdk
+    dashboard = HttpClient(stack.gateway_url(MAIN_SITE), tokens[Role.VIEWER])
+    planner = HttpClient(stack.gateway_url(MAIN_SITE), tokens[Role.OPERATOR])
 
-    _wait(lambda: instrument.http.get("/health").status_code == 200, 30)
+    _wait(lambda: sdk.health().ok, 30)
     t.say(site, f"healthy; WAN round trip {2 * stack.config.wan_delay_ms} ms")
 
     # Planning happens at main: a program and an obs unit on a seeded source.
@@ -135,81 +152,77 @@ def run_demo(stack: Stack) -> None:
     stack.wait_replica_caught_up()
 
     eou = instrument.write(
-        "POST", "/executed_obs_units/start", {"obs_unit_id": unit["id"], "instrument_module_id": 2},
-        label="/executed_obs_units/start",
+        "POST", "/executed_obs_units/start",
+        sdk.start_executed_obs_unit, {"obs_unit_id": unit["id"], "instrument_module_id": 2},
     )  # fmt: skip
     files = instrument.write(
-        "POST", "/raw_data_files/bulk", {"files": _files(eou["id"], "scan", 50)},
-        label="/raw_data_files/bulk (50 files)",
+        "POST", "/raw_data_files/bulk (50 files)",
+        sdk.register_files, _files(str(eou.id), "scan", 50),
     )  # fmt: skip
     package = instrument.write(
         "POST",
         "/raw_data_package",
+        sdk.create_package,
         {
-            "name": f"pkg-{eou['id']}",
-            "executed_obs_unit_id": eou["id"],
+            "name": f"pkg-{eou.id}",
+            "executed_obs_unit_id": eou.id,
             "instrument_module_id": 2,
-            "raw_data_file_ids": files["ids"],
+            "raw_data_file_ids": files.ids,
         },
-        label="/raw_data_package",
     )
     started = time.monotonic()
-    _wait(lambda: instrument.read(f"/transactions/{package['tx_id']}")["state"] == "visible", 30)
+    sdk.wait_visible(package, timeout_s=30, poll_interval_s=0.05)
     t.say(
         site,
         f"applied on main, visible on the local replica {time.monotonic() - started:.2f}s later",
     )
-    seen = dashboard.read(f"/raw_data_package/{package['id']}")
+    seen = dashboard.read(f"/raw_data_package/{package.id}")
     t.say("main", f"GET /raw_data_package -> {seen['status']}, {seen['file_count']} files")
 
     stack.wan.down()
     t.say("wan", "OUTAGE: the link to main is down (packets held, nothing gets through)")
     instrument.write(
-        "PUT", f"/raw_data_package/{package['id']}/finalize", {"checksum": "md5:0123456789abcdef"},
-        label="/raw_data_package/{id}/finalize",
+        "PUT", "/raw_data_package/{id}/finalize",
+        sdk.finalize_package, package.id, checksum="md5:0123456789abcdef",
     )  # fmt: skip
     instrument.write(
-        "PUT", f"/executed_obs_units/{eou['id']}/finish", {"status": "success", "mean_pwv_mm": 0.6},
-        label="/executed_obs_units/{id}/finish",
+        "PUT", "/executed_obs_units/{id}/finish",
+        sdk.finish_executed_obs_unit, eou.id, {"status": "success", "mean_pwv_mm": 0.6},
     )  # fmt: skip
     # The transfer service ships the finalized package to the Cologne archive (route 1).
     transfer = instrument.write(
-        "POST", "/api/transfer/transfers", {"raw_data_package_id": package["id"], "route_id": 1},
-        label="/api/transfer/transfers (to the Cologne archive)",
+        "POST", "/api/transfer/transfers (to the Cologne archive)",
+        sdk.start_transfer, {"raw_data_package_id": package.id, "route_id": 1},
     )  # fmt: skip
-    instrument.write("PUT", f"/api/transfer/transfers/{transfer['id']}", {"status": "transferring"})
+    instrument.write("PUT", "", sdk.update_transfer, transfer.id, {"status": "transferring"})
+    instrument.write("POST", "", sdk.log_transfer, transfer.id, {"message": "bbcp started"})
     instrument.write(
-        "POST", f"/api/transfer/transfers/{transfer['id']}/logs", {"message": "bbcp started"}
-    )
-    instrument.write(
-        "PUT", f"/api/transfer/transfers/{transfer['id']}", {"status": "completed"},
-        label="/api/transfer/transfers/{id} completed",
+        "PUT", "/api/transfer/transfers/{id} completed",
+        sdk.update_transfer, transfer.id, {"status": "completed"},
     )  # fmt: skip
-    moved = instrument.read(f"/raw_data_package/{package['id']}")
-    t.say(site, f"package now '{moved['status']}' at the site (the archive copy is recorded)")
+    moved = sdk.get_raw_data_package(package.id)
+    t.say(site, f"package now '{moved.status}' at the site (the archive copy is recorded)")
     instrument.latencies_ms.clear()
     last = eou
     for n in range(1, 6):
-        last = instrument.write("POST", "/executed_obs_units/start", {"obs_unit_id": 2})
-        instrument.write(
-            "POST", "/raw_data_files/bulk", {"files": _files(last["id"], f"o{n}", 100)}
-        )
+        last = instrument.write("POST", "", sdk.start_executed_obs_unit, {"obs_unit_id": 2})
+        instrument.write("POST", "", sdk.register_files, _files(str(last.id), f"o{n}", 100))
     t.say(
         site,
         f"5 more observations, 100 files each: 10 writes buffered, slowest"
         f" {max(instrument.latencies_ms):.1f} ms",
     )
-    files_now = instrument.read("/raw_data_files", executed_obs_unit_id=last["id"], limit=1)
-    first_now = instrument.read(f"/executed_obs_units/{eou['id']}")
+    files_now = sdk.list_raw_data_files(executed_obs_unit_id=last.id, limit=1)
+    first_now = sdk.get_executed_obs_unit(eou.id)
     t.say(
         site,
-        f"reads during the outage: last observation has {files_now['total']} files,"
-        f" the first is '{first_now['status']}'",
+        f"reads during the outage: last observation has {files_now.total} files,"
+        f" the first is '{first_now.status}'",
     )
-    at_main = dashboard.http.get(f"/executed_obs_units/{last['id']}")
+    at_main = dashboard.http.get(f"/executed_obs_units/{last.id}")
     t.say("main", f"GET that observation at main -> {at_main.status_code} (not there yet)")
     time.sleep(2)
-    buffer = instrument.read("/health")["buffer"]
+    buffer = sdk.health().report["buffer"]
     t.say(site, f"buffer: {buffer['depth']} waiting, oldest {buffer['oldest_pending_age_s']:.1f}s")
 
     stack.wan.up()
@@ -218,7 +231,7 @@ def run_demo(stack: Stack) -> None:
     depth = buffer["depth"]
     while buffer["depth"] or buffer["awaiting_replica"]:
         time.sleep(0.25)
-        buffer = instrument.read("/health")["buffer"]
+        buffer = sdk.health().report["buffer"]
         if buffer["depth"] != depth:
             depth = buffer["depth"]
             t.say(site, f"draining: {depth} waiting, {buffer['awaiting_replica']} awaiting replica")
@@ -229,9 +242,9 @@ def run_demo(stack: Stack) -> None:
         f"backlog applied on main and visible here {time.monotonic() - started:.2f}s after the"
         " link came back",
     )
-    files_main = dashboard.read("/raw_data_files", executed_obs_unit_id=last["id"], limit=1)
-    first_main = dashboard.read(f"/executed_obs_units/{eou['id']}")
-    package_main = dashboard.read(f"/raw_data_package/{package['id']}")
+    files_main = dashboard.read("/raw_data_files", executed_obs_unit_id=str(last.id), limit=1)
+    first_main = dashboard.read(f"/executed_obs_units/{eou.id}")
+    package_main = dashboard.read(f"/raw_data_package/{package.id}")
     t.say(
         "main",
         f"last observation: {files_main['total']} files; first: '{first_main['status']}',"
@@ -244,5 +257,6 @@ def run_demo(stack: Stack) -> None:
         f" packages archived: {overview['packages_by_status']['archived']}",
     )
     t.say("summary", f"{buffer['dead_letters']} dead letters; no write waited for the WAN")
-    instrument.http.close()
+    sdk.close()
     dashboard.http.close()
+    planner.http.close()

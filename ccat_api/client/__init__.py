@@ -1,0 +1,76 @@
+"""The Python SDK for the ccat_api gateway, used by instrument software at the observatory.
+
+Typed methods for the critical writes and the main reads, a synchronous ``Client`` and an
+asyncio ``AsyncClient`` with the same methods, automatic Idempotency-Keys, bounded retries
+(transport failures, 502/503/504 with Retry-After) and ``wait_visible``. Imports no server
+code beyond the pure pydantic schemas, so it is light to install on instrument machines.
+"""
+
+from ccat_api.client.aio import AsyncClient
+from ccat_api.client.errors import (
+    ApiError,
+    ClientError,
+    ConnectionFailed,
+    TransactionFailed,
+    VisibilityTimeout,
+    WaitError,
+)
+from ccat_api.client.models import (
+    BufferStats,
+    ExecutedObsUnitDetails,
+    ExecutedObsUnitFinish,
+    ExecutedObsUnitRead,
+    ExecutedObsUnitStart,
+    Health,
+    Page,
+    RawDataFileCreate,
+    RawDataFileFields,
+    RawDataFileRead,
+    RawDataPackageCreate,
+    RawDataPackageWithFiles,
+    RetryResult,
+    SiteInfo,
+    TransactionState,
+    TransferCreate,
+    TransferLogCreate,
+    TransferOverview,
+    TransferRead,
+    TransferUpdate,
+    WriteResult,
+)
+from ccat_api.client.retry import RetryEvent, RetryPolicy
+from ccat_api.client.sync import Client
+
+__all__ = [
+    "ApiError",
+    "AsyncClient",
+    "BufferStats",
+    "Client",
+    "ClientError",
+    "ConnectionFailed",
+    "ExecutedObsUnitDetails",
+    "ExecutedObsUnitFinish",
+    "ExecutedObsUnitRead",
+    "ExecutedObsUnitStart",
+    "Health",
+    "Page",
+    "RawDataFileCreate",
+    "RawDataFileFields",
+    "RawDataFileRead",
+    "RawDataPackageCreate",
+    "RawDataPackageWithFiles",
+    "RetryEvent",
+    "RetryPolicy",
+    "RetryResult",
+    "SiteInfo",
+    "TransactionFailed",
+    "TransactionState",
+    "TransferCreate",
+    "TransferLogCreate",
+    "TransferOverview",
+    "TransferRead",
+    "TransferUpdate",
+    "VisibilityTimeout",
+    "WaitError",
+    "WriteResult",
+]

@@ -1,0 +1,39 @@
+"""What instrument machines install: the SDK imports no server-only dependency, and the
+two clients offer the same operations."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+
+from ccat_api.client import AsyncClient, Client
+from ccat_api.client.call import Operation
+from ccat_api.client.endpoints import Endpoints
+
+SERVER_ONLY = ("sqlalchemy", "fastapi", "starlette", "redis", "asyncpg", "uvicorn", "astropy")
+
+
+def test_importing_the_sdk_pulls_in_no_server_dependency() -> None:
+    probe = (
+        "import sys, ccat_api.client; "
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({SERVER_ONLY!r})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"
+
+
+async def test_both_clients_offer_every_operation_with_one_signature() -> None:
+    names = [n for n, v in vars(Endpoints).items() if isinstance(v, Operation)]
+    assert len(names) >= 20
+    with Client("http://g", "t") as sync_client:
+        async with AsyncClient("http://g", "t") as async_client:
+            for name in names:
+                sync_method = getattr(sync_client, name)
+                async_method = getattr(async_client, name)
+                assert inspect.signature(sync_method) == inspect.signature(async_method)
+                assert inspect.iscoroutinefunction(async_method)
+                assert not inspect.iscoroutinefunction(sync_method)
+                assert sync_method.__doc__ == async_method.__doc__

@@ -1,9 +1,12 @@
-"""The ``ccat-api`` command: serve, process, migrate, seed, tokens, users, stack, wan.
+"""The ``ccat-api`` command: serve, process, migrate, seed, tokens, users, stack, wan,
+status, dead-letters.
 
 ccat-api stack up                               the local two-site stack with the demo
 ccat-api serve                                  a gateway for the configured site
 ccat-api process [--burst]                      the processor and LSN tracker alone
 ccat-api tokens create --user LOGIN [--role R]  a token (creates the service account)
+ccat-api status [--watch]                       a site at a glance (via its gateway)
+ccat-api dead-letters list|show|retry|discard   act on dead letters (via its gateway)
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from ccat_api.config import Settings, load_settings
 from ccat_api.db.engines import PrimaryDatabase
 from ccat_api.errors import CcatError
 from ccat_api.logs import configure_logging
+from ccat_api.operator_cli import dead_letters_app
+from ccat_api.operator_cli import status as operator_status
 
 T = TypeVar("T")
 
@@ -38,6 +43,8 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(stack_app, name="stack")
 app.add_typer(wan_app, name="wan")
 app.add_typer(users_app, name="users")
+app.add_typer(dead_letters_app, name="dead-letters")
+app.command("status")(operator_status)
 
 # Where `stack up` says what it started, for `stack status|down` and `wan set`.
 STACK_STATE = Path(
@@ -83,12 +90,22 @@ def process(
         bool, typer.Option(help="Drain the buffer and wait until it is visible, then exit")
     ] = False,
     timeout_s: Annotated[float, typer.Option(help="With --burst: give up after this")] = 600.0,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve this processor's replay metrics for Prometheus on this port"),
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port")] = "127.0.0.1",
 ) -> None:
     """Run the processor and LSN tracker for this (secondary) site without the HTTP server."""
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     if not settings.is_secondary:
         raise typer.BadParameter("the processor runs at secondary sites only")
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        # Batch size and duration histograms; the site-wide figures are on any gateway.
+        start_http_server(metrics_port, addr=metrics_host)
     asyncio.run(_process(settings, burst=burst, timeout_s=timeout_s))
 
 

@@ -40,11 +40,13 @@ from ccat_api.client.models import (
 )
 from ccat_api.client.retry import RetryEvent, RetryPolicy
 from ccat_api.client.sync import Client
+from ccat_api.live.models import BufferStatus, ReplicaStatus, SiteStatus
 
 __all__ = [
     "ApiError",
     "AsyncClient",
     "BufferStats",
+    "BufferStatus",
     "Client",
     "ClientError",
     "ConnectionFailed",
@@ -59,10 +61,12 @@ __all__ = [
     "RawDataFileRead",
     "RawDataPackageCreate",
     "RawDataPackageWithFiles",
+    "ReplicaStatus",
     "RetryEvent",
     "RetryPolicy",
     "RetryResult",
     "SiteInfo",
+    "SiteStatus",
     "TransactionFailed",
     "TransactionState",
     "TransferCreate",

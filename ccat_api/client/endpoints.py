@@ -41,6 +41,7 @@ from ccat_api.client.models import (
     TransferUpdate,
     WriteResult,
 )
+from ccat_api.live.models import SiteStatus
 
 M = TypeVar("M", bound=BaseModel)
 Id = UUID | str
@@ -311,6 +312,11 @@ class Endpoints:
     @operation
     def site_info() -> Call[SiteInfo]:
         return _read("/api/site/info", SiteInfo)
+
+    @operation
+    def site_status() -> Call[SiteStatus]:
+        """Buffer depth and age, rates, estimated drain, replica lag, processor (read:buffer)."""
+        return _read("/api/site/status", SiteStatus)
 
     @operation
     def health() -> Call[Health]:

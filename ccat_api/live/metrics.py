@@ -16,7 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from ccat_api.live.status import SiteStatus
+from ccat_api.live.models import SiteStatus
 
 # (counter in Redis, metric name, help)
 _SITE_COUNTERS = (

@@ -11,7 +11,8 @@ from ccat_api.auth.tickets import TicketIssuer
 from ccat_api.health import HealthProbe
 from ccat_api.live.feeds import Feed
 from ccat_api.live.hub import EventHub
-from ccat_api.live.status import SiteStatus, StatusSampler
+from ccat_api.live.models import SiteStatus
+from ccat_api.live.status import StatusSampler
 from ccat_api.runtime import Runtime
 
 BUFFER_STREAM = "buffer"

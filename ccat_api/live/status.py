@@ -14,10 +14,10 @@ from collections import deque
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel
 
 from ccat_api.buffering.wire import text_map
 from ccat_api.health import HealthProbe
+from ccat_api.live.models import BufferStatus, ReplicaStatus, SiteStatus
 from ccat_api.runtime import Runtime
 
 # Rates are measured over this window of samples: long enough to smooth batch-sized steps
@@ -37,44 +37,6 @@ REPLICA_LAG_SQL = sa.text(
               FROM pg_stat_wal_receiver) AS since_wal_message_s
     """
 )
-
-
-class BufferStatus(BaseModel):
-    depth: int
-    oldest_pending_age_s: float | None
-    awaiting_replica: int
-    dead_letters: int
-    accept_rate_tx_s: float | None
-    drain_rate_tx_s: float | None
-    # None: nothing is draining (main unreachable, or no rate measured yet) while work waits.
-    estimated_drain_s: float | None
-
-
-class ReplicaStatus(BaseModel):
-    ok: bool
-    error: str | None = None
-    receive_lsn: int | None = None
-    replay_lsn: int | None = None
-    # What main has written that has not crossed the WAN yet (bytes), and what has crossed
-    # but is not replayed (bytes, and the age of the oldest such commit).
-    receive_lag_bytes: int | None = None
-    apply_lag_bytes: int | None = None
-    apply_lag_s: float | None = None
-    # One-way time of the last WAL message across the WAN, and how long ago it came.
-    wan_delay_s: float | None = None
-    since_wal_message_s: float | None = None
-
-
-class SiteStatus(BaseModel):
-    site: str
-    site_type: str
-    sampled_at: float
-    main: dict[str, Any]
-    replica: ReplicaStatus | None
-    buffer: BufferStatus | None
-    processor: dict[str, str] | None
-    # Site-wide counters kept in Redis (accepted, applied, failed, visible, batches, ...).
-    counters: dict[str, int]
 
 
 class StatusSampler:

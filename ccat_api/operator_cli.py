@@ -1,0 +1,280 @@
+"""The operator's commands: ``ccat-api status`` and ``ccat-api dead-letters ...``.
+
+They talk to a gateway over HTTP with the SDK, like the console does, so they work from any
+machine that can reach the site's gateway and need only a token (``read:buffer`` to look,
+``operate:buffer`` to retry or discard). ``--url`` and ``--token`` default to
+``CCAT_API_URL`` and ``CCAT_API_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from ccat_api.client import ApiError, Client, ClientError, SiteStatus, TransactionState
+
+dead_letters_app = typer.Typer(
+    no_args_is_help=True, help="List, inspect, retry or discard dead letters (via a gateway)."
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+UrlOption = Annotated[
+    str, typer.Option(envvar="CCAT_API_URL", help="The site's gateway", show_default=True)
+]
+TokenOption = Annotated[
+    str, typer.Option(envvar="CCAT_API_TOKEN", help="API or session token", show_default=False)
+]
+DEFAULT_URL = "http://127.0.0.1:8000"
+PAGE = 500
+
+
+@contextmanager
+def gateway(url: str, token: str) -> Iterator[Client]:
+    """An SDK client; API errors become one readable line and exit code 1."""
+    if not token:
+        raise typer.BadParameter("pass --token or set CCAT_API_TOKEN", param_hint="--token")
+    try:
+        with Client(url, token, on_retry=lambda event: None) as client:
+            yield client
+    except ApiError as exc:
+        err.print(f"[red]{exc.status_code}[/red] {exc.detail}")
+        raise typer.Exit(code=1) from None
+    except ClientError as exc:
+        err.print(f"[red]cannot reach {url}[/red]: {exc}")
+        raise typer.Exit(code=1) from None
+
+
+# --- status ---------------------------------------------------------------------------------
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _bytes(value: int | None) -> str:
+    if value is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}"
+        value = int(value / 1024)
+    return f"{value} TiB"
+
+
+def _when(epoch_s: float | None) -> str:
+    if epoch_s is None:
+        return "-"
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def status_table(status: SiteStatus, recent: list[TransactionState]) -> Group:
+    """What the console shows, for a terminal."""
+    site = Table.grid(padding=(0, 2))
+    site.add_column(style="bold")
+    site.add_column()
+    site.add_row("site", f"{status.site} ({status.site_type})")
+    if status.main.get("ok"):
+        site.add_row("main", "[green]reachable[/green]")
+    else:
+        site.add_row("main", f"[red]unreachable[/red] {status.main.get('error') or ''}")
+    buffer = status.buffer
+    if buffer is not None:
+        drain = (
+            "stalled (nothing draining)"
+            if buffer.estimated_drain_s is None
+            else _age(buffer.estimated_drain_s)
+        )
+        site.add_row(
+            "buffer", f"{buffer.depth} waiting, oldest {_age(buffer.oldest_pending_age_s)}"
+        )
+        site.add_row("drain", f"{drain}; accept {buffer.accept_rate_tx_s or 0:.1f}/s,"
+                     f" drain {buffer.drain_rate_tx_s or 0:.1f}/s")  # fmt: skip
+        site.add_row("awaiting replica", str(buffer.awaiting_replica))
+        dead = f"[red]{buffer.dead_letters}[/red]" if buffer.dead_letters else "0"
+        site.add_row("dead letters", dead)
+    replica = status.replica
+    if replica is not None:
+        if replica.ok:
+            receive, apply = _bytes(replica.receive_lag_bytes), _bytes(replica.apply_lag_bytes)
+            site.add_row(
+                "replica lag",
+                f"receive {receive}, apply {apply} ({_age(replica.apply_lag_s)}),"
+                f" WAN delay {_age(replica.wan_delay_s)}",
+            )
+        else:
+            site.add_row("replica", f"[red]down[/red] {replica.error or ''}")
+    if status.processor is not None:
+        site.add_row("processor", status.processor.get("state", "absent"))
+    table = Table(title="recent transactions", title_justify="left")
+    for column in ("tx_id", "state", "seq", "created", "lsn"):
+        table.add_column(column)
+    for tx in recent:
+        table.add_row(tx.tx_id, tx.state, str(tx.seq), _when(tx.created_at), str(tx.lsn or "-"))
+    return Group(site, table)
+
+
+def status(
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = "",
+    watch: Annotated[bool, typer.Option(help="Refresh until Ctrl-C")] = False,
+    interval_s: Annotated[float, typer.Option(help="Refresh period with --watch")] = 2.0,
+    recent: Annotated[int, typer.Option(help="How many recent transactions to list")] = 10,
+) -> None:
+    """The site at a glance: buffer, drain estimate, replica lag, processor, recent work."""
+    with gateway(url, token) as client:
+
+        def snapshot() -> Group:
+            site_status = client.site_status()
+            last = (
+                client.list_transactions(limit=recent).items
+                if site_status.buffer is not None
+                else []
+            )
+            return status_table(site_status, last)
+
+        if not watch:
+            out.print(snapshot())
+            return
+        with Live(snapshot(), console=out, refresh_per_second=4) as live:
+            try:
+                while True:
+                    time.sleep(interval_s)
+                    live.update(snapshot())
+            except KeyboardInterrupt:
+                pass
+
+
+# --- dead letters ---------------------------------------------------------------------------
+
+
+def _all_dead_letters(client: Client) -> list[TransactionState]:
+    found: list[TransactionState] = []
+    while True:
+        page = client.list_dead_letters(limit=PAGE, offset=len(found))
+        found += page.items
+        if not page.items or len(found) >= page.total:
+            return found
+
+
+@dead_letters_app.command("list")
+def dead_letters_list(url: UrlOption = DEFAULT_URL, token: TokenOption = "") -> None:
+    """Dead letters, newest first, with their errors."""
+    with gateway(url, token) as client:
+        letters = _all_dead_letters(client)
+    if not letters:
+        out.print("no dead letters")
+        return
+    table = Table()
+    for column in ("tx_id", "seq", "failed", "code", "error"):
+        table.add_column(column, overflow="fold")
+    for tx in letters:
+        table.add_row(
+            tx.tx_id, str(tx.seq), _when(tx.failed_at), tx.error_code or "", (tx.error or "")[:200]
+        )
+    out.print(table)
+    out.print(f"{len(letters)} dead letter(s)")
+
+
+@dead_letters_app.command("show")
+def dead_letters_show(
+    tx_id: Annotated[str, typer.Argument(help="The transaction")],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = "",
+) -> None:
+    """Everything the site knows about one transaction."""
+    with gateway(url, token) as client:
+        tx = client.get_transaction(tx_id)
+    out.print_json(tx.model_dump_json())
+
+
+def _targets(client: Client, tx_ids: list[str] | None, every: bool) -> list[str]:
+    if every == bool(tx_ids):
+        raise typer.BadParameter("name transactions or pass --all (not both)")
+    if tx_ids:
+        return tx_ids
+    # Oldest first: a retried transaction goes to the end of the stream in this order.
+    return [tx.tx_id for tx in sorted(_all_dead_letters(client), key=lambda t: t.seq)]
+
+
+@contextmanager
+def _progress(what: str, total: int) -> Iterator[Progress]:
+    with Progress(
+        TextColumn(what), BarColumn(), MofNCompleteColumn(), console=err, transient=True
+    ) as progress:
+        progress.add_task(what, total=total)
+        yield progress
+
+
+@dead_letters_app.command("retry")
+def dead_letters_retry(
+    tx_ids: Annotated[list[str] | None, typer.Argument(help="Transactions to retry")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every dead letter")] = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = "",
+) -> None:
+    """Re-buffer dead letters (each with the dead letters that depended on it)."""
+    retried: list[str] = []
+    failures: list[str] = []
+    with gateway(url, token) as client:
+        targets = _targets(client, tx_ids, every)
+        with _progress("retrying", len(targets)) as progress:
+            for tx_id in targets:
+                if tx_id in retried:  # already re-buffered as a dependent of an earlier one
+                    progress.advance(progress.task_ids[0])
+                    continue
+                try:
+                    retried += [str(t) for t in client.retry_transaction(tx_id).retried]
+                except ApiError as exc:
+                    failures.append(f"{tx_id}: {exc.status_code} {exc.detail}")
+                progress.advance(progress.task_ids[0])
+    for tx_id in retried:
+        out.print(f"retried {tx_id}")
+    for line in failures:
+        err.print(f"[red]not retried[/red] {line}")
+    out.print(f"{len(retried)} transaction(s) back in the buffer")
+    if failures:
+        raise typer.Exit(code=1)
+
+
+@dead_letters_app.command("discard")
+def dead_letters_discard(
+    tx_ids: Annotated[list[str] | None, typer.Argument(help="Transactions to discard")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every dead letter")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = "",
+) -> None:
+    """Give up on dead letters for good (their status stays readable for a while)."""
+    failures: list[str] = []
+    with gateway(url, token) as client:
+        targets = _targets(client, tx_ids, every)
+        if not yes:
+            typer.confirm(f"discard {len(targets)} transaction(s) for good?", abort=True)
+        with _progress("discarding", len(targets)) as progress:
+            for tx_id in targets:
+                try:
+                    client.discard_transaction(tx_id)
+                except ApiError as exc:
+                    failures.append(f"{tx_id}: {exc.status_code} {exc.detail}")
+                progress.advance(progress.task_ids[0])
+    for line in failures:
+        err.print(f"[red]not discarded[/red] {line}")
+    out.print(f"{len(targets) - len(failures)} transaction(s) discarded")
+    if failures:
+        raise typer.Exit(code=1)

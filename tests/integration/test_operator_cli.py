@@ -1,0 +1,95 @@
+"""``ccat-api status`` and ``ccat-api dead-letters ...`` as an operator runs them: real
+subprocesses talking to a real gateway over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+
+from ccat_api.buffering.worker import SiteWorker
+from ccat_api.config import Settings
+from ccat_api.devstack.stack import Stack
+from tests.integration.conftest import Tokens
+from tests.support import client, refused_on_main, serve
+
+
+async def ccat_api(url: str, token: str, *args: str) -> tuple[int, str, str]:
+    env = {**os.environ, "CCAT_API_URL": url, "CCAT_API_TOKEN": token, "COLUMNS": "200"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ccat_api", *args,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_status_shows_the_buffer_and_recent_transactions(
+    tokens: Tokens, secondary_settings: Settings
+) -> None:
+    async with serve(secondary_settings) as url, client(url, tokens.operator) as http:
+        written = [
+            (await http.post("/executed_obs_units/start", json={"obs_unit_id": 1})).json()
+            for _ in range(2)
+        ]
+        code, out, err = await ccat_api(url, tokens.observer, "status")
+        assert code == 0, err
+        assert f"{secondary_settings.site_name} (secondary)" in out
+        assert "2 waiting" in out
+        for write in written:
+            assert write["tx_id"] in out
+        code, _, err = await ccat_api(url, "ccat_nope_nope", "status")
+        assert code == 1
+        assert "401" in err
+
+
+async def test_dead_letters_are_listed_shown_retried_and_discarded(
+    stack: Stack, tokens: Tokens, secondary_settings: Settings, worker: SiteWorker
+) -> None:
+    async with serve(secondary_settings) as url, client(url, tokens.operator) as http:
+        first, second = [
+            (await http.post("/executed_obs_units/start", json={"obs_unit_id": 1})).json()
+            for _ in range(2)
+        ]
+        with refused_on_main(
+            stack, "executed_obs_units", f"id NOT IN ('{first['id']}', '{second['id']}')"
+        ):
+            assert await worker.processor.run_once() == 2
+
+        code, out, err = await ccat_api(url, tokens.admin, "dead-letters", "list")
+        assert code == 0, err
+        assert first["tx_id"] in out
+        assert second["tx_id"] in out
+        assert "2 dead letter(s)" in out
+        code, out, err = await ccat_api(url, tokens.admin, "dead-letters", "show", first["tx_id"])
+        assert code == 0, err
+        shown = json.loads(out)
+        assert (shown["tx_id"], shown["state"]) == (first["tx_id"], "failed")
+        assert shown["error_code"]
+
+        # An operator may look but not act.
+        code, _, err = await ccat_api(url, tokens.operator, "dead-letters", "retry", "--all")
+        assert code == 1
+        assert "operate:buffer" in err
+
+        code, out, err = await ccat_api(
+            url, tokens.admin, "dead-letters", "discard", second["tx_id"], "--yes"
+        )
+        assert code == 0, err
+        assert "1 transaction(s) discarded" in out
+        code, out, err = await ccat_api(url, tokens.admin, "dead-letters", "retry", "--all")
+        assert code == 0, err
+        assert f"retried {first['tx_id']}" in out
+        assert "1 transaction(s) back in the buffer" in out
+
+        async with client(url, tokens.admin) as admin:
+            states = {
+                tx["tx_id"]: (await admin.get(f"/transactions/{tx['tx_id']}")).json()["state"]
+                for tx in (first, second)
+            }
+        assert states == {first["tx_id"]: "buffered", second["tx_id"]: "discarded"}
+        assert await worker.processor.run_once() == 1
+        code, out, _ = await ccat_api(url, tokens.admin, "dead-letters", "list")
+        assert (code, out.strip()) == (0, "no dead letters")

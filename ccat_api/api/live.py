@@ -38,13 +38,13 @@ from ccat_api.auth.permissions import Permission
 from ccat_api.errors import CcatError, Forbidden, Unauthorized
 from ccat_api.live import metrics as site_metrics
 from ccat_api.live.hub import Subscription
+from ccat_api.live.models import SiteStatus
 from ccat_api.live.services import (
     BUFFER_STREAM,
     OVERVIEW_STREAM,
     TRANSACTIONS_STREAM,
     LiveServices,
 )
-from ccat_api.live.status import SiteStatus
 from ccat_api.metrics import WEBSOCKET_CONNECTIONS, WEBSOCKET_DROPPED
 
 log = logging.getLogger(__name__)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, ParamSpec
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from ccat_api.auth.tokens import issue_service_token
 from ccat_api.client import Client, WriteResult
@@ -23,6 +24,8 @@ from ccat_api.devstack.stack import MAIN_SITE, Stack
 
 FILE = {"size_bytes": 52_428_800, "file_type": "fits", "instrument_module_id": 1}
 DRAIN_TIMEOUT_S = 120
+# The gateway samples the site's figures at most twice a second.
+METRICS_FRESH_S = 0.6
 P = ParamSpec("P")
 
 
@@ -77,6 +80,26 @@ class Instrument:
         return answer
 
 
+def _say_metrics(t: Timeline, site: str, sdk: Client) -> dict[str, float]:
+    """The site's Prometheus figures, as a monitoring system scrapes them."""
+    scraped = sdk.http.get("/metrics")
+    scraped.raise_for_status()
+    values = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(scraped.text)
+        for sample in family.samples
+        if sample.labels.get("site") == site
+    }
+    t.say(
+        site,
+        f"/metrics: {values['ccat_transactions_accepted_total']:.0f} accepted,"
+        f" {values['ccat_transactions_applied_total']:.0f} applied,"
+        f" {values['ccat_transactions_visible_total']:.0f} visible,"
+        f" buffer depth {values['ccat_buffer_depth']:.0f}",
+    )
+    return values
+
+
 def _tokens(stack: Stack) -> dict[Role, str]:
     async def make() -> dict[Role, str]:
         db = PrimaryDatabase(
@@ -87,7 +110,7 @@ def _tokens(stack: Stack) -> dict[Role, str]:
         try:
             return {
                 role: (await issue_service_token(db, f"demo-{role.value}", role.value)).plaintext
-                for role in (Role.OPERATOR, Role.VIEWER)
+                for role in (Role.OPERATOR, Role.VIEWER, Role.ADMIN)
             }
         finally:
             await db.dispose()
@@ -178,6 +201,8 @@ def run_demo(stack: Stack) -> None:
     )
     seen = dashboard.read(f"/raw_data_package/{package.id}")
     t.say("main", f"GET /raw_data_package -> {seen['status']}, {seen['file_count']} files")
+    time.sleep(METRICS_FRESH_S)
+    _say_metrics(t, site, sdk)
 
     stack.wan.down()
     t.say("wan", "OUTAGE: the link to main is down (packets held, nothing gets through)")
@@ -224,6 +249,7 @@ def run_demo(stack: Stack) -> None:
     time.sleep(2)
     buffer = sdk.health().report["buffer"]
     t.say(site, f"buffer: {buffer['depth']} waiting, oldest {buffer['oldest_pending_age_s']:.1f}s")
+    _say_metrics(t, site, sdk)
 
     stack.wan.up()
     t.say("wan", "link restored")
@@ -242,6 +268,8 @@ def run_demo(stack: Stack) -> None:
         f"backlog applied on main and visible here {time.monotonic() - started:.2f}s after the"
         " link came back",
     )
+    time.sleep(METRICS_FRESH_S)
+    _say_metrics(t, site, sdk)
     files_main = dashboard.read("/raw_data_files", executed_obs_unit_id=str(last.id), limit=1)
     first_main = dashboard.read(f"/executed_obs_units/{eou.id}")
     package_main = dashboard.read(f"/raw_data_package/{package.id}")
@@ -257,6 +285,12 @@ def run_demo(stack: Stack) -> None:
         f" packages archived: {overview['packages_by_status']['archived']}",
     )
     t.say("summary", f"{buffer['dead_letters']} dead letters; no write waited for the WAN")
+    t.say(
+        "console",
+        f"{stack.gateway_url(site)}/console (sign in with the admin token {tokens[Role.ADMIN]});"
+        f" in a terminal: CCAT_API_URL={stack.gateway_url(site)}"
+        f" CCAT_API_TOKEN={tokens[Role.ADMIN]} ccat-api status",
+    )
     sdk.close()
     dashboard.http.close()
     planner.http.close()

@@ -29,6 +29,21 @@ def test_stack_up_plays_the_demo_and_cleans_up(tmp_path: Path) -> None:
         r"main\s+last observation: 100 files; first: 'success', package 'archived'", out
     )
     assert "0 dead letters" in out
+    # Metrics move with the demo: writes accepted during the outage, then applied.
+    scrapes = [
+        tuple(int(n) for n in m)
+        for m in re.findall(
+            r"/metrics: (\d+) accepted, (\d+) applied, (\d+) visible, buffer depth (\d+)", out
+        )
+    ]
+    assert len(scrapes) == 3, out
+    before, outage, after = scrapes
+    assert before[0] == before[1] == before[2] > 0
+    assert outage[0] > before[0]
+    assert outage[1] == before[1]
+    assert outage[3] == outage[0] - outage[1] > 0
+    assert after[0] == after[1] == after[2] == outage[0]
+    assert after[3] == 0
     base_dir = re.search(r'"base_dir": "([^"]+)"', out)
     assert base_dir is not None
     assert not Path(base_dir.group(1)).exists()

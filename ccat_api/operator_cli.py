@@ -239,7 +239,7 @@ def dead_letters_retry(
                     progress.advance(progress.task_ids[0])
                     continue
                 try:
-                    retried += [str(t) for t in client.retry_transaction(tx_id).retried]
+                    retried += client.retry_transaction(tx_id).retried
                 except ApiError as exc:
                     failures.append(f"{tx_id}: {exc.status_code} {exc.detail}")
                 progress.advance(progress.task_ids[0])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -11,6 +10,7 @@ from fastapi.responses import JSONResponse
 from ccat_api.api.deps import PUBLIC, BufferReadAccess, LedgerDep, ReadAccess, RuntimeDep
 from ccat_api.api.responses import READ_ERRORS
 from ccat_api.db.migrate import current_head
+from ccat_api.live.models import BufferStats, SiteInfo
 
 router = APIRouter(tags=["site"])
 
@@ -26,19 +26,29 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse(report, status_code=200 if ok else 503)
 
 
-@router.get("/buffer-stats", responses=READ_ERRORS, summary="Buffer depth, age, dead letters")
-async def buffer_stats(ledger: LedgerDep, _: BufferReadAccess) -> dict[str, Any]:
-    return asdict(await ledger.stats())
+@router.get(
+    "/buffer-stats",
+    response_model=BufferStats,
+    responses=READ_ERRORS,
+    summary="Buffer depth, age, dead letters",
+)
+async def buffer_stats(ledger: LedgerDep, _: BufferReadAccess) -> BufferStats:
+    return BufferStats.model_validate(asdict(await ledger.stats()))
 
 
-@router.get("/api/site/info", responses=READ_ERRORS, summary="What this site is and does")
-async def site_info(runtime: RuntimeDep, _: ReadAccess) -> dict[str, Any]:
+@router.get(
+    "/api/site/info",
+    response_model=SiteInfo,
+    responses=READ_ERRORS,
+    summary="What this site is and does",
+)
+async def site_info(runtime: RuntimeDep, _: ReadAccess) -> SiteInfo:
     settings = runtime.settings
-    return {
-        "site_name": settings.site_name,
-        "site_type": settings.site_type.value,
-        "critical_writes": "buffered" if settings.is_secondary else "applied directly",
-        "reads": "local replica merged with buffer" if settings.is_secondary else "main database",
-        "schema_revision": current_head(),
-        "processor_in_gateway": settings.run_processor and settings.is_secondary,
-    }
+    return SiteInfo(
+        site_name=settings.site_name,
+        site_type=settings.site_type.value,
+        critical_writes="buffered" if settings.is_secondary else "applied directly",
+        reads="local replica merged with buffer" if settings.is_secondary else "main database",
+        schema_revision=current_head(),
+        processor_in_gateway=settings.run_processor and settings.is_secondary,
+    )

@@ -8,19 +8,14 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
 
 from ccat_api.api.deps import BufferOperateAccess, BufferReadAccess, LedgerDep, RuntimeDep
 from ccat_api.api.responses import READ_ERRORS, errors
 from ccat_api.db.models import AppliedTransaction
-from ccat_api.domain.schemas import PageRead, TransactionRead
+from ccat_api.domain.schemas import PageRead, RetryResult, TransactionRead
 from ccat_api.errors import NotFound
 
 router = APIRouter(prefix="/transactions", tags=["transactions"])
-
-
-class RetryResult(BaseModel):
-    retried: list[str]
 
 
 @router.get(

@@ -7,8 +7,7 @@ refused here first.
 
 from __future__ import annotations
 
-from typing import Any, Literal
-from uuid import UUID
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -25,6 +24,7 @@ from ccat_api.domain.schemas import (
     RawDataPackageFinalize,
     RawDataPackageRead,
     RawDataPackageWithFiles,
+    RetryResult,
     RouteCounts,
     TransactionRead,
     TransferCreate,
@@ -34,6 +34,7 @@ from ccat_api.domain.schemas import (
     WriteAccepted,
 )
 from ccat_api.domain.schemas import Overview as TransferOverview
+from ccat_api.live.models import BufferStats, SiteInfo
 
 __all__ = [
     "BufferStats",
@@ -88,27 +89,6 @@ class TransactionState(TransactionRead):
     @property
     def is_dead(self) -> bool:
         return self.state in ("failed", "discarded")
-
-
-class RetryResult(BaseModel):
-    retried: list[UUID]
-
-
-class BufferStats(BaseModel):
-    depth: int
-    oldest_pending_age_s: float | None
-    awaiting_replica: int
-    dead_letters: int
-    processor: dict[str, str]
-
-
-class SiteInfo(BaseModel):
-    site_name: str
-    site_type: Literal["main", "secondary"]
-    critical_writes: str
-    reads: str
-    schema_revision: str | None
-    processor_in_gateway: bool
 
 
 class Health(BaseModel):

@@ -304,6 +304,10 @@ class TransactionRead(BaseModel):
     records: list[str]
 
 
+class RetryResult(BaseModel):
+    retried: list[str] = Field(description="The dead letters re-buffered, in order")
+
+
 # --- data transfer --------------------------------------------------------------------------
 
 Path = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^\x00-\x1f]+$")]

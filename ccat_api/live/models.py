@@ -3,7 +3,7 @@ buffer stream, metrics) and the SDK and CLI read them, without importing server 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -44,3 +44,20 @@ class SiteStatus(BaseModel):
     processor: dict[str, str] | None
     # Site-wide counters kept in Redis (accepted, applied, failed, visible, batches, ...).
     counters: dict[str, int]
+
+
+class BufferStats(BaseModel):
+    depth: int
+    oldest_pending_age_s: float | None
+    awaiting_replica: int
+    dead_letters: int
+    processor: dict[str, str]
+
+
+class SiteInfo(BaseModel):
+    site_name: str
+    site_type: Literal["main", "secondary"]
+    critical_writes: str
+    reads: str
+    schema_revision: str | None
+    processor_in_gateway: bool

@@ -3,7 +3,9 @@
 Streams (every frame is a JSON object with a ``type``):
 - ``/api/ws/transactions[?tx_id=]``: ``hello``, then for one tx_id a ``snapshot`` of its
   state, then ``event`` frames (``buffered``, ``applied`` with LSN, ``visible``, ``failed``,
-  ``discarded``) as they happen.
+  ``discarded``) as they happen, or ``events`` frames (a list, when several are ready at
+  once; for a large replayed batch the site-wide stream gets ``summarized`` counts by state
+  instead of every row, failures always listed).
 - ``/api/ws/buffer``: ``hello``, a ``snapshot`` of the site status, then an ``update`` every
   ``live_status_interval_s``: depth, oldest pending age, rates, estimated drain, replica lag.
 - ``/api/transfer/ws/overview``: ``hello``, a ``snapshot`` of the transfer overview, then an
@@ -222,8 +224,8 @@ async def _forward(
     """Returns the close to send, or None when the client already closed."""
 
     async def send_loop() -> None:
-        while True:
-            await websocket.send_text(await subscription.queue.get())
+        async for frame in subscription.frames():
+            await websocket.send_text(frame)
 
     async def receive_until_closed() -> None:
         while True:

@@ -1,6 +1,7 @@
 """State changes published for monitors: every script that changes a transaction's state
 PUBLISHes ``{"tx_id", "state", ...}`` on the site's events channel in the same atomic step,
-so any gateway worker can fan them out to its WebSocket clients."""
+so any gateway worker can fan them out to its WebSocket clients. A script that settles many
+transactions at once publishes one JSON array of their events."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ async def subscribe(redis: Redis, keys: SiteKeys) -> AsyncGenerator[dict[str, An
     try:
         async for message in pubsub.listen():
             if message.get("type") == "message":
-                yield orjson.loads(message["data"])
+                decoded = orjson.loads(message["data"])
+                for event in decoded if isinstance(decoded, list) else [decoded]:
+                    yield event
     finally:
         await pubsub.unsubscribe(keys.events)
         await pubsub.aclose()  # type: ignore[no-untyped-call]

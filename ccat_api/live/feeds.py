@@ -43,7 +43,7 @@ class Feed:
         self._lock = asyncio.Lock()
         self._last_sent: bytes | None = None
         self._listeners = 0
-        hub.on_event(lambda _event: self._dirty.set())
+        hub.on_events(lambda _events: self._dirty.set())
 
     async def snapshot_frame(self) -> str:
         """The current snapshot as a ``snapshot`` frame, for a monitor that just connected."""

@@ -1,11 +1,16 @@
 """Fan-out of the site's events to this process's WebSocket monitors.
 
 One Redis pub/sub subscription per process (not one per monitor) receives every state change
-the buffering scripts publish; each monitor has a bounded queue of encoded frames. A monitor
-that falls ``queue_size`` frames behind is marked overflowed and dropped by its connection,
-so one slow reader never delays the others or grows this process's memory. Pub/sub keeps no
-history: after a lost Redis connection every monitor gets a ``resync`` frame and re-reads
-state over REST.
+the buffering scripts publish; each monitor has a bounded queue. A monitor that falls
+``queue_size`` items behind is marked overflowed and dropped by its connection, so one slow
+reader never delays the others or grows this process's memory.
+
+Frames cost CPU per monitor, so events travel together where they can: a replayed batch is
+one message from Redis and one item per queue, events waiting in a queue go out as one
+``events`` frame, and a batch larger than ``SUMMARY_THRESHOLD`` reaches the site-wide stream
+as counts by state (failures always listed) rather than thousands of rows per monitor.
+Pub/sub keeps no history: after a lost Redis connection every monitor gets a ``resync``
+frame and re-reads state over REST.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -25,24 +32,71 @@ from ccat_api.buffering.keys import SiteKeys
 log = logging.getLogger(__name__)
 RECONNECT_S = 1.0
 RESYNC_FRAME = orjson.dumps({"type": "resync"}).decode()
+# A batch with more events than this reaches site-wide monitors as counts by state.
+SUMMARY_THRESHOLD = 200
+# Events merged into one frame at most (a monitor that is behind catches up in few frames).
+MAX_EVENTS_PER_FRAME = 1000
+# Events that every monitor sees one by one, even inside a large batch.
+ALWAYS_LISTED = frozenset({"failed"})
+
+
+@dataclass(frozen=True, slots=True)
+class Events:
+    """Events waiting for one monitor, as JSON texts, and counts of those left out."""
+
+    texts: tuple[str, ...]
+    summarized: tuple[tuple[str, int], ...] = ()
 
 
 class Subscription:
-    """One monitor's queue of frames waiting to be sent."""
+    """One monitor's queue: encoded frames (snapshots, updates) and events to be framed."""
 
     def __init__(self, stream: str, queue_size: int, tx_id: str | None = None) -> None:
         self.stream = stream
         self.tx_id = tx_id
-        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
+        self.queue: asyncio.Queue[str | Events] = asyncio.Queue(maxsize=queue_size)
         self.overflowed = asyncio.Event()
 
-    def offer(self, frame: str) -> None:
+    def offer(self, item: str | Events) -> None:
         if self.overflowed.is_set():
             return
         try:
-            self.queue.put_nowait(frame)
+            self.queue.put_nowait(item)
         except asyncio.QueueFull:
             self.overflowed.set()
+
+    async def frames(self) -> AsyncIterator[str]:
+        """What to send, in order; events waiting next to each other share a frame."""
+        carried: str | Events | None = None
+        while True:
+            item = carried if carried is not None else await self.queue.get()
+            carried = None
+            if isinstance(item, str):
+                yield item
+                continue
+            batch = [item]
+            count = len(item.texts)
+            while count < MAX_EVENTS_PER_FRAME and not self.queue.empty():
+                following = self.queue.get_nowait()
+                if isinstance(following, str):
+                    carried = following
+                    break
+                batch.append(following)
+                count += len(following.texts)
+            yield events_frame(batch)
+
+
+def events_frame(batch: list[Events]) -> str:
+    texts = [text for events in batch for text in events.texts]
+    summarized: Counter[str] = Counter()
+    for events in batch:
+        summarized.update(dict(events.summarized))
+    if len(texts) == 1 and not summarized:
+        return '{"type":"event","event":' + texts[0] + "}"
+    frame = '{"type":"events","events":[' + ",".join(texts) + "]"
+    if summarized:
+        frame += ',"summarized":' + orjson.dumps(dict(summarized)).decode()
+    return frame + "}"
 
 
 class EventHub:
@@ -51,7 +105,7 @@ class EventHub:
         self._keys = keys
         self.queue_size = queue_size
         self._subscribers: set[Subscription] = set()
-        self._listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._listeners: list[Callable[[list[dict[str, Any]]], None]] = []
         self.ready = asyncio.Event()
         self.events_seen = 0
 
@@ -68,8 +122,8 @@ class EventHub:
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscribers.discard(subscription)
 
-    def on_event(self, listener: Callable[[dict[str, Any]], None]) -> None:
-        """Called for every event (feeds use it to know their snapshot is stale)."""
+    def on_events(self, listener: Callable[[list[dict[str, Any]]], None]) -> None:
+        """Called for every message of events (feeds use it to know they are stale)."""
         self._listeners.append(listener)
 
     def broadcast(self, frame: str, stream: str | None = None) -> None:
@@ -107,17 +161,46 @@ class EventHub:
             self.dispatch(message["data"])
 
     def dispatch(self, data: bytes) -> None:
-        """Hand one published event to every interested monitor, encoded once for all."""
+        """Hand one published message (an event, or a batch's array of events) to every
+        interested monitor, encoded once for all of them."""
         try:
-            event = orjson.loads(data)
+            decoded = orjson.loads(data)
         except orjson.JSONDecodeError:
             log.warning("ignoring an event that is not JSON: %r", data[:200])
             return
-        self.events_seen += 1
-        frame = '{"type":"event","event":' + data.decode() + "}"
-        tx_id = event.get("tx_id")
-        for subscription in list(self._subscribers):
-            if subscription.stream == "transactions" and subscription.tx_id in (None, tx_id):
-                subscription.offer(frame)
+        events: list[dict[str, Any]] = decoded if isinstance(decoded, list) else [decoded]
+        self.events_seen += len(events)
+        texts = (
+            [data.decode()]
+            if isinstance(decoded, dict)
+            else [orjson.dumps(e).decode() for e in events]
+        )
+        watchers = [s for s in self._subscribers if s.stream == "transactions"]
+        if any(s.tx_id is None for s in watchers):
+            everything = _for_everyone(events, texts)
+            for subscription in watchers:
+                if subscription.tx_id is None:
+                    subscription.offer(everything)
+        one_by_one = [s for s in watchers if s.tx_id is not None]
+        if one_by_one:
+            by_tx: dict[str, list[str]] = {}
+            for event, text in zip(events, texts, strict=True):
+                by_tx.setdefault(str(event.get("tx_id")), []).append(text)
+            for subscription in one_by_one:
+                mine = by_tx.get(str(subscription.tx_id))
+                if mine:
+                    subscription.offer(Events(tuple(mine)))
         for listener in self._listeners:
-            listener(event)
+            listener(events)
+
+
+def _for_everyone(events: list[dict[str, Any]], texts: list[str]) -> Events:
+    if len(events) <= SUMMARY_THRESHOLD:
+        return Events(tuple(texts))
+    listed = tuple(
+        text
+        for event, text in zip(events, texts, strict=True)
+        if event.get("state") in ALWAYS_LISTED
+    )
+    counts = Counter(str(e.get("state")) for e in events if e.get("state") not in ALWAYS_LISTED)
+    return Events(listed, tuple(sorted(counts.items())))

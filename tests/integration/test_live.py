@@ -58,6 +58,25 @@ async def frame_where(ws: ClientConnection, predicate: Any, timeout_s: float = W
                 return got
 
 
+def events_in(f: dict[str, Any]) -> list[dict[str, Any]]:
+    """The transaction events a frame carries (``event``: one; ``events``: several)."""
+    if f["type"] == "event":
+        return [f["event"]]
+    if f["type"] == "events":
+        events: list[dict[str, Any]] = f["events"]
+        return events
+    return []
+
+
+async def event_where(ws: ClientConnection, predicate: Any, timeout_s: float = WAIT_S) -> Any:
+    """Read events until one matches (bounded); the ones before it are skipped."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            for event in events_in(await frame(ws, timeout_s)):
+                if predicate(event):
+                    return event
+
+
 async def close_code(ws: ClientConnection, timeout_s: float = WAIT_S) -> int | None:
     """Read until the server closes; the code it sent."""
     try:
@@ -93,14 +112,10 @@ async def test_transaction_stream_shows_each_state_of_a_write(
         tx_id = write["tx_id"]
 
         def of_tx(state: str) -> Any:
-            return lambda f: (
-                f["type"] == "event"
-                and f["event"]["tx_id"] == tx_id
-                and (f["event"]["state"] == state)
-            )
+            return lambda e: e["tx_id"] == tx_id and e["state"] == state
 
-        buffered = await frame_where(everything, of_tx("buffered"))
-        assert buffered["event"]["seq"] >= 1
+        buffered = await event_where(everything, of_tx("buffered"))
+        assert buffered["seq"] >= 1
         async with monitor(url, f"/api/ws/transactions?tx_id={tx_id}", tokens.observer) as one:
             assert (await frame(one))["type"] == "hello"
             snapshot = await frame(one)
@@ -110,25 +125,48 @@ async def test_transaction_stream_shows_each_state_of_a_write(
                 "buffered",
             )
             assert await worker.processor.run_once() == 1
-            applied = await frame_where(one, of_tx("applied"))
-            assert applied["event"]["lsn"] > 0
+            applied = await event_where(one, of_tx("applied"))
+            assert applied["lsn"] > 0
             stack.wait_replica_caught_up()
             await worker.tracker.run_once()
-            visible = await frame_where(one, of_tx("visible"))
-            assert visible["event"]["lsn"] >= applied["event"]["lsn"]
+            visible = await event_where(one, of_tx("visible"))
+            assert visible["lsn"] >= applied["lsn"]
             # The single-transaction stream carries no one else's events.
             other = (await http.post("/executed_obs_units/start", json={"obs_unit_id": 1})).json()
             seen: list[tuple[str, str]] = []
 
-            def note(f: dict[str, Any]) -> bool:
-                seen.append((f["event"]["tx_id"], f["event"]["state"]))
-                return bool(f["event"]["tx_id"] == other["tx_id"])
+            def note(e: dict[str, Any]) -> bool:
+                seen.append((e["tx_id"], e["state"]))
+                return bool(e["tx_id"] == other["tx_id"])
 
-            await frame_where(everything, note)
+            await event_where(everything, note)
             with pytest.raises(TimeoutError):
                 await frame(one, timeout_s=0.5)
         # The site-wide stream carried the same states, in order.
         assert seen == [(tx_id, "applied"), (tx_id, "visible"), (other["tx_id"], "buffered")]
+
+
+async def test_a_replayed_batch_reaches_a_monitor_as_one_frame(
+    stack: Stack, tokens: Tokens, secondary_settings: Settings, worker: SiteWorker
+) -> None:
+    async with (
+        serve(secondary_settings) as url,
+        client(url, tokens.operator) as http,
+        monitor(url, "/api/ws/transactions", tokens.observer) as ws,
+    ):
+        assert (await frame(ws))["type"] == "hello"
+        written = [
+            (await http.post("/executed_obs_units/start", json={"obs_unit_id": 1})).json()["tx_id"]
+            for _ in range(5)
+        ]
+        await event_where(ws, lambda e: e["tx_id"] == written[-1])  # all five buffered
+        assert await worker.processor.run_once() == 5
+        batch = await frame(ws)
+        assert batch["type"] == "events"
+        assert [(e["tx_id"], e["state"]) for e in batch["events"]] == [
+            (tx, "applied") for tx in written
+        ]
+        assert len({e["lsn"] for e in batch["events"]}) == 1
 
 
 async def test_buffer_stream_reports_depth_rates_and_replica_lag(
@@ -315,7 +353,7 @@ async def test_a_slow_monitor_is_dropped_while_others_keep_receiving(
 
             async def read_fast() -> None:
                 while len(received) < count:
-                    received.append((await frame(fast))["event"]["tx_id"])
+                    received.extend(e["tx_id"] for e in events_in(await frame(fast)))
 
             reader = asyncio.create_task(read_fast())
             sent = [str(uuid.uuid4()) for _ in range(count)]

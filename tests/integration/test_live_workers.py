@@ -17,6 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from ccat_api.devstack.stack import ManagedProcess, Stack
 from ccat_api.devstack.system import free_port, wait_port
 from tests.integration.conftest import Tokens
+from tests.integration.test_live import events_in
 from tests.support import bearer, eventually
 
 WRITES = 20
@@ -104,9 +105,11 @@ async def test_events_from_writes_on_either_worker_reach_monitors_on_both(
             seen: list[str] = []
             async with asyncio.timeout(15):
                 while len(seen) < WRITES:
-                    event = json.loads(await ws.recv())["event"]
-                    if event["state"] == "buffered":
-                        seen.append(event["tx_id"])
+                    seen += [
+                        e["tx_id"]
+                        for e in events_in(json.loads(await ws.recv()))
+                        if e["state"] == "buffered"
+                    ]
             return seen
 
         everyone = await asyncio.gather(*(buffered_events(ws) for ws in monitors))

@@ -11,6 +11,7 @@ local results = cjson.decode(ARGV[5])
 local batch_ms = tonumber(ARGV[6] or '0')
 local stream = prefix .. ':stream'
 
+local events = {}
 count(prefix, 'applied', #results.applied)
 count(prefix, 'failed', #results.failed)
 if #results.applied + #results.failed > 0 then
@@ -30,7 +31,8 @@ for _, item in ipairs(results.applied) do
   redis.call('ZADD', prefix .. ':applied', lsn, tx_id)
   redis.call('XACK', stream, group, stream_id)
   redis.call('XDEL', stream, stream_id)
-  publish(prefix, {tx_id = tx_id, state = 'applied', lsn = tonumber(lsn), at = tonumber(now_ms)})
+  table.insert(events, {tx_id = tx_id, state = 'applied', lsn = tonumber(lsn),
+    at = tonumber(now_ms)})
 end
 
 for _, item in ipairs(results.failed) do
@@ -56,7 +58,7 @@ for _, item in ipairs(results.failed) do
   drop_layers(prefix, tx_id, redis.call('HGET', txkey, 'touched') or '', 0)
   redis.call('XACK', stream, group, stream_id)
   redis.call('XDEL', stream, stream_id)
-  publish(prefix, {tx_id = tx_id, state = 'failed', code = code, error = err,
+  table.insert(events, {tx_id = tx_id, state = 'failed', code = code, error = err,
     at = tonumber(now_ms)})
 end
 for _, item in ipairs(results.held) do
@@ -69,4 +71,5 @@ for _, item in ipairs(results.held) do
   redis.call('XACK', stream, group, stream_id)
   redis.call('XDEL', stream, stream_id)
 end
+publish_all(prefix, events)
 return #results.applied + #results.failed + #results.held

@@ -110,6 +110,16 @@ local function publish(prefix, event)
   redis.call('PUBLISH', prefix .. ':events', cjson.encode(event))
 end
 
+-- A replayed batch settles thousands of transactions at once: one message carries all their
+-- events (a JSON array), so monitors get one frame per batch rather than one per row.
+local function publish_all(prefix, events)
+  if #events == 1 then
+    publish(prefix, events[1])
+  elseif #events > 1 then
+    redis.call('PUBLISH', prefix .. ':events', cjson.encode(events))
+  end
+end
+
 -- Site-wide counters for metrics (accepted, applied, failed, visible, batches...): kept in
 -- Redis, in the same atomic step as the change they count, so every gateway worker reports
 -- the same totals and a restart of any process loses none of them.

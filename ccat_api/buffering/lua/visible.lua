@@ -6,15 +6,17 @@ local ttl, limit, recent_cap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(AR
 local claim_grace_ms = tonumber(ARGV[7])
 local ready = redis.call('ZRANGEBYSCORE', prefix .. ':applied', '-inf', replay_lsn,
   'LIMIT', 0, limit)
+local events = {}
 for _, tx_id in ipairs(ready) do
   local txkey = prefix .. ':tx:' .. tx_id
   drop_layers(prefix, tx_id, redis.call('HGET', txkey, 'touched') or '', claim_grace_ms)
   redis.call('HSET', txkey, 'state', 'visible', 'visible_at', now_ms)
   redis.call('EXPIRE', txkey, ttl)
   redis.call('ZREM', prefix .. ':applied', tx_id)
-  publish(prefix, {tx_id = tx_id, state = 'visible', lsn = tonumber(replay_lsn),
+  table.insert(events, {tx_id = tx_id, state = 'visible', lsn = tonumber(replay_lsn),
     at = tonumber(now_ms)})
 end
+publish_all(prefix, events)
 count(prefix, 'visible', #ready)
 if #ready > 0 then
   redis.call('ZREMRANGEBYRANK', prefix .. ':recent', 0, -(recent_cap + 1))

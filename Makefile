@@ -67,6 +67,10 @@ test: lint typecheck ## Everything CI runs: lint, types, unit and integration te
 bench: install ## Benchmarks through the WAN simulator at 200 ms RTT (prints figures and ratios)
 	$(BIN)/python -m bench.run
 
+.PHONY: bench-ws
+bench-ws: install ## WebSocket fan-out latency: 500 monitors on a 2-worker gateway, 20 writes/s (p99 target 100 ms)
+	$(BIN)/python -m bench.ws_fanout
+
 .PHONY: clean
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

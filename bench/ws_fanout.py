@@ -408,8 +408,10 @@ async def _probe(redis_url: str, channel: str, conn: Connection) -> None:
             if message is None or message.get("type") != "message":
                 continue
             now_ms = time.time() * 1000
-            event = orjson.loads(message["data"])
-            seen.setdefault(f"{event['state']}:{event['tx_id']}", now_ms - event["at"])
+            decoded = orjson.loads(message["data"])
+            # A replayed batch is published as one array of its events.
+            for event in decoded if isinstance(decoded, list) else [decoded]:
+                seen.setdefault(f"{event['state']}:{event['tx_id']}", now_ms - event["at"])
 
     task = asyncio.create_task(pump())
     gc.collect()

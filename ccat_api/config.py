@@ -77,6 +77,8 @@ class Settings(BaseModel):
     # Frames a monitor may fall behind before it is dropped (code 1013) as a slow consumer.
     ws_queue_size: int = Field(default=256, ge=1)
     ws_ticket_ttl_s: int = Field(default=30, ge=5, le=600)
+    # Events this close together share one fan-out pass and one frame per monitor.
+    ws_linger_s: float = Field(default=0.02, ge=0, le=1)
     live_status_interval_s: float = Field(default=1.0, gt=0)
     live_overview_interval_s: float = Field(default=5.0, gt=0)
     live_debounce_s: float = Field(default=0.25, ge=0)

@@ -20,7 +20,6 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -40,12 +39,22 @@ MAX_EVENTS_PER_FRAME = 1000
 ALWAYS_LISTED = frozenset({"failed"})
 
 
-@dataclass(frozen=True, slots=True)
 class Events:
-    """Events waiting for one monitor, as JSON texts, and counts of those left out."""
+    """Events for monitors, as JSON texts, and counts of those left out. One instance goes
+    to every site-wide monitor, so its frame is encoded once, for the first of them."""
 
-    texts: tuple[str, ...]
-    summarized: tuple[tuple[str, int], ...] = ()
+    __slots__ = ("_frame", "summarized", "texts")
+
+    def __init__(self, texts: tuple[str, ...], summarized: tuple[tuple[str, int], ...] = ()):
+        self.texts = texts
+        self.summarized = summarized
+        self._frame: str | None = None
+
+    @property
+    def frame(self) -> str:
+        if self._frame is None:
+            self._frame = events_frame([self])
+        return self._frame
 
 
 class Subscription:
@@ -83,14 +92,15 @@ class Subscription:
                     break
                 batch.append(following)
                 count += len(following.texts)
-            yield events_frame(batch)
+            yield batch[0].frame if len(batch) == 1 else events_frame(batch)
 
 
 def events_frame(batch: list[Events]) -> str:
     texts = [text for events in batch for text in events.texts]
     summarized: Counter[str] = Counter()
     for events in batch:
-        summarized.update(dict(events.summarized))
+        if events.summarized:
+            summarized.update(dict(events.summarized))
     if len(texts) == 1 and not summarized:
         return '{"type":"event","event":' + texts[0] + "}"
     frame = '{"type":"events","events":[' + ",".join(texts) + "]"
@@ -100,10 +110,18 @@ def events_frame(batch: list[Events]) -> str:
 
 
 class EventHub:
-    def __init__(self, redis: Redis | None, keys: SiteKeys, *, queue_size: int) -> None:
+    def __init__(
+        self, redis: Redis | None, keys: SiteKeys, *, queue_size: int, linger_s: float = 0.0
+    ) -> None:
         self._redis = redis
         self._keys = keys
         self.queue_size = queue_size
+        # Events arriving within linger_s of each other are fanned out together: one pass
+        # over the monitors and one frame each, instead of one per event. Under load that
+        # is most of the fan-out's CPU; it delays an event by at most linger_s.
+        self._linger_s = linger_s
+        self._pending: list[tuple[list[dict[str, Any]], list[str]]] = []
+        self._flush_scheduled: asyncio.TimerHandle | None = None
         self._subscribers: set[Subscription] = set()
         self._listeners: list[Callable[[list[dict[str, Any]]], None]] = []
         self.ready = asyncio.Event()
@@ -175,6 +193,21 @@ class EventHub:
             if isinstance(decoded, dict)
             else [orjson.dumps(e).decode() for e in events]
         )
+        self._pending.append((events, texts))
+        if self._linger_s <= 0:
+            self.flush()
+        elif self._flush_scheduled is None:
+            loop = asyncio.get_running_loop()
+            self._flush_scheduled = loop.call_later(self._linger_s, self.flush)
+
+    def flush(self) -> None:
+        """Fan out what arrived since the last flush."""
+        self._flush_scheduled = None
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        events = [event for batch, _ in pending for event in batch]
+        texts = [text for _, batch in pending for text in batch]
         watchers = [s for s in self._subscribers if s.stream == "transactions"]
         if any(s.tx_id is None for s in watchers):
             everything = _for_everyone(events, texts)

@@ -37,7 +37,10 @@ class LiveServices:
         from ccat_api.api.transfers import transfer_overview
 
         settings = runtime.settings
-        hub = EventHub(runtime.redis, runtime.keys, queue_size=settings.ws_queue_size)
+        hub = EventHub(
+            runtime.redis, runtime.keys,
+            queue_size=settings.ws_queue_size, linger_s=settings.ws_linger_s,
+        )  # fmt: skip
         sampler = StatusSampler(runtime, health, max_age_s=settings.live_status_interval_s / 2)
 
         async def status() -> SiteStatus:

@@ -111,3 +111,15 @@ def test_events_that_are_not_json_are_ignored() -> None:
     events.dispatch(b"not json")
     assert monitor.queue.empty()
     assert events.events_seen == 0
+
+
+async def test_events_close_together_are_fanned_out_once_after_the_linger() -> None:
+    events = EventHub(None, SiteKeys("unit"), queue_size=4, linger_s=0.05)
+    monitor = events.subscribe("transactions")
+    publish(events, "tx-1")
+    publish(events, "tx-2")
+    assert monitor.queue.empty()  # held for the linger
+    await asyncio.sleep(0.1)
+    assert monitor.queue.qsize() == 1
+    frame = json.loads(await anext(monitor.frames()))
+    assert [e["tx_id"] for e in frame["events"]] == ["tx-1", "tx-2"]

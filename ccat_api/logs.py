@@ -36,7 +36,10 @@ def configure_logging(level: str, log_format: str) -> None:
             JsonFormatter(
                 "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
                 rename_fields={
-                    "levelname": "level", "name": "logger", "asctime": "time", "process": "pid",
+                    "levelname": "level",
+                    "name": "logger",
+                    "asctime": "time",
+                    "process": "pid",
                 },
             )
         )

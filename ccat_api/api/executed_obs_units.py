@@ -13,12 +13,13 @@ from ccat_api.api.responses import READ_ERRORS, WRITE_ERRORS, errors, page_of
 from ccat_api.buffering.reads import Condition, Eq, OrderBy
 from ccat_api.domain import observations
 from ccat_api.domain.schemas import (
+    ExecutedObsUnitDetails,
     ExecutedObsUnitFinish,
     ExecutedObsUnitRead,
     ExecutedObsUnitStart,
+    PackageDetails,
     PageRead,
     RawDataFileRead,
-    RawDataPackageRead,
     TransferRead,
     WriteAccepted,
 )
@@ -104,16 +105,6 @@ async def list_executed_obs_units(
         offset=offset,
     )
     return page_of(ExecutedObsUnitRead, page)
-
-
-class PackageDetails(RawDataPackageRead):
-    files: list[RawDataFileRead]
-    transfers: list[TransferRead]
-
-
-class ExecutedObsUnitDetails(ExecutedObsUnitRead):
-    packages: list[PackageDetails]
-    unpackaged_files: list[RawDataFileRead]
 
 
 @router.get(

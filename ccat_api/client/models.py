@@ -12,9 +12,11 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ccat_api.domain.schemas import (
+    ExecutedObsUnitDetails,
     ExecutedObsUnitFinish,
     ExecutedObsUnitRead,
     ExecutedObsUnitStart,
+    PackageDetails,
     PageRead,
     RawDataFileBulkCreate,
     RawDataFileCreate,
@@ -96,13 +98,3 @@ class Health(BaseModel):
 
     ok: bool
     report: dict[str, Any]
-
-
-class PackageDetails(RawDataPackageRead):
-    files: list[RawDataFileRead]
-    transfers: list[TransferRead]
-
-
-class ExecutedObsUnitDetails(ExecutedObsUnitRead):
-    packages: list[PackageDetails]
-    unpackaged_files: list[RawDataFileRead]

@@ -410,3 +410,16 @@ class Overview(BaseModel):
     routes: list[RouteCounts]
     bytes_in_flight: int
     failed_transfers: int
+
+
+# --- an executed obs unit with everything it produced ------------------------------------
+
+
+class PackageDetails(RawDataPackageRead):
+    files: list[RawDataFileRead]
+    transfers: list[TransferRead]
+
+
+class ExecutedObsUnitDetails(ExecutedObsUnitRead):
+    packages: list[PackageDetails]
+    unpackaged_files: list[RawDataFileRead]

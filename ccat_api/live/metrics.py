@@ -55,6 +55,14 @@ class SiteCollector(Collector):
                          site, buffer.awaiting_replica)  # fmt: skip
             yield _gauge("ccat_dead_letters", "Transactions in the dead-letter list",
                          site, buffer.dead_letters)  # fmt: skip
+            for name, help_text, value in (
+                ("ccat_buffer_accept_rate", "Transactions accepted per second, last 30 s",
+                 buffer.accept_rate_tx_s),
+                ("ccat_buffer_drain_rate", "Transactions applied on main per second, last 30 s",
+                 buffer.drain_rate_tx_s),
+            ):  # fmt: skip
+                if value is not None:
+                    yield _gauge(name, help_text, site, value)
             if buffer.estimated_drain_s is not None:
                 yield _gauge("ccat_buffer_estimated_drain_seconds",
                              "Buffer depth over the measured drain rate",

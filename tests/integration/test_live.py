@@ -336,7 +336,8 @@ async def test_a_slow_monitor_is_dropped_while_others_keep_receiving(
     """Events are published straight into the site's channel (as the scripts do), large
     enough to fill the socket buffers of a monitor that stops reading (its client library
     would otherwise keep reading into memory)."""
-    settings = secondary_settings.model_copy(update={"ws_queue_size": 32})
+    # Without the linger each event is one queue item: the queue's bound is what is tested.
+    settings = secondary_settings.model_copy(update={"ws_queue_size": 32, "ws_linger_s": 0.0})
     keys = SiteKeys(settings.site_name)
     redis = make_redis(settings.redis_url)
     count, pad = 400, "x" * 32_000
@@ -419,6 +420,7 @@ async def test_metrics_move_with_the_buffer_and_the_requests(
         during = (await http.get("/metrics")).text
         assert value(during, "ccat_buffer_depth") == 2
         assert value(during, "ccat_transactions_accepted_total") == 2
+        assert value(during, "ccat_buffer_accept_rate") > 0
         assert re.search(
             r'^ccat_http_request_duration_seconds_count\{method="POST",'
             r'route="/executed_obs_units/start",status="201"\} [1-9]',

@@ -188,6 +188,12 @@ class EventHub:
             return
         events: list[dict[str, Any]] = decoded if isinstance(decoded, list) else [decoded]
         self.events_seen += len(events)
+        if not any(s.stream == "transactions" for s in self._subscribers):
+            # Nobody watches transactions here: the feeds need to know only that work moved
+            # (a drain sends batches of thousands through every gateway's hub).
+            for listener in self._listeners:
+                listener(events)
+            return
         texts = (
             [data.decode()]
             if isinstance(decoded, dict)

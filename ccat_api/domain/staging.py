@@ -21,6 +21,7 @@ from ccat_api.db.engines import PrimaryDatabase, ReadDatabase
 from ccat_api.db.models import (
     ArchiveStatus,
     LocationRole,
+    RawDataPackage,
     StagingJob,
     StagingJobPackage,
     StagingStatus,
@@ -135,6 +136,17 @@ async def create_job(
     packages = list(dict.fromkeys(body.raw_data_package_ids))
     try:
         async with db.begin() as conn:
+            # Locked so a package cannot leave the archive between this check and the insert.
+            statuses = dict(
+                (
+                    await conn.execute(
+                        sa.select(RawDataPackage.id, RawDataPackage.status)
+                        .where(RawDataPackage.id.in_(packages))
+                        .with_for_update()
+                    )
+                ).tuples()
+            )
+            _require_archived(packages, statuses)
             row = (
                 await conn.execute(
                     sa.insert(StagingJob)
@@ -158,6 +170,23 @@ async def create_job(
             field="raw_data_package_ids",
         ) from exc
     return {**dict(row._mapping), "raw_data_package_ids": packages}
+
+
+def _require_archived(packages: list[UUID], statuses: dict[UUID, str]) -> None:
+    missing = [str(p) for p in packages if p not in statuses]
+    if missing:
+        raise InvalidReference(
+            f"raw_data_package_ids: packages {', '.join(missing[:5])} are not on main (yet);"
+            " stage them once they have arrived",
+            field="raw_data_package_ids",
+        )
+    unarchived = [f"{p} is {statuses[p]}" for p in packages if statuses[p] != "archived"]
+    if unarchived:
+        raise StateConflict(
+            "raw_data_package_ids: only archived packages can be staged; "
+            + ", ".join(unarchived[:5]),
+            field="raw_data_package_ids",
+        )
 
 
 async def update_job(db: PrimaryDatabase, job_id: UUID, body: StagingJobUpdate) -> dict[str, Any]:

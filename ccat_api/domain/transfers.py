@@ -4,8 +4,13 @@ while the WAN may be down, so they are buffered at a secondary site like observa
 
 State machine of a transfer: pending -> transferring -> completed | failed (a short one may
 go from pending straight to either); failed -> pending (reset, counting an attempt).
-Starting a transfer marks its package ``transferring``; completing one records a physical
-copy at the destination, and a copy in a long-term archive marks the package ``archived``.
+
+What a transfer does to its package (building -> complete -> transferring -> archived, or
+failed): starting one marks a complete or failed package ``transferring``; completing one
+records a physical copy at the destination, and a copy in a long-term archive marks the
+package ``archived``; the last active transfer of a transferring package failing marks it
+``failed``, and resetting that transfer marks it ``transferring`` again. An archived package
+may be sent on (to processing, say) and stays archived.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from ccat_api.buffering.builder import TransactionBuilder
+from ccat_api.buffering.reads import Eq, OneOf
 from ccat_api.db.models import (
     CopyStatus,
     LocationRole,
@@ -49,6 +56,14 @@ NEXT_STATUS = {
     TransferStatus.COMPLETED: set(),
     TransferStatus.FAILED: set(),
 }
+ACTIVE = (TransferStatus.PENDING.value, TransferStatus.TRANSFERRING.value)
+# Package states a transfer may start from.
+SENDABLE = (
+    RawDataPackageStatus.COMPLETE,
+    RawDataPackageStatus.TRANSFERRING,
+    RawDataPackageStatus.FAILED,
+    RawDataPackageStatus.ARCHIVED,
+)
 
 
 async def _require(ctx: WriteContext, model: str, pk: UUID, what: str) -> dict[str, Any]:
@@ -74,7 +89,7 @@ async def start(ctx: WriteContext, body: TransferCreate) -> PreparedWrite:
             f"raw_data_package_id: raw data package {body.raw_data_package_id} does not exist",
             field="raw_data_package_id",
         )
-    if package["status"] not in (RawDataPackageStatus.COMPLETE, RawDataPackageStatus.TRANSFERRING):
+    if package["status"] not in SENDABLE:
         raise StateConflict(
             f"raw_data_package_id: package is {package['status']}; finalize it first",
             field="raw_data_package_id",
@@ -102,14 +117,27 @@ async def start(ctx: WriteContext, body: TransferCreate) -> PreparedWrite:
             "updated_at": now,
         },
     )
-    if package["status"] != RawDataPackageStatus.TRANSFERRING:
-        builder.update(
-            PACKAGES,
-            body.raw_data_package_id,
-            {"status": RawDataPackageStatus.TRANSFERRING.value, "updated_at": now},
-            package,
-        )
+    if package["status"] in (RawDataPackageStatus.COMPLETE, RawDataPackageStatus.FAILED):
+        _set_package_status(builder, package, RawDataPackageStatus.TRANSFERRING)
     return PreparedWrite(builder.build(), transfer_id, [transfer_id])
+
+
+def _set_package_status(
+    builder: TransactionBuilder, package: dict[str, Any], status: RawDataPackageStatus
+) -> None:
+    builder.update(
+        PACKAGES, package["id"], {"status": status.value, "updated_at": builder.now}, package
+    )
+
+
+async def _others_active(ctx: WriteContext, transfer: dict[str, Any]) -> bool:
+    """Whether another transfer of the same package is still pending or transferring."""
+    active = await ctx.reader.page(
+        TRANSFERS,
+        [Eq("raw_data_package_id", transfer["raw_data_package_id"]), OneOf("status", ACTIVE)],
+        limit=2,
+    )
+    return any(t["id"] != transfer["id"] for t in active.items)
 
 
 async def progress(ctx: WriteContext, transfer_id: UUID, body: TransferUpdate) -> PreparedWrite:
@@ -142,10 +170,18 @@ async def progress(ctx: WriteContext, transfer_id: UUID, body: TransferUpdate) -
     created = []
     if target is TransferStatus.COMPLETED:
         created = await _record_arrival(ctx, builder, transfer)
+    elif target is TransferStatus.FAILED:
+        package = await _require(ctx, PACKAGES, transfer["raw_data_package_id"], "raw data package")
+        if package["status"] == RawDataPackageStatus.TRANSFERRING and not await _others_active(
+            ctx, transfer
+        ):
+            _set_package_status(builder, package, RawDataPackageStatus.FAILED)
     return PreparedWrite(builder.build(), transfer_id, created)
 
 
-async def _record_arrival(ctx: WriteContext, builder: Any, transfer: dict[str, Any]) -> list[UUID]:
+async def _record_arrival(
+    ctx: WriteContext, builder: TransactionBuilder, transfer: dict[str, Any]
+) -> list[UUID]:
     route = await _require_reference(
         ctx, "data_transfer_routes", transfer["route_id"], "route_id", "route"
     )
@@ -166,12 +202,7 @@ async def _record_arrival(ctx: WriteContext, builder: Any, transfer: dict[str, A
         },
     )
     if destination["role"] == LocationRole.LONG_TERM_ARCHIVE:
-        builder.update(
-            PACKAGES,
-            transfer["raw_data_package_id"],
-            {"status": RawDataPackageStatus.ARCHIVED.value, "updated_at": builder.now},
-            package,
-        )
+        _set_package_status(builder, package, RawDataPackageStatus.ARCHIVED)
     return [copy_id]
 
 
@@ -197,6 +228,9 @@ async def reset(ctx: WriteContext, transfer_id: UUID) -> PreparedWrite:
         },
         transfer,
     )
+    package = await _require(ctx, PACKAGES, transfer["raw_data_package_id"], "raw data package")
+    if package["status"] == RawDataPackageStatus.FAILED:
+        _set_package_status(builder, package, RawDataPackageStatus.TRANSFERRING)
     return PreparedWrite(builder.build(), transfer_id, [])
 
 

@@ -6,13 +6,16 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 
+import asyncpg
+from asyncpg.exceptions import _base as asyncpg_base
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.middleware.sessions import SessionMiddleware
 
 from ccat_api.api import (
@@ -31,8 +34,9 @@ from ccat_api.api import live as live_routes
 from ccat_api.api.deps import ReplayedAnswer
 from ccat_api.api.middleware import RequestContextMiddleware
 from ccat_api.config import Settings
-from ccat_api.errors import CcatError, ServiceUnavailable
+from ccat_api.errors import CcatError, ServiceUnavailable, Unprocessable
 from ccat_api.health import HealthProbe
+from ccat_api.live import metrics as site_metrics
 from ccat_api.live.services import LiveServices
 from ccat_api.logs import configure_logging
 from ccat_api.runtime import Runtime, build_worker
@@ -84,58 +88,94 @@ async def _backend_unavailable(_: Request, exc: Exception) -> JSONResponse:
     return await _ccat_error(_, error)
 
 
+def _refused_value(exc: DBAPIError) -> str | None:
+    """Why the driver or the server refused a value sent with the statement, if that is
+    what failed: asyncpg refuses to encode one (an int above int4, say) with its DataError,
+    which SQLAlchemy wraps as an InterfaceError like a lost connection; PostgreSQL refuses
+    one with a data exception (SQLSTATE class 22)."""
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    for candidate in (exc.orig, cause):
+        if isinstance(candidate, (asyncpg_base.DataError, asyncpg.DataError)):
+            return str(candidate)
+    return None
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """Bad input that got past validation is still the client's problem, not an outage: a
+    503 would have it retry the same request forever. Everything else that is not a lost
+    connection is a bug and stays a 500."""
+    assert isinstance(exc, DBAPIError)
+    refused = _refused_value(exc)
+    if refused is not None:
+        log.warning("database refused a value: %s", refused)
+        error = Unprocessable(f"a value in this request is out of range or malformed: {refused}")
+        return await _ccat_error(request, error)
+    if isinstance(exc, (OperationalError, InterfaceError)) or exc.connection_invalidated:
+        return await _backend_unavailable(request, exc)
+    raise exc
+
+
 def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime.build(settings)
-        health = HealthProbe(runtime)
-        live = LiveServices.build(runtime, health)
-        app.state.runtime = runtime
-        app.state.health = health
-        app.state.live = live
-        stop = asyncio.Event()
-        tasks: list[asyncio.Task[None]] = live.start()
-        if settings.is_secondary:
-            assert runtime.buffer is not None
-            assert runtime.redis is not None
-            await runtime.buffer.warm_up()
-            problem = await runtime.buffer.check_durable()
-            if problem and settings.require_durable_redis:
-                raise RuntimeError(f"refusing to buffer writes in this Redis: {problem}")
-            if problem:
-                log.warning("Redis is not durable: %s", problem)
-            tasks.append(asyncio.create_task(health.probe_main_forever(stop)))
-            if settings.run_processor:
-                worker = build_worker(settings, runtime.redis)
-                tasks.append(asyncio.create_task(worker.run(stop)))
-        tasks.append(
-            asyncio.create_task(
-                runtime.authenticator.usage.flush_forever(
-                    runtime.main_db, stop, settings.token_usage_flush_s
+        # Everything started is stopped, in reverse order, also when starting fails half way
+        # (a Redis refused as not durable): each piece registers its stop as it starts.
+        async with contextlib.AsyncExitStack() as started:
+            site_metrics.forget_dead_workers()
+            started.callback(site_metrics.forget_worker, os.getpid())
+            runtime = Runtime.build(settings)
+            started.push_async_callback(runtime.close)
+            health = HealthProbe(runtime)
+            started.push_async_callback(health.close)
+            live = LiveServices.build(runtime, health)
+            app.state.runtime = runtime
+            app.state.health = health
+            app.state.live = live
+            stop = asyncio.Event()
+            tasks: list[asyncio.Task[None]] = []
+
+            async def stop_tasks() -> None:
+                live.stopping.set()
+                stop.set()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+            started.push_async_callback(stop_tasks)
+            tasks += live.start()
+            if settings.is_secondary:
+                assert runtime.buffer is not None
+                assert runtime.redis is not None
+                await runtime.buffer.warm_up()
+                problem = await runtime.buffer.check_durable()
+                if problem and settings.require_durable_redis:
+                    raise RuntimeError(f"refusing to buffer writes in this Redis: {problem}")
+                if problem:
+                    log.warning("Redis is not durable: %s", problem)
+                tasks.append(asyncio.create_task(health.probe_main_forever(stop)))
+                if settings.run_processor:
+                    worker = build_worker(settings, runtime.redis)
+                    started.enter_context(site_metrics.processor_in_this_process())
+                    tasks.append(asyncio.create_task(worker.run(stop)))
+            tasks.append(
+                asyncio.create_task(
+                    runtime.authenticator.usage.flush_forever(
+                        runtime.main_db, stop, settings.token_usage_flush_s
+                    )
                 )
             )
-        )
-        if live.hub.enabled:
-            # Monitors that connect once we serve must not miss an event published after.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(live.hub.ready.wait(), HUB_READY_TIMEOUT_S)
-        _build_routes(app)
-        # Everything built so far lives as long as the process: keep it out of the cyclic
-        # collector's full passes, which otherwise stall requests now and then.
-        gc.collect()
-        gc.freeze()
-        log.info(
-            "gateway ready: site %s (%s)", settings.site_name, settings.site_type.value,
-            extra={"event": "ready", "site": settings.site_name},
-        )  # fmt: skip
-        try:
+            if live.hub.enabled:
+                # Monitors that connect once we serve must not miss an event published after.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(live.hub.ready.wait(), HUB_READY_TIMEOUT_S)
+            _build_routes(app)
+            # Everything built so far lives as long as the process: keep it out of the cyclic
+            # collector's full passes, which otherwise stall requests now and then.
+            gc.collect()
+            gc.freeze()
+            log.info(
+                "gateway ready: site %s (%s)", settings.site_name, settings.site_type.value,
+                extra={"event": "ready", "site": settings.site_name},
+            )  # fmt: skip
             yield
-        finally:
-            live.stopping.set()
-            stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await health.close()
-            await runtime.close()
 
     app = FastAPI(
         title="ccat_api",
@@ -157,8 +197,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(CcatError, _ccat_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ReplayedAnswer, _replayed_answer)
-    for backend_error in (RedisError, OperationalError, InterfaceError, OSError):
+    for backend_error in (RedisError, OSError):
         app.add_exception_handler(backend_error, _backend_unavailable)
+    app.add_exception_handler(DBAPIError, _database_error)
     for module in (
         site, auth, catalog, executed_obs_units, raw_data, transfers, transactions, tokens, users,
         live_routes, console,

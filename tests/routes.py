@@ -3,13 +3,16 @@ actually runs), so a route that forgets to declare anything is caught."""
 
 from __future__ import annotations
 
+import types
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
 
 from ccat_api.api.deps import Authorize, public
 from ccat_api.auth.permissions import Permission
@@ -47,13 +50,123 @@ class RouteInfo:
     def method(self) -> str:
         return sorted(self.methods - {"HEAD"})[0]
 
-    def sample_path(self) -> str:
-        """The path with plausible values for its parameters."""
-        values: dict[str, Any] = {}
+    def sample_path(self, **values: Any) -> str:
+        """The path with plausible values for its parameters, or the ones given."""
         for param in self.dependant.path_params:
-            annotation = param.field_info.annotation
-            values[param.name] = uuid.uuid4() if annotation is uuid.UUID else 1
+            if param.name not in values:
+                annotation = param.field_info.annotation
+                values[param.name] = uuid.uuid4() if annotation is uuid.UUID else 1
         return self.path.format(**values)
+
+    @property
+    def body_model(self) -> type[BaseModel] | None:
+        for param in self.dependant.body_params:
+            kind = _bare(param.field_info.annotation)
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                return kind
+        return None
+
+    def integers(self) -> list[IntSlot]:
+        """Every integer the route takes: in its path, its query string or its body (nested
+        models and lists of them included)."""
+        found = [
+            IntSlot("path", (p.name,), is_id=True)
+            for p in self.dependant.path_params
+            if _bare(p.field_info.annotation) is int
+        ]
+        for param in self.dependant.query_params:
+            kind = _bare(param.field_info.annotation)
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                found += [IntSlot("query", keys, is_id) for keys, is_id in _model_ints(kind)]
+            elif kind is int:
+                found.append(IntSlot("query", (param.name,), _names_an_id(param.name)))
+        if self.body_model is not None:
+            found += [IntSlot("body", k, is_id) for k, is_id in _model_ints(self.body_model)]
+        return found
+
+    def integer_ids(self) -> list[IntSlot]:
+        return [slot for slot in self.integers() if slot.is_id]
+
+    def refuses(self, slot: IntSlot, value: int) -> bool:
+        """Whether validation alone (no request, no database) refuses ``value`` there."""
+        if slot.where == "body":
+            assert self.body_model is not None
+            return _model_refuses(self.body_model, slot, value)
+        params = self.dependant.path_params + self.dependant.query_params
+        for param in params:
+            if param.name == slot.keys[0]:
+                return bool(param.validate(value, {}, loc=(slot.where,))[1])
+        for param in params:
+            kind = _bare(param.field_info.annotation)
+            is_model = isinstance(kind, type) and issubclass(kind, BaseModel)
+            if is_model and slot.keys[0] in kind.model_fields:
+                return _model_refuses(kind, slot, value)
+        raise LookupError(f"{self.path}: no parameter {slot.field}")
+
+
+@dataclass(frozen=True)
+class IntSlot:
+    """Where a route takes an integer, and the name its validation errors give it."""
+
+    where: Literal["path", "query", "body"]
+    keys: tuple[str | int, ...]
+    is_id: bool
+
+    @property
+    def field(self) -> str:
+        name = ""
+        for key in self.keys:
+            name += f"[{key}]" if isinstance(key, int) else (f".{key}" if name else key)
+        return name
+
+    def body(self, value: Any) -> Any:
+        """A body holding ``value`` at this slot (and nothing else)."""
+        built: Any = value
+        for key in reversed(self.keys):
+            built = [built] if isinstance(key, int) else {key: built}
+        return built
+
+
+def _model_refuses(model: type[BaseModel], slot: IntSlot, value: int) -> bool:
+    try:
+        model.model_validate(slot.body(value))
+    except ValidationError as exc:
+        return any(tuple(e["loc"]) == slot.keys for e in exc.errors())
+    return False
+
+
+def _bare(annotation: Any) -> Any:
+    """``X`` from ``X``, ``Annotated[X, ...]`` and ``X | None``."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            args = [a for a in get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return annotation
+            annotation = args[0]
+        else:
+            return annotation
+
+
+def _names_an_id(name: str) -> bool:
+    return name == "id" or name.endswith("_id")
+
+
+def _model_ints(
+    model: type[BaseModel], prefix: tuple[str | int, ...] = ()
+) -> Iterator[tuple[tuple[str | int, ...], bool]]:
+    for name, field in model.model_fields.items():
+        key = (*prefix, field.alias or name)
+        kind = _bare(field.annotation)
+        if get_origin(kind) is list:
+            (item,) = get_args(kind)
+            kind, key = _bare(item), (*key, 0)
+        if kind is int:
+            yield key, _names_an_id(name)
+        elif isinstance(kind, type) and issubclass(kind, BaseModel):
+            yield from _model_ints(kind, key)
 
 
 def api_routes(app: FastAPI) -> list[RouteInfo]:

@@ -8,6 +8,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import datetime
 from typing import Any, TypeVar
 
 import asyncpg
@@ -15,7 +16,9 @@ import httpx
 import uvicorn
 
 from ccat_api.app import create_app
+from ccat_api.buffering.worker import SiteWorker
 from ccat_api.config import Settings
+from ccat_api.devstack.stack import Stack
 from ccat_api.devstack.system import free_port
 
 T = TypeVar("T")
@@ -121,3 +124,101 @@ def refused_on_main(stack: Any, table: str, check: str) -> Iterator[None]:
         yield
     finally:
         stack.main_db.psql(f"ALTER TABLE {table} DROP CONSTRAINT {name}", user="ccat")
+
+
+# The fields of a raw data file every test may leave alone.
+RAW_FILE = {"checksum": "sha256:0011223344556677", "file_type": "fits", "instrument_module_id": 1}
+
+
+def ok(response: httpx.Response, status: int = 200) -> Any:
+    """The JSON body of an answer that must have ``status`` (the body is the failure message)."""
+    assert response.status_code == status, f"{response.status_code} {response.text}"
+    return response.json()
+
+
+@contextlib.contextmanager
+def replica_paused(stack: Stack) -> Iterator[None]:
+    """The local replica stops replaying (it still receives): main moves on, the site lags."""
+    stack.replica.psql("SELECT pg_wal_replay_pause()")
+    try:
+        yield
+    finally:
+        stack.replica.psql("SELECT pg_wal_replay_resume()")
+
+
+async def apply_backlog(worker: SiteWorker) -> None:
+    """Replay everything the site has buffered onto main (the WAN must be up)."""
+    while (await worker.processor.backlog())[0]:
+        await worker.processor.run_once()
+
+
+async def settle(stack: Stack, worker: SiteWorker) -> None:
+    """Everything buffered applied on main, replayed by the replica and marked visible."""
+    await apply_backlog(worker)
+    stack.wait_replica_caught_up()
+    await worker.tracker.run_once()
+
+
+async def all_pages(
+    http: httpx.AsyncClient, path: str, params: dict[str, Any], limit: int
+) -> tuple[list[dict[str, Any]], set[int]]:
+    """Every item of a list read page by page, and every total the pages reported."""
+    items: list[dict[str, Any]] = []
+    totals: set[int] = set()
+    offset = 0
+    while True:
+        page = ok(await http.get(path, params={**params, "limit": limit, "offset": offset}))
+        assert (page["limit"], page["offset"]) == (limit, offset), page
+        totals.add(page["total"])
+        items += page["items"]
+        offset += limit
+        if offset >= page["total"]:
+            return items, totals
+
+
+def _comparable(column: str, value: Any) -> Any:
+    if isinstance(value, str) and column.endswith(("_at", "_time")):
+        return datetime.fromisoformat(value)
+    return value
+
+
+def in_list_order(items: list[dict[str, Any]], order: str) -> list[dict[str, Any]]:
+    """``items`` as every list orders them, worked out independently of the server: by the
+    ``order`` column (``-`` for descending, NULLs last either way, text by code point), then
+    by id ascending."""
+    column, descending = order.lstrip("-"), order.startswith("-")
+    by_id = sorted(items, key=lambda i: i["id"])
+    present = [i for i in by_id if i[column] is not None]
+    absent = [i for i in by_id if i[column] is None]
+    # A stable sort keeps the id order among equal values, in either direction.
+    ordered = sorted(present, key=lambda i: _comparable(column, i[column]), reverse=descending)
+    return ordered + absent
+
+
+async def complete_package(
+    http: httpx.AsyncClient,
+    name: str,
+    *,
+    obs_unit_id: int = 1,
+    sizes: tuple[int, ...] = (1000,) * 3,
+) -> tuple[str, str]:
+    """A new executed obs unit with one finalized package of new files: (unit id, package id)."""
+    eou = ok(await http.post("/executed_obs_units/start", json={"obs_unit_id": obs_unit_id}), 201)
+    package = ok(
+        await http.post(
+            "/raw_data_package",
+            json={
+                "name": name,
+                "executed_obs_unit_id": eou["id"],
+                "instrument_module_id": 1,
+                "files": [
+                    {**RAW_FILE, "name": f"f{i}", "relative_path": f"{name}/f{i}.fits",
+                     "size_bytes": size}
+                    for i, size in enumerate(sizes)
+                ],
+            },
+        ),
+        201,
+    )  # fmt: skip
+    ok(await http.put(f"/raw_data_package/{package['id']}/finalize", json={"checksum": "md5:f00d"}))
+    return eou["id"], package["id"]

@@ -13,8 +13,9 @@ from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from ccat_api.api import examples
 from ccat_api.api.deps import PUBLIC, Authenticated, RuntimeDep
-from ccat_api.api.responses import errors
+from ccat_api.api.responses import documented, errors
 from ccat_api.auth.identity import Via
 from ccat_api.auth.sessions import SessionTokens, end_session, refresh_session, start_session
 from ccat_api.auth.users import upsert_github_user
@@ -24,6 +25,7 @@ from ccat_api.errors import BadRequest, Forbidden, Unauthorized
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 REFRESH_COOKIE = "ccat_refresh"
+LOCATION_HEADER = {"Location": {"description": "Where to go next", "schema": {"type": "string"}}}
 
 
 class RefreshRequest(BaseModel):
@@ -58,7 +60,8 @@ class MeRead(BaseModel):
     "/github/login",
     dependencies=[PUBLIC],
     status_code=302,
-    responses=errors(503),
+    response_class=RedirectResponse,
+    responses={302: {"headers": LOCATION_HEADER}, **errors(503)},
     summary="Start logging in with GitHub (redirects to GitHub)",
 )
 async def github_login(request: Request, runtime: RuntimeDep) -> Response:
@@ -69,7 +72,8 @@ async def github_login(request: Request, runtime: RuntimeDep) -> Response:
     "/github/callback",
     dependencies=[PUBLIC],
     status_code=303,
-    responses=errors(400, 401, 403, 503),
+    response_class=RedirectResponse,
+    responses={303: {"headers": LOCATION_HEADER}, **errors(400, 401, 403, 503)},
     summary="GitHub sends the browser back here; sets the session cookie and redirects",
 )
 async def github_callback(request: Request, runtime: RuntimeDep) -> Response:
@@ -93,7 +97,7 @@ async def github_callback(request: Request, runtime: RuntimeDep) -> Response:
     "/refresh",
     dependencies=[PUBLIC],
     response_model=SessionRead,
-    responses=errors(401, 503),
+    responses=documented(examples.SESSION, 401, 422, 503),
     summary="A new access token for a refresh token (from the cookie or the body)",
 )
 async def refresh(
@@ -134,7 +138,12 @@ async def logout(identity: Authenticated, runtime: RuntimeDep) -> Response:
     return response
 
 
-@router.get("/me", response_model=MeRead, responses=errors(401), summary="Who this token is")
+@router.get(
+    "/me",
+    response_model=MeRead,
+    responses=documented(examples.ME, 401, 503),
+    summary="Who this token is",
+)
 async def me(identity: Authenticated) -> MeRead:
     return MeRead(
         user_id=identity.user_id,

@@ -15,12 +15,14 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from ccat_api.api import examples
 from ccat_api.api.deps import ReadAccess, RuntimeDep
 from ccat_api.api.resources import ListFilters, Resource, add_resource
-from ccat_api.api.responses import READ_ERRORS, errors
+from ccat_api.api.responses import read_list, read_one
 from ccat_api.db.models import Source, Telescope
 from ccat_api.domain import catalog as c
 from ccat_api.domain import visibility
+from ccat_api.domain.schemas import IntId, PageRead
 from ccat_api.errors import InvalidReference, NotFound, Unprocessable
 
 router = APIRouter()
@@ -30,63 +32,73 @@ for resource in (
         "/observing_programs", "observing_programs", "observing program",
         c.ObservingProgramRead, c.Search, ("id", "short_name", "name"),
         c.ObservingProgramCreate, c.ObservingProgramUpdate, deletable=True,
-        tags=["programs"],
+        tags=["programs"], example=examples.OBSERVING_PROGRAM,
     ),
     Resource(
         "/sub_observing_programs", "sub_observing_programs", "sub-program",
         c.SubObservingProgramRead, c.SubProgramFilters, ("id", "short_name", "name"),
         c.SubObservingProgramCreate, c.SubObservingProgramUpdate, deletable=True,
-        tags=["programs"],
+        tags=["programs"], example=examples.SUB_OBSERVING_PROGRAM,
     ),
     Resource(
         "/obs_units", "obs_units", "obs unit",
         c.ObsUnitRead, c.ObsUnitFilters, ("id", "name", "priority"),
-        c.ObsUnitCreate, c.ObsUnitUpdate, tags=["programs"],
+        c.ObsUnitCreate, c.ObsUnitUpdate, tags=["programs"], example=examples.OBS_UNIT,
     ),
     Resource(
         "/sources", "sources", "source",
         c.SourceRead, c.SourceFilters, ("name", "id", "ra_deg", "dec_deg"),
         c.SourceCreate, c.SourceUpdate, deletable=True, validate=c.validate_source,
-        tags=["sources"],
+        tags=["sources"], example=examples.SOURCE,
     ),
-    Resource("/sites", "sites", "site", c.SiteRead, ListFilters, ("id",), tags=["observatory"]),
+    Resource(
+        "/sites", "sites", "site", c.SiteRead, ListFilters, ("id",), tags=["observatory"],
+        example=examples.SITE,
+    ),
     Resource(
         "/observatories", "observatories", "observatory", c.ObservatoryRead,
-        tags=["observatory"],
+        tags=["observatory"], example=examples.OBSERVATORY,
     ),
-    Resource("/telescopes", "telescopes", "telescope", c.TelescopeRead, tags=["observatory"]),
+    Resource(
+        "/telescopes", "telescopes", "telescope", c.TelescopeRead, tags=["observatory"],
+        example=examples.TELESCOPE,
+    ),
     Resource(
         "/instruments", "instruments", "instrument",
         c.InstrumentRead, c.InstrumentFilters, ("id", "name"), tags=["observatory"],
+        example=examples.INSTRUMENT,
     ),
     Resource(
         "/instrument_modules", "instrument_modules", "instrument module",
         c.InstrumentModuleRead, c.ModuleFilters, ("id", "name"), tags=["observatory"],
+        example=examples.INSTRUMENT_MODULE,
     ),
     Resource(
         "/instrument_module_configurations", "instrument_module_configurations",
         "module configuration", c.ModuleConfigurationRead, c.ModuleConfigurationFilters,
         ("id", "name"), c.ModuleConfigurationCreate, tags=["observatory"],
+        example=examples.MODULE_CONFIGURATION,
     ),
     Resource(
         "/observation_modes", "observation_modes", "observation mode",
-        c.ObservationModeRead, tags=["observatory"],
+        c.ObservationModeRead, tags=["observatory"], example=examples.OBSERVATION_MODE,
     ),
     Resource(
         "/observation_configurations", "observation_configurations",
         "observation configuration", c.ObservationConfigurationRead,
         c.ObservationConfigurationFilters, ("id", "name"), c.ObservationConfigurationCreate,
-        tags=["observatory"],
+        tags=["observatory"], example=examples.OBSERVATION_CONFIGURATION,
     ),
     Resource(
         "/api/transfer/locations", "data_locations", "data location",
         c.DataLocationRead, c.DataLocationFilters, ("id", "name"),
         c.DataLocationCreate, c.DataLocationUpdate, tags=["transfer"],
+        example=examples.DATA_LOCATION,
     ),
     Resource(
         "/api/transfer/routes", "data_transfer_routes", "transfer route",
         c.RouteRead, c.RouteFilters, ("id", "name"), c.RouteCreate, c.RouteUpdate,
-        tags=["transfer"],
+        tags=["transfer"], example=examples.ROUTE,
     ),
 ):  # fmt: skip
     add_resource(router, resource)
@@ -105,9 +117,9 @@ def _distance_deg(ra_deg: float, dec_deg: float) -> sa.ColumnElement[float]:
 
 @router.get(
     "/sources/search/cone",
-    response_model=list[c.SourceWithDistance],
-    responses=READ_ERRORS,
-    summary="Fixed sources within a radius of a position, nearest first",
+    response_model=PageRead[c.SourceWithDistance],
+    responses=read_list(examples.SOURCE_WITH_DISTANCE),
+    summary="Fixed sources within a radius of a position, nearest first, in pages",
     tags=["sources"],
 )
 async def cone_search(
@@ -117,17 +129,26 @@ async def cone_search(
     dec_deg: Annotated[float, Query(ge=-90, le=90)],
     radius_deg: Annotated[float, Query(gt=0, le=180)],
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[c.SourceWithDistance]:
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> PageRead[c.SourceWithDistance]:
     distance = _distance_deg(ra_deg, dec_deg).label("distance_deg")
+    within = (Source.source_type == "fixed", distance <= radius_deg)
     query = (
         sa.select(Source, distance)
-        .where(Source.source_type == "fixed", distance <= radius_deg)
+        .where(*within)
         .order_by(distance, Source.id)
         .limit(limit)
+        .offset(offset)
     )
     async with runtime.read_db.connect() as conn:
+        total = await conn.scalar(sa.select(sa.func.count()).select_from(Source).where(*within))
         rows = (await conn.execute(query)).all()
-    return [c.SourceWithDistance.model_validate(dict(r._mapping)) for r in rows]
+    return PageRead[c.SourceWithDistance](
+        items=[c.SourceWithDistance.model_validate(dict(r._mapping)) for r in rows],
+        total=int(total or 0),
+        limit=limit,
+        offset=offset,
+    )
 
 
 # --- visibility -------------------------------------------------------------------------
@@ -180,17 +201,17 @@ async def _visibility_inputs(
 @router.get(
     "/sources/{source_id}/visibility",
     response_model=VisibilityRead,
-    responses={**READ_ERRORS, **errors(404)},
+    responses=read_one(examples.VISIBILITY),
     summary="Altitude and azimuth of a source over one UTC day at a site (the telescope's)",
     tags=["sources"],
 )
 async def source_visibility(
-    source_id: int,
+    source_id: IntId,
     runtime: RuntimeDep,
     _: ReadAccess,
     day: Annotated[date, Query(alias="date")],
     step_minutes: StepMinutes = 10,
-    site_id: Annotated[int | None, Query(gt=0)] = None,
+    site_id: Annotated[IntId | None, Query()] = None,
 ) -> VisibilityRead:
     target, location, site = await _visibility_inputs(runtime, source_id, site_id, step_minutes)
     result = await asyncio.to_thread(visibility.curve, target, location, day, step_minutes)
@@ -202,18 +223,18 @@ async def source_visibility(
 @router.get(
     "/sources/{source_id}/visibility/heatmap",
     response_model=HeatmapRead,
-    responses={**READ_ERRORS, **errors(404)},
+    responses=read_one(examples.VISIBILITY_HEATMAP),
     summary="Altitude of a source by date and time of day over a range of at most 62 days",
     tags=["sources"],
 )
 async def source_visibility_heatmap(
-    source_id: int,
+    source_id: IntId,
     runtime: RuntimeDep,
     _: ReadAccess,
     start: date,
     end: date,
     step_minutes: StepMinutes = 30,
-    site_id: Annotated[int | None, Query(gt=0)] = None,
+    site_id: Annotated[IntId | None, Query()] = None,
 ) -> HeatmapRead:
     if end < start:
         raise Unprocessable("end: before start", field="end")

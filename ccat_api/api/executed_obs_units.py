@@ -8,8 +8,9 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from ccat_api.api import examples
 from ccat_api.api.deps import WRITE_ROUTE, ReadAccess, ReaderDep, WriteContextDep, submit_write
-from ccat_api.api.responses import READ_ERRORS, WRITE_ERRORS, errors, page_of
+from ccat_api.api.responses import WRITE_CHANGED, WRITE_CREATED, page_of, read_list, read_one
 from ccat_api.buffering.reads import Condition, Eq, OrderBy
 from ccat_api.domain import observations
 from ccat_api.domain.schemas import (
@@ -17,6 +18,7 @@ from ccat_api.domain.schemas import (
     ExecutedObsUnitFinish,
     ExecutedObsUnitRead,
     ExecutedObsUnitStart,
+    IntId,
     PackageDetails,
     PageRead,
     RawDataFileRead,
@@ -33,7 +35,7 @@ MAX_FILES_PER_UNIT = 100_000
     "/start",
     status_code=201,
     response_model=WriteAccepted,
-    responses=WRITE_ERRORS,
+    responses=WRITE_CREATED,
     openapi_extra=WRITE_ROUTE,
     summary="Start an executed obs unit (critical: buffered at a secondary site)",
 )
@@ -45,7 +47,7 @@ async def start_executed_obs_unit(body: ExecutedObsUnitStart, ctx: WriteContextD
 @router.put(
     "/{executed_obs_unit_id}/finish",
     response_model=WriteAccepted,
-    responses=WRITE_ERRORS,
+    responses=WRITE_CHANGED,
     openapi_extra=WRITE_ROUTE,
     summary="Finish a running executed obs unit (critical)",
 )
@@ -61,7 +63,7 @@ async def finish_executed_obs_unit(
 @router.get(
     "/{executed_obs_unit_id}",
     response_model=ExecutedObsUnitRead,
-    responses={**READ_ERRORS, **errors(404)},
+    responses=read_one(examples.EXECUTED_OBS_UNIT),
     summary="One executed obs unit, including buffered changes",
 )
 async def get_executed_obs_unit(
@@ -76,13 +78,13 @@ async def get_executed_obs_unit(
 @router.get(
     "",
     response_model=PageRead[ExecutedObsUnitRead],
-    responses=READ_ERRORS,
+    responses=read_list(examples.EXECUTED_OBS_UNIT),
     summary="Executed obs units, filtered and paginated over replica and buffer alike",
 )
 async def list_executed_obs_units(
     reader: ReaderDep,
     _: ReadAccess,
-    obs_unit_id: Annotated[int | None, Query(gt=0)] = None,
+    obs_unit_id: Annotated[IntId | None, Query()] = None,
     status: Annotated[
         Literal["running", "success", "failed", "interrupted"] | None, Query()
     ] = None,
@@ -110,7 +112,7 @@ async def list_executed_obs_units(
 @router.get(
     "/{executed_obs_unit_id}/details",
     response_model=ExecutedObsUnitDetails,
-    responses={**READ_ERRORS, **errors(404)},
+    responses=read_one(examples.EXECUTED_OBS_UNIT_DETAILS),
     summary="An executed obs unit with its packages, their files and transfers (all merged)",
 )
 async def executed_obs_unit_details(

@@ -8,8 +8,9 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from ccat_api.api import examples
 from ccat_api.api.deps import WRITE_ROUTE, ReadAccess, ReaderDep, WriteContextDep, submit_write
-from ccat_api.api.responses import READ_ERRORS, WRITE_ERRORS, errors, page_of
+from ccat_api.api.responses import WRITE_CHANGED, WRITE_CREATED, page_of, read_list, read_one
 from ccat_api.buffering.reads import Condition, Eq, OrderBy
 from ccat_api.domain import raw_data
 from ccat_api.domain.schemas import (
@@ -22,7 +23,7 @@ from ccat_api.domain.schemas import (
     RawDataPackageWithFiles,
     WriteAccepted,
 )
-from ccat_api.errors import BadRequest, NotFound
+from ccat_api.errors import NotFound, Unprocessable
 
 router = APIRouter(tags=["raw data"])
 
@@ -31,7 +32,7 @@ router = APIRouter(tags=["raw data"])
     "/raw_data_files",
     status_code=201,
     response_model=WriteAccepted,
-    responses=WRITE_ERRORS,
+    responses=WRITE_CREATED,
     openapi_extra=WRITE_ROUTE,
     summary="Register one raw data file (critical)",
 )
@@ -43,7 +44,7 @@ async def create_raw_data_file(body: RawDataFileCreate, ctx: WriteContextDep) ->
     "/raw_data_files/bulk",
     status_code=201,
     response_model=WriteAccepted,
-    responses=WRITE_ERRORS,
+    responses=WRITE_CREATED,
     openapi_extra=WRITE_ROUTE,
     summary="Register up to 1000 raw data files in one transaction (critical)",
 )
@@ -54,8 +55,11 @@ async def create_raw_data_files(body: RawDataFileBulkCreate, ctx: WriteContextDe
 @router.get(
     "/raw_data_files",
     response_model=PageRead[RawDataFileRead],
-    responses=READ_ERRORS,
+    responses=read_list(examples.RAW_DATA_FILE),
     summary="Raw data files of an executed obs unit or a package",
+    description="Name `executed_obs_unit_id` or `raw_data_package_id` (422 otherwise): raw"
+    " data files are the largest table, and an unfiltered page would count all of it and, at"
+    " a secondary site, fold every buffered file into each request.",
 )
 async def list_raw_data_files(
     reader: ReaderDep,
@@ -74,8 +78,9 @@ async def list_raw_data_files(
     if raw_data_package_id is not None:
         where.append(Eq("raw_data_package_id", raw_data_package_id))
     if not where:
-        raise BadRequest(
-            "filter by executed_obs_unit_id or raw_data_package_id", field="executed_obs_unit_id"
+        raise Unprocessable(
+            "executed_obs_unit_id: filter by executed_obs_unit_id or raw_data_package_id",
+            field="executed_obs_unit_id",
         )
     page = await reader.page(
         "raw_data_files",
@@ -87,11 +92,24 @@ async def list_raw_data_files(
     return page_of(RawDataFileRead, page)
 
 
+@router.get(
+    "/raw_data_files/{file_id}",
+    response_model=RawDataFileRead,
+    responses=read_one(examples.RAW_DATA_FILE),
+    summary="One raw data file, including buffered changes",
+)
+async def get_raw_data_file(file_id: UUID, reader: ReaderDep, _: ReadAccess) -> RawDataFileRead:
+    found = await reader.get("raw_data_files", file_id)
+    if found is None:
+        raise NotFound(f"raw data file {file_id} not found")
+    return RawDataFileRead.model_validate(found)
+
+
 @router.post(
     "/raw_data_package",
     status_code=201,
     response_model=WriteAccepted,
-    responses=WRITE_ERRORS,
+    responses=WRITE_CREATED,
     openapi_extra=WRITE_ROUTE,
     summary="Create a raw data package, packing existing files and/or new ones (critical)",
 )
@@ -102,7 +120,7 @@ async def create_raw_data_package(body: RawDataPackageCreate, ctx: WriteContextD
 @router.put(
     "/raw_data_package/{package_id}/finalize",
     response_model=WriteAccepted,
-    responses=WRITE_ERRORS,
+    responses=WRITE_CHANGED,
     openapi_extra=WRITE_ROUTE,
     summary="Mark a building package complete, with its final file count and size (critical)",
 )
@@ -119,7 +137,7 @@ async def finalize_raw_data_package(
 @router.get(
     "/raw_data_package/{package_id}",
     response_model=RawDataPackageWithFiles,
-    responses={**READ_ERRORS, **errors(404)},
+    responses=read_one(examples.RAW_DATA_PACKAGE_WITH_FILES),
     summary="A raw data package with its files",
 )
 async def get_raw_data_package(

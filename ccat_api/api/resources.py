@@ -6,6 +6,7 @@ use postponed annotations: the endpoint functions are made here, and FastAPI rea
 parameter types from the closure.
 """
 
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -15,13 +16,13 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from ccat_api.api.deps import Authorize, ReadAccess, ReaderDep, RuntimeDep
-from ccat_api.api.responses import READ_ERRORS, errors
+from ccat_api.api.responses import READ_CODES, documented, errors, read_list, read_one
 from ccat_api.auth.identity import Identity
 from ccat_api.auth.permissions import Permission
 from ccat_api.buffering.envelope import new_uuid7
 from ccat_api.buffering.reads import Condition, Eq, NameLike, OrderBy, Page
 from ccat_api.domain import main_writes
-from ccat_api.domain.schemas import PageRead
+from ccat_api.domain.schemas import IntId, PageRead
 from ccat_api.errors import NotFound, Unprocessable
 from ccat_api.runtime import Runtime
 
@@ -50,6 +51,8 @@ class Resource:
     # Checks a create (current None) or an update (current row) beyond the body's own shape.
     validate: Validator | None = None
     tags: list[str] = field(default_factory=list)
+    # One record as the API answers it, for the OpenAPI document (see api/examples.py).
+    example: dict[str, Any] | None = None
 
 
 def conditions(filters: BaseModel) -> list[Condition]:
@@ -79,9 +82,12 @@ def page_of_rows(read: type[BaseModel], page: Page) -> dict[str, Any]:
 
 def add_resource(router: APIRouter, spec: Resource) -> None:
     read, filters_model = spec.read, spec.filters
-    key_type: type = UUID if spec.uuid_ids else int
+    key_type: Any = UUID if spec.uuid_ids else IntId
     writer = Annotated[Identity, Depends(Authorize(spec.write_permission))]
     tags: list[str | Any] = list(spec.tags) or [spec.noun + "s"]
+    if spec.example is None:
+        raise TypeError(f"{spec.path}: a resource needs an example record for its documentation")
+    example = spec.example
 
     async def list_items(
         reader: ReaderDep,
@@ -105,12 +111,12 @@ def add_resource(router: APIRouter, spec: Resource) -> None:
         list_items,
         methods=["GET"],
         response_model=PageRead[read],  # type: ignore[valid-type]
-        responses=READ_ERRORS,
+        responses=read_list(example),
         summary=f"List {spec.noun}s (filters, order={'|'.join(spec.order_fields)}, pages)",
         tags=tags,
     )
 
-    async def get_item(item_id: key_type, reader: ReaderDep, _: ReadAccess) -> Any:  # type: ignore[valid-type]
+    async def get_item(item_id: key_type, reader: ReaderDep, _: ReadAccess) -> Any:
         row = await reader.get(spec.table, item_id)
         if row is None:
             raise NotFound(f"{spec.noun} {item_id} not found")
@@ -121,7 +127,7 @@ def add_resource(router: APIRouter, spec: Resource) -> None:
         get_item,
         methods=["GET"],
         response_model=read,
-        responses={**READ_ERRORS, **errors(404)},
+        responses=read_one(example),
         summary=f"One {spec.noun}",
         tags=tags,
     )
@@ -149,7 +155,7 @@ def add_resource(router: APIRouter, spec: Resource) -> None:
             methods=["POST"],
             status_code=201,
             response_model=read,
-            responses=errors(401, 403, 409, 422, 503),
+            responses=documented(example, 401, 403, 409, 422, 503, status=201),
             summary=f"Create a {spec.noun} (written to main)",
             tags=tags,
         )
@@ -158,20 +164,16 @@ def add_resource(router: APIRouter, spec: Resource) -> None:
         update_model = spec.update
 
         async def update_item(
-            item_id: key_type,  # type: ignore[valid-type]
+            item_id: key_type,
             body: update_model,  # type: ignore[valid-type]
             runtime: RuntimeDep,
-            reader: ReaderDep,
             _: writer,
         ) -> Any:
             changes = BaseModel.model_dump(body, exclude_unset=True)
-            if spec.validate is not None:
-                current = await reader.get(spec.table, item_id)
-                if current is None:
-                    raise NotFound(f"{spec.noun} {item_id} not found")
-                await spec.validate(runtime, changes, current)
+            # Checked against main's row, locked, not against this site's (lagging) replica.
+            check = functools.partial(spec.validate, runtime, changes) if spec.validate else None
             return read.model_validate(
-                await main_writes.update_row(runtime.main_db, spec.table, item_id, changes)
+                await main_writes.update_row(runtime.main_db, spec.table, item_id, changes, check)
             )
 
         router.add_api_route(
@@ -179,7 +181,7 @@ def add_resource(router: APIRouter, spec: Resource) -> None:
             update_item,
             methods=["PATCH"],
             response_model=read,
-            responses=errors(401, 403, 404, 409, 422, 503),
+            responses=documented(example, *READ_CODES, 404, 409),
             summary=f"Change a {spec.noun} (written to main)",
             tags=tags,
         )
@@ -187,7 +189,7 @@ def add_resource(router: APIRouter, spec: Resource) -> None:
     if spec.deletable:
 
         async def delete_item(
-            item_id: key_type,  # type: ignore[valid-type]
+            item_id: key_type,
             runtime: RuntimeDep,
             _: writer,
         ) -> None:
@@ -198,7 +200,7 @@ def add_resource(router: APIRouter, spec: Resource) -> None:
             delete_item,
             methods=["DELETE"],
             status_code=204,
-            responses=errors(401, 403, 404, 409, 503),
+            responses=errors(*READ_CODES, 404, 409),
             summary=f"Delete a {spec.noun} no record refers to (written to main)",
             tags=tags,
         )

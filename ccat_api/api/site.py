@@ -7,8 +7,9 @@ from dataclasses import asdict
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from ccat_api.api import examples
 from ccat_api.api.deps import PUBLIC, BufferReadAccess, LedgerDep, ReadAccess, RuntimeDep
-from ccat_api.api.responses import READ_ERRORS
+from ccat_api.api.responses import documented
 from ccat_api.db.migrate import current_head
 from ccat_api.live.models import BufferStats, SiteInfo
 
@@ -19,7 +20,13 @@ router = APIRouter(tags=["site"])
     "/health",
     dependencies=[PUBLIC],
     summary="Reachability of main, replica and Redis; buffer depth and age; replica lag",
-    responses={503: {"description": "This site cannot take writes now"}},
+    responses={
+        **documented(examples.HEALTH),
+        503: {
+            "description": "This site cannot take writes now (the same report, degraded)",
+            "content": {"application/json": {"example": examples.HEALTH_DEGRADED}},
+        },
+    },
 )
 async def health(request: Request) -> JSONResponse:
     ok, report = await request.app.state.health.report()
@@ -29,8 +36,8 @@ async def health(request: Request) -> JSONResponse:
 @router.get(
     "/buffer-stats",
     response_model=BufferStats,
-    responses=READ_ERRORS,
-    summary="Buffer depth, age, dead letters",
+    responses=documented(examples.BUFFER_STATS, 401, 403, 404, 503),
+    summary="Buffer depth, age, dead letters (404 at the main site, which keeps no buffer)",
 )
 async def buffer_stats(ledger: LedgerDep, _: BufferReadAccess) -> BufferStats:
     return BufferStats.model_validate(asdict(await ledger.stats()))
@@ -39,7 +46,7 @@ async def buffer_stats(ledger: LedgerDep, _: BufferReadAccess) -> BufferStats:
 @router.get(
     "/api/site/info",
     response_model=SiteInfo,
-    responses=READ_ERRORS,
+    responses=documented(examples.SITE_INFO, 401, 403, 503),
     summary="What this site is and does",
 )
 async def site_info(runtime: RuntimeDep, _: ReadAccess) -> SiteInfo:

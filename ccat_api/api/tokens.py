@@ -13,11 +13,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from ccat_api.api import examples
 from ccat_api.api.deps import AccountAccess, RuntimeDep, TokensAccess, account_id
-from ccat_api.api.responses import errors
+from ccat_api.api.responses import documented, errors
 from ccat_api.auth.identity import Identity
 from ccat_api.auth.permissions import Permission
 from ccat_api.auth.tokens import issue_token, list_tokens, revoke_token
+from ccat_api.domain.schemas import IntId
 from ccat_api.errors import NotFound, Unprocessable
 
 router = APIRouter(tags=["tokens"])
@@ -97,7 +99,11 @@ def _read(rows: list[Any]) -> list[TokenRead]:
 
 
 @router.get(
-    "/tokens", response_model=list[TokenRead], responses=errors(401, 403), summary="My tokens"
+    "/tokens",
+    response_model=list[TokenRead],
+    # 400: the development token has no account, so no tokens of its own.
+    responses=documented([examples.TOKEN], 400, 401, 403, 503),
+    summary="My tokens",
 )
 async def my_tokens(identity: AccountAccess, runtime: RuntimeDep) -> list[TokenRead]:
     return _read(await list_tokens(runtime.read_db, account_id(identity)))
@@ -107,7 +113,7 @@ async def my_tokens(identity: AccountAccess, runtime: RuntimeDep) -> list[TokenR
     "/tokens",
     status_code=201,
     response_model=TokenIssued,
-    responses=errors(401, 403, 422, 503),
+    responses=documented(examples.TOKEN_ISSUED, 400, 401, 403, 422, 503, status=201),
     summary="Create a token for myself (the secret is shown once)",
 )
 async def create_my_token(
@@ -119,10 +125,10 @@ async def create_my_token(
 @router.delete(
     "/tokens/{token_id}",
     status_code=204,
-    responses=errors(401, 403, 404, 503),
+    responses=errors(401, 403, 404, 422, 503),
     summary="Revoke one of my tokens (any token, with manage:tokens)",
 )
-async def revoke(token_id: int, identity: AccountAccess, runtime: RuntimeDep) -> None:
+async def revoke(token_id: IntId, identity: AccountAccess, runtime: RuntimeDep) -> None:
     owner = None if identity.allows(Permission.MANAGE_TOKENS) else account_id(identity)
     if not await revoke_token(runtime.main_db, token_id, owner_id=owner):
         raise NotFound(f"no active token {token_id} of yours")
@@ -131,13 +137,13 @@ async def revoke(token_id: int, identity: AccountAccess, runtime: RuntimeDep) ->
 @router.get(
     "/admin/tokens",
     response_model=list[TokenRead],
-    responses=errors(401, 403),
+    responses=documented([examples.TOKEN], 401, 403, 422, 503),
     summary="Everyone's tokens, or one user's (admin)",
 )
 async def all_tokens(
     _: TokensAccess,
     runtime: RuntimeDep,
-    user_id: Annotated[int | None, Query(gt=0)] = None,
+    user_id: Annotated[IntId | None, Query()] = None,
 ) -> list[TokenRead]:
     return _read(await list_tokens(runtime.read_db, user_id))
 
@@ -146,10 +152,10 @@ async def all_tokens(
     "/users/{user_id}/tokens",
     status_code=201,
     response_model=TokenIssued,
-    responses=errors(401, 403, 404, 422, 503),
+    responses=documented(examples.TOKEN_ISSUED, 401, 403, 404, 422, 503, status=201),
     summary="Create a token for a user, e.g. an instrument's service account (admin)",
 )
 async def create_token_for(
-    user_id: int, body: TokenCreate, identity: TokensAccess, runtime: RuntimeDep
+    user_id: IntId, body: TokenCreate, identity: TokensAccess, runtime: RuntimeDep
 ) -> TokenIssued:
     return await _issue(runtime, user_id, body, _scopes_for(identity, body.scopes))

@@ -9,8 +9,9 @@ from uuid import UUID
 import sqlalchemy as sa
 from fastapi import APIRouter, Query
 
+from ccat_api.api import examples
 from ccat_api.api.deps import BufferOperateAccess, BufferReadAccess, LedgerDep, RuntimeDep
-from ccat_api.api.responses import READ_ERRORS, errors
+from ccat_api.api.responses import READ_CODES, documented, errors, read_list, read_one
 from ccat_api.db.models import AppliedTransaction
 from ccat_api.domain.schemas import PageRead, RetryResult, TransactionRead
 from ccat_api.errors import NotFound
@@ -21,7 +22,7 @@ router = APIRouter(prefix="/transactions", tags=["transactions"])
 @router.get(
     "/{tx_id}",
     response_model=TransactionRead,
-    responses={**READ_ERRORS, **errors(404)},
+    responses=read_one(examples.TRANSACTION),
     summary="State of one transaction: buffered, applied (with LSN), visible, failed",
 )
 async def get_transaction(tx_id: UUID, runtime: RuntimeDep, _: BufferReadAccess) -> TransactionRead:
@@ -49,8 +50,9 @@ async def get_transaction(tx_id: UUID, runtime: RuntimeDep, _: BufferReadAccess)
 @router.get(
     "",
     response_model=PageRead[TransactionRead],
-    responses=READ_ERRORS,
-    summary="Transactions of this site, newest first (state=failed lists dead letters)",
+    responses=read_list(examples.TRANSACTION, 404),
+    summary="Transactions of this site, newest first (state=failed lists dead letters; 404 at"
+    " the main site, which keeps no buffer)",
 )
 async def list_transactions(
     ledger: LedgerDep,
@@ -59,7 +61,7 @@ async def list_transactions(
         Literal["buffered", "applied", "visible", "failed", "discarded"] | None, Query()
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> PageRead[TransactionRead]:
     found, total = await ledger.recent(state, limit=limit, offset=offset)
     return PageRead[TransactionRead](
@@ -73,7 +75,7 @@ async def list_transactions(
 @router.post(
     "/{tx_id}/retry",
     response_model=RetryResult,
-    responses={**READ_ERRORS, **errors(404, 409)},
+    responses=documented(examples.RETRY_RESULT, *READ_CODES, 404, 409),
     summary="Re-buffer a dead letter and the dead letters that depended on it (admin)",
 )
 async def retry_transaction(tx_id: UUID, ledger: LedgerDep, _: BufferOperateAccess) -> RetryResult:
@@ -83,7 +85,7 @@ async def retry_transaction(tx_id: UUID, ledger: LedgerDep, _: BufferOperateAcce
 @router.post(
     "/{tx_id}/discard",
     status_code=204,
-    responses={**READ_ERRORS, **errors(404, 409)},
+    responses=errors(*READ_CODES, 404, 409),
     summary="Give up on a dead letter for good (admin)",
 )
 async def discard_transaction(tx_id: UUID, ledger: LedgerDep, _: BufferOperateAccess) -> None:

@@ -10,6 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from ccat_api.api import examples
 from ccat_api.api.deps import (
     WRITE_ROUTE,
     ReadAccess,
@@ -20,12 +21,21 @@ from ccat_api.api.deps import (
     submit_write,
 )
 from ccat_api.api.resources import Resource, add_resource
-from ccat_api.api.responses import READ_ERRORS, WRITE_ERRORS, errors, page_of
+from ccat_api.api.responses import (
+    READ_CODES,
+    WRITE_CHANGED,
+    WRITE_CREATED,
+    documented,
+    page_of,
+    read_list,
+    read_one,
+)
 from ccat_api.auth.permissions import Permission
 from ccat_api.buffering.reads import Condition, Eq, MergedReader, OneOf, OrderBy
 from ccat_api.db.models import RawDataPackageStatus, TransferStatus
 from ccat_api.domain import staging, transfers
 from ccat_api.domain.schemas import (
+    IntId,
     Overview,
     PageRead,
     PhysicalCopyCreate,
@@ -62,7 +72,7 @@ def _order(order: str) -> list[OrderBy]:
     f"{PREFIX}/transfers",
     status_code=201,
     response_model=WriteAccepted,
-    responses=WRITE_ERRORS,
+    responses=WRITE_CREATED,
     openapi_extra=WRITE_ROUTE,
     summary="Start transferring a complete package along a route (critical)",
 )
@@ -73,7 +83,7 @@ async def start_transfer(body: TransferCreate, ctx: WriteContextDep) -> Response
 @router.put(
     f"{PREFIX}/transfers/{{transfer_id}}",
     response_model=WriteAccepted,
-    responses=WRITE_ERRORS,
+    responses=WRITE_CHANGED,
     openapi_extra=WRITE_ROUTE,
     summary="Report a transfer's progress, completion or failure (critical)",
 )
@@ -88,7 +98,7 @@ async def update_transfer(
 @router.post(
     f"{PREFIX}/transfers/{{transfer_id}}/reset",
     response_model=WriteAccepted,
-    responses=WRITE_ERRORS,
+    responses=WRITE_CHANGED,
     openapi_extra=WRITE_ROUTE,
     summary="Put a failed transfer back to pending for another attempt (critical)",
 )
@@ -100,7 +110,7 @@ async def reset_transfer(transfer_id: UUID, ctx: WriteContextDep) -> Response:
     f"{PREFIX}/transfers/{{transfer_id}}/logs",
     status_code=201,
     response_model=WriteAccepted,
-    responses=WRITE_ERRORS,
+    responses=WRITE_CREATED,
     openapi_extra=WRITE_ROUTE,
     summary="Append a line to a transfer's log (critical)",
 )
@@ -111,7 +121,7 @@ async def add_log(transfer_id: UUID, body: TransferLogCreate, ctx: WriteContextD
 @router.get(
     f"{PREFIX}/transfers",
     response_model=PageRead[TransferRead],
-    responses=READ_ERRORS,
+    responses=read_list(examples.TRANSFER),
     summary="Transfers, filtered by status, package or route (buffered ones included)",
 )
 async def list_transfers(
@@ -119,7 +129,7 @@ async def list_transfers(
     _: ReadAccess,
     status: Annotated[list[TransferStatus] | None, Query()] = None,
     raw_data_package_id: UUID | None = None,
-    route_id: Annotated[int | None, Query(gt=0)] = None,
+    route_id: Annotated[IntId | None, Query()] = None,
     order: Order = "-created_at",
     limit: Limit = 100,
     offset: Offset = 0,
@@ -138,7 +148,7 @@ async def list_transfers(
 @router.get(
     f"{PREFIX}/transfers/{{transfer_id}}",
     response_model=TransferRead,
-    responses={**READ_ERRORS, **errors(404)},
+    responses=read_one(examples.TRANSFER),
     summary="One transfer",
 )
 async def get_transfer(transfer_id: UUID, reader: ReaderDep, _: ReadAccess) -> TransferRead:
@@ -151,12 +161,15 @@ async def get_transfer(transfer_id: UUID, reader: ReaderDep, _: ReadAccess) -> T
 @router.get(
     f"{PREFIX}/transfers/{{transfer_id}}/logs",
     response_model=PageRead[TransferLogRead],
-    responses=READ_ERRORS,
-    summary="A transfer's log, oldest first",
+    responses=read_list(examples.TRANSFER_LOG, 404),
+    summary="A transfer's log, oldest first (404 for an unknown transfer)",
 )
 async def transfer_logs(
     transfer_id: UUID, reader: ReaderDep, _: ReadAccess, limit: Limit = 1000, offset: Offset = 0
 ) -> PageRead[TransferLogRead]:
+    # Merged, so the log of a transfer still in this site's buffer is found too.
+    if await reader.get("data_transfers", transfer_id) is None:
+        raise NotFound(f"transfer {transfer_id} not found")
     page = await reader.page(
         "data_transfer_logs",
         [Eq("data_transfer_id", transfer_id)],
@@ -174,7 +187,7 @@ async def transfer_logs(
     f"{PREFIX}/copies",
     status_code=201,
     response_model=WriteAccepted,
-    responses=WRITE_ERRORS,
+    responses=WRITE_CREATED,
     openapi_extra=WRITE_ROUTE,
     summary="Record a physical copy of a package at a data location (critical)",
 )
@@ -185,7 +198,7 @@ async def add_copy(body: PhysicalCopyCreate, ctx: WriteContextDep) -> Response:
 @router.put(
     f"{PREFIX}/copies/{{copy_id}}",
     response_model=WriteAccepted,
-    responses=WRITE_ERRORS,
+    responses=WRITE_CHANGED,
     openapi_extra=WRITE_ROUTE,
     summary="Mark a physical copy verified, corrupt or deleted (critical)",
 )
@@ -196,14 +209,14 @@ async def update_copy(copy_id: UUID, body: PhysicalCopyUpdate, ctx: WriteContext
 @router.get(
     f"{PREFIX}/copies",
     response_model=PageRead[PhysicalCopyRead],
-    responses=READ_ERRORS,
+    responses=read_list(examples.PHYSICAL_COPY),
     summary="Physical copies of a package or at a location",
 )
 async def list_copies(
     reader: ReaderDep,
     _: ReadAccess,
     raw_data_package_id: UUID | None = None,
-    data_location_id: Annotated[int | None, Query(gt=0)] = None,
+    data_location_id: Annotated[IntId | None, Query()] = None,
     order: Order = "created_at",
     limit: Limit = 100,
     offset: Offset = 0,
@@ -217,13 +230,26 @@ async def list_copies(
     return page_of(PhysicalCopyRead, page)
 
 
+@router.get(
+    f"{PREFIX}/copies/{{copy_id}}",
+    response_model=PhysicalCopyRead,
+    responses=read_one(examples.PHYSICAL_COPY),
+    summary="One physical copy, including buffered changes",
+)
+async def get_copy(copy_id: UUID, reader: ReaderDep, _: ReadAccess) -> PhysicalCopyRead:
+    found = await reader.get("physical_copies", copy_id)
+    if found is None:
+        raise NotFound(f"physical copy {copy_id} not found")
+    return PhysicalCopyRead.model_validate(found)
+
+
 # --- what the control room watches -----------------------------------------------------------
 
 
 @router.get(
     f"{PREFIX}/overview",
     response_model=Overview,
-    responses=READ_ERRORS,
+    responses=documented(examples.OVERVIEW, 401, 403, 503),
     summary="Transfer and package counts by status, per route, and bytes in flight",
 )
 async def overview(reader: ReaderDep, _: ReadAccess) -> Overview:
@@ -238,8 +264,10 @@ async def transfer_overview(reader: MergedReader) -> Overview:
         transfers_by_status[status] = transfers_by_status.get(status, 0) + count
         routes.setdefault(route_id, {})[status] = count
     packages = await reader.count_by("raw_data_packages", ["status"])
-    in_flight = await reader.page(
-        "data_transfers", [Eq("status", TransferStatus.TRANSFERRING.value)], limit=10_000
+    in_flight = await reader.sums(
+        "data_transfers",
+        ["bytes_total", "bytes_transferred"],
+        [Eq("status", TransferStatus.TRANSFERRING.value)],
     )
     return Overview(
         transfers_by_status=transfers_by_status,
@@ -248,9 +276,7 @@ async def transfer_overview(reader: MergedReader) -> Overview:
             **{status: count for (status,), count in packages.items()},
         },
         routes=[RouteCounts(route_id=r, by_status=c) for r, c in sorted(routes.items())],
-        bytes_in_flight=sum(
-            int(t["bytes_total"]) - int(t["bytes_transferred"]) for t in in_flight.items
-        ),
+        bytes_in_flight=in_flight["bytes_total"] - in_flight["bytes_transferred"],
         failed_transfers=transfers_by_status.get(TransferStatus.FAILED.value, 0),
     )
 
@@ -258,7 +284,7 @@ async def transfer_overview(reader: MergedReader) -> Overview:
 @router.get(
     f"{PREFIX}/packages",
     response_model=PageRead[RawDataPackageRead],
-    responses=READ_ERRORS,
+    responses=read_list(examples.RAW_DATA_PACKAGE),
     summary="Raw data packages by status (buffered ones included)",
 )
 async def list_packages(
@@ -295,7 +321,7 @@ add_resource(
         staging.ArchiveTransferRead, staging.ArchiveFilters, ("requested_at", "completed_at"),
         staging.ArchiveTransferCreate, staging.ArchiveTransferUpdate,
         write_permission=Permission.MANAGE_CATALOG, uuid_ids=True, validate=_validate_archive,
-        tags=["transfer"],
+        tags=["transfer"], example=examples.ARCHIVE_TRANSFER,
     ),
 )  # fmt: skip
 
@@ -307,7 +333,7 @@ add_resource(
     "/api/staging/jobs",
     status_code=201,
     response_model=staging.StagingJobWithPackages,
-    responses=errors(401, 403, 422, 503),
+    responses=documented(examples.STAGING_JOB_WITH_PACKAGES, 401, 403, 409, 422, 503, status=201),
     summary="Stage archived packages to a processing location (written to main)",
     tags=["staging"],
 )
@@ -321,7 +347,7 @@ async def create_staging_job(
 @router.put(
     "/api/staging/jobs/{job_id}",
     response_model=staging.StagingJobRead,
-    responses=errors(401, 403, 404, 409, 422, 503),
+    responses=documented(examples.STAGING_JOB, *READ_CODES, 404, 409),
     summary="Move a staging job along: staging, completed, failed, cancelled (main)",
     tags=["staging"],
 )
@@ -336,28 +362,27 @@ async def update_staging_job(
 @router.get(
     "/api/staging/jobs",
     response_model=PageRead[staging.StagingJobRead],
-    responses=READ_ERRORS,
-    summary="Staging jobs, newest first",
+    responses=read_list(examples.STAGING_JOB),
+    summary="Staging jobs by status (order=created_at|updated_at; newest first by default)",
     tags=["staging"],
 )
 async def list_staging_jobs(
     reader: ReaderDep,
     _: ReadAccess,
     status: Literal["pending", "staging", "completed", "failed", "cancelled"] | None = None,
+    order: Order = "-created_at",
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> PageRead[staging.StagingJobRead]:
     where: list[Condition] = [Eq("status", status)] if status else []
-    page = await reader.page(
-        "staging_jobs", where, [OrderBy("created_at", descending=True)], limit=limit, offset=offset
-    )
+    page = await reader.page("staging_jobs", where, _order(order), limit=limit, offset=offset)
     return page_of(staging.StagingJobRead, page)
 
 
 @router.get(
     "/api/staging/jobs/{job_id}",
     response_model=staging.StagingJobWithPackages,
-    responses={**READ_ERRORS, **errors(404)},
+    responses=read_one(examples.STAGING_JOB_WITH_PACKAGES),
     summary="A staging job with its packages",
     tags=["staging"],
 )

@@ -9,8 +9,9 @@ import orjson
 from fastapi import APIRouter, Body
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from ccat_api.api import examples
 from ccat_api.api.deps import AccountAccess, RuntimeDep, UsersAccess, account_id
-from ccat_api.api.responses import errors
+from ccat_api.api.responses import documented
 from ccat_api.auth.users import (
     create_service_account,
     get_preferences,
@@ -18,7 +19,7 @@ from ccat_api.auth.users import (
     set_preferences,
     update_user,
 )
-from ccat_api.domain.schemas import json_safe
+from ccat_api.domain.schemas import IntId, json_safe
 
 router = APIRouter(tags=["users"])
 
@@ -68,7 +69,10 @@ Preferences = Annotated[dict[str, Any], AfterValidator(_bounded)]
 
 
 @router.get(
-    "/users", response_model=list[UserRead], responses=errors(401, 403), summary="All users (admin)"
+    "/users",
+    response_model=list[UserRead],
+    responses=documented([examples.USER], 401, 403, 503),
+    summary="All users (admin)",
 )
 async def users(_: UsersAccess, runtime: RuntimeDep) -> list[UserRead]:
     return [UserRead.model_validate(r._mapping) for r in await list_users(runtime.read_db)]
@@ -78,7 +82,7 @@ async def users(_: UsersAccess, runtime: RuntimeDep) -> list[UserRead]:
     "/users",
     status_code=201,
     response_model=UserRead,
-    responses=errors(401, 403, 409, 422, 503),
+    responses=documented(examples.USER, 401, 403, 409, 422, 503, status=201),
     summary="Create a service account, e.g. for an instrument (admin)",
 )
 async def create_user(body: ServiceAccountCreate, _: UsersAccess, runtime: RuntimeDep) -> UserRead:
@@ -89,11 +93,11 @@ async def create_user(body: ServiceAccountCreate, _: UsersAccess, runtime: Runti
 @router.patch(
     "/users/{user_id}",
     response_model=UserRead,
-    responses=errors(401, 403, 404, 422, 503),
+    responses=documented(examples.USER, 401, 403, 404, 422, 503),
     summary="Change a user's role or disable the account (admin)",
 )
 async def change_user(
-    user_id: int, body: UserUpdate, _: UsersAccess, runtime: RuntimeDep
+    user_id: IntId, body: UserUpdate, _: UsersAccess, runtime: RuntimeDep
 ) -> UserRead:
     row = await update_user(runtime.main_db, user_id, role=body.role, active=body.active)
     return UserRead.model_validate(row._mapping)
@@ -101,7 +105,8 @@ async def change_user(
 
 @router.get(
     "/users/me/preferences",
-    responses=errors(401, 403),
+    # 400: the development token has no account to keep preferences for.
+    responses=documented(examples.PREFERENCES, 400, 401, 403, 503),
     summary="My preferences (a JSON object)",
 )
 async def my_preferences(identity: AccountAccess, runtime: RuntimeDep) -> dict[str, Any]:
@@ -110,7 +115,7 @@ async def my_preferences(identity: AccountAccess, runtime: RuntimeDep) -> dict[s
 
 @router.put(
     "/users/me/preferences",
-    responses=errors(401, 403, 422, 503),
+    responses=documented(examples.PREFERENCES, 400, 401, 403, 422, 503),
     summary="Replace my preferences (a JSON object of at most 64 KiB)",
 )
 async def replace_my_preferences(

@@ -226,6 +226,27 @@ class MergedReader:
             counts[key] = counts.get(key, 0) + 1
         return counts
 
+    async def sums(
+        self, model: str, columns: Sequence[str], where: Sequence[Condition] = ()
+    ) -> dict[str, int]:
+        """Totals of integer columns over every matching record (replica and buffer alike),
+        summed by the database rather than over a page, so no record is left out."""
+        table = Base.metadata.tables[model]
+        buffered_rows, clauses = await self._split(model, where)
+        async with self._db.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(*(sa.func.coalesce(sa.func.sum(table.c[c]), 0) for c in columns))
+                    .select_from(table)
+                    .where(*clauses)
+                )
+            ).one()
+        totals = {column: int(value) for column, value in zip(columns, row, strict=True)}
+        for buffered_row in buffered_rows:
+            for column in columns:
+                totals[column] += int(buffered_row.get(column) or 0)
+        return totals
+
     async def _split(
         self, model: str, where: Sequence[Condition]
     ) -> tuple[list[Row], list[sa.ColumnElement[bool]]]:

@@ -11,12 +11,11 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ccat_api.domain.schemas import Conditions, Name, Strict, examples
+from ccat_api.domain.schemas import Conditions, IntId, Name, Strict, examples
 from ccat_api.errors import Unprocessable
 
 Slug = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
 Text = Annotated[str, Field(max_length=5000, pattern=r"^[^\x00]*$")]
-Id = Annotated[int, Field(gt=0)]
 
 
 class Read(BaseModel):
@@ -68,7 +67,7 @@ class ObservingProgramRead(Read):
 class SubObservingProgramCreate(Strict):
     model_config = examples({"observing_program_id": 1, "short_name": "wide", "name": "Wide tiles"})
 
-    observing_program_id: Id
+    observing_program_id: IntId
     short_name: Slug
     name: Name
     description: Text = ""
@@ -90,7 +89,7 @@ class SubObservingProgramRead(Read):
 
 
 class SubProgramFilters(Search):
-    observing_program_id: int | None = Field(default=None, gt=0)
+    observing_program_id: IntId | None = None
 
 
 # --- sources --------------------------------------------------------------------------------
@@ -206,11 +205,11 @@ class ObsUnitCreate(Strict):
     )
 
     name: Name
-    observing_program_id: Id
-    sub_observing_program_id: Id | None = None
-    instrument_id: Id
-    source_id: Id | None = None
-    observation_configuration_id: Id | None = None
+    observing_program_id: IntId
+    sub_observing_program_id: IntId | None = None
+    instrument_id: IntId
+    source_id: IntId | None = None
+    observation_configuration_id: IntId | None = None
     priority: float = Field(default=1.0, ge=0, le=100)
     min_elevation_deg: float = Field(default=30.0, ge=0, le=90)
     duration_s: float = Field(default=3600.0, gt=0, le=7 * 24 * 3600)
@@ -221,9 +220,9 @@ class ObsUnitUpdate(Strict):
     model_config = examples({"priority": 3.5})
 
     name: Name | None = None
-    sub_observing_program_id: Id | None = None
-    source_id: Id | None = None
-    observation_configuration_id: Id | None = None
+    sub_observing_program_id: IntId | None = None
+    source_id: IntId | None = None
+    observation_configuration_id: IntId | None = None
     priority: float | None = Field(default=None, ge=0, le=100)
     min_elevation_deg: float | None = Field(default=None, ge=0, le=90)
     duration_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
@@ -245,10 +244,10 @@ class ObsUnitRead(Read):
 
 
 class ObsUnitFilters(Search):
-    observing_program_id: int | None = Field(default=None, gt=0)
-    sub_observing_program_id: int | None = Field(default=None, gt=0)
-    instrument_id: int | None = Field(default=None, gt=0)
-    source_id: int | None = Field(default=None, gt=0)
+    observing_program_id: IntId | None = None
+    sub_observing_program_id: IntId | None = None
+    instrument_id: IntId | None = None
+    source_id: IntId | None = None
 
 
 # --- observatory and instruments ------------------------------------------------------------
@@ -290,8 +289,8 @@ class InstrumentRead(Read):
 
 
 class InstrumentFilters(Search):
-    site_id: int | None = Field(default=None, gt=0)
-    telescope_id: int | None = Field(default=None, gt=0)
+    site_id: IntId | None = None
+    telescope_id: IntId | None = None
 
 
 class InstrumentModuleRead(Read):
@@ -303,7 +302,7 @@ class InstrumentModuleRead(Read):
 
 
 class ModuleFilters(BaseModel):
-    instrument_id: int | None = Field(default=None, gt=0)
+    instrument_id: IntId | None = None
 
 
 class ModuleConfigurationCreate(Strict):
@@ -311,7 +310,7 @@ class ModuleConfigurationCreate(Strict):
         {"instrument_module_id": 1, "name": "280 GHz low bias", "parameters": {"bias": "low"}}
     )
 
-    instrument_module_id: Id
+    instrument_module_id: IntId
     name: Name
     parameters: Conditions = Field(default_factory=dict)
 
@@ -324,7 +323,7 @@ class ModuleConfigurationRead(Read):
 
 
 class ModuleConfigurationFilters(BaseModel):
-    instrument_module_id: int | None = Field(default=None, gt=0)
+    instrument_module_id: IntId | None = None
 
 
 class ObservationModeRead(Read):
@@ -343,8 +342,8 @@ class ObservationConfigurationCreate(Strict):
     )
 
     name: Name
-    observation_mode_id: Id
-    instrument_module_configuration_id: Id | None = None
+    observation_mode_id: IntId
+    instrument_module_configuration_id: IntId | None = None
     parameters: Conditions = Field(default_factory=dict)
 
 
@@ -357,7 +356,7 @@ class ObservationConfigurationRead(Read):
 
 
 class ObservationConfigurationFilters(BaseModel):
-    observation_mode_id: int | None = Field(default=None, gt=0)
+    observation_mode_id: IntId | None = None
 
 
 # --- data locations and routes --------------------------------------------------------------
@@ -375,7 +374,7 @@ class DataLocationCreate(Strict):
     )
 
     name: Name
-    site_id: Id
+    site_id: IntId
     location_type: Literal["disk", "s3", "tape"]
     role: Literal["source", "buffer", "long_term_archive", "processing"]
     base_uri: Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^\x00-\x1f]+$")]
@@ -402,7 +401,7 @@ class DataLocationRead(Read):
 
 
 class DataLocationFilters(Search):
-    site_id: int | None = Field(default=None, gt=0)
+    site_id: IntId | None = None
     role: Literal["source", "buffer", "long_term_archive", "processing"] | None = None
     location_type: Literal["disk", "s3", "tape"] | None = None
 
@@ -419,10 +418,10 @@ class RouteCreate(Strict):
     )
 
     name: Name
-    origin_location_id: Id
-    destination_location_id: Id
+    origin_location_id: IntId
+    destination_location_id: IntId
     route_type: Literal["direct", "relay"]
-    via_site_id: Id | None = None
+    via_site_id: IntId | None = None
     method: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_-]+$")] = "bbcp"
     active: bool = True
 
@@ -458,6 +457,6 @@ class RouteRead(Read):
 
 
 class RouteFilters(Search):
-    origin_location_id: int | None = Field(default=None, gt=0)
-    destination_location_id: int | None = Field(default=None, gt=0)
+    origin_location_id: IntId | None = None
+    destination_location_id: IntId | None = None
     route_type: Literal["direct", "relay"] | None = None

@@ -9,17 +9,20 @@ read from the constraint's conventional name (``uq_<table>_<column>``, ``fk_<tab
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.schema import ColumnCollectionConstraint
 
 from ccat_api.db.engines import PrimaryDatabase
 from ccat_api.db.models import Base
 from ccat_api.errors import CcatError, Conflict, NotFound, UniqueConflict, Unprocessable
 
 Row = dict[str, Any]
+_DDL_NAMES = PGDialect().identifier_preparer  # type: ignore[no-untyped-call]
 
 
 def _constraint_error(exc: IntegrityError, table: sa.Table) -> CcatError:
@@ -43,6 +46,17 @@ def _constraint_error(exc: IntegrityError, table: sa.Table) -> CcatError:
 
 def _column_of(constraint: str, table: sa.Table) -> str | None:
     """The column named in a conventional constraint name, if it is one of the table's."""
+    # A conventional name longer than PostgreSQL's 63 characters was cut short with a hash
+    # when the table was made (fk_instrument_module_configurations_instrument_module_i_a019):
+    # match the name as it was created, not its prefix.
+    for candidate in table.constraints:
+        if (
+            isinstance(candidate, ColumnCollectionConstraint)
+            and candidate.name is not None
+            and _DDL_NAMES.format_constraint(candidate) == constraint
+            and candidate.columns
+        ):
+            return str(next(iter(candidate.columns)).name)
     for prefix in (f"uq_{table.name}_", f"fk_{table.name}_", f"ck_{table.name}_"):
         if constraint.startswith(prefix):
             rest = constraint[len(prefix) :]
@@ -67,12 +81,34 @@ async def insert_row(db: PrimaryDatabase, table_name: str, values: Mapping[str, 
 
 
 async def update_row(
-    db: PrimaryDatabase, table_name: str, pk: Any, values: Mapping[str, Any]
+    db: PrimaryDatabase,
+    table_name: str,
+    pk: Any,
+    values: dict[str, Any],
+    check: Callable[[Row], Awaitable[None]] | None = None,
 ) -> Row:
+    """Change one row on main. ``check`` sees the row as main holds it, locked until the
+    change commits, so a rule about the current state (a state machine, a source still valid
+    for its type) holds against concurrent changes and never against a lagging replica; it
+    may complete ``values``."""
     table = _table(table_name)
     try:
         async with db.begin() as conn:
-            statement = sa.update(table).where(table.c.id == pk).values(**values).returning(table)
+            if check is not None:
+                current = (
+                    await conn.execute(sa.select(table).where(table.c.id == pk).with_for_update())
+                ).one_or_none()
+                if current is None:
+                    raise NotFound(f"{table_name} {pk} not found")
+                await check(dict(current._mapping))
+            # An empty patch changes nothing (a merge patch of {} is the identity, RFC 7396):
+            # answer with the record as main holds it, or 404; an UPDATE with no SET would
+            # not compile.
+            statement: sa.Executable = (
+                sa.update(table).where(table.c.id == pk).values(**values).returning(table)
+                if values
+                else sa.select(table).where(table.c.id == pk)
+            )
             row = (await conn.execute(statement)).one_or_none()
     except IntegrityError as exc:
         raise _constraint_error(exc, table) from exc

@@ -14,6 +14,7 @@ from uuid import UUID
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 INT64_MAX = 2**63 - 1
+INT32_MAX = 2**31 - 1
 # Sizes stay exact in every JSON client (JavaScript numbers) and sums stay inside bigint.
 MAX_FILE_SIZE_BYTES = 2**53
 CONDITIONS_MAX_DEPTH = 6
@@ -58,6 +59,10 @@ RelativePath = Annotated[
 Checksum = Annotated[str, Field(min_length=8, max_length=200, pattern=r"^[A-Za-z0-9:+/=_-]+$")]
 Conditions = Annotated[dict[str, Any], Field(max_length=50), AfterValidator(json_safe)]
 FileType = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9._+-]+$")]
+# Every integer key on main is a PostgreSQL integer (int4). A larger number names no record,
+# and the driver refuses to send it at all (a DataError, not a miss): refused here instead,
+# as a 422 naming the field, in bodies, paths and query strings alike.
+IntId = Annotated[int, Field(gt=0, le=INT32_MAX)]
 
 
 class Strict(BaseModel):
@@ -75,8 +80,8 @@ def examples(*items: dict[str, Any]) -> ConfigDict:
 
 
 class ExecutedObsUnitStart(Strict):
-    obs_unit_id: int = Field(gt=0)
-    instrument_module_id: int | None = Field(default=None, gt=0)
+    obs_unit_id: IntId
+    instrument_module_id: IntId | None = None
     start_time: AwareDatetime | None = Field(
         default=None, description="When the observation started; defaults to now."
     )
@@ -111,7 +116,7 @@ class RawDataFileFields(Strict):
     size_bytes: int = Field(ge=0, le=MAX_FILE_SIZE_BYTES)
     checksum: Checksum
     file_type: FileType
-    instrument_module_id: int = Field(gt=0)
+    instrument_module_id: IntId
 
 
 class RawDataFileCreate(RawDataFileFields):
@@ -172,7 +177,7 @@ class RawDataPackageCreate(Strict):
 
     name: Name
     executed_obs_unit_id: UUID
-    instrument_module_id: int = Field(gt=0)
+    instrument_module_id: IntId
     raw_data_file_ids: list[UUID] = Field(
         default_factory=list, max_length=10000, description="Existing files to pack."
     )
@@ -316,7 +321,7 @@ Message = Annotated[str, Field(min_length=1, max_length=10_000, pattern=r"^[^\x0
 
 class TransferCreate(Strict):
     raw_data_package_id: UUID
-    route_id: int = Field(gt=0)
+    route_id: IntId
 
     model_config = examples(
         {"raw_data_package_id": "019a4c2e-7f00-7000-8000-000000000003", "route_id": 1}
@@ -350,7 +355,7 @@ class PhysicalCopyCreate(Strict):
     )
 
     raw_data_package_id: UUID
-    data_location_id: int = Field(gt=0)
+    data_location_id: IntId
     path: Path
     checksum: Checksum | None = None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from typing import Any
 
 import pytest
 
@@ -138,16 +139,21 @@ def _separation_deg(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
     return math.degrees(math.atan2(num, den))
 
 
-async def test_cone_search_returns_fixed_sources_within_the_radius_nearest_first(
+async def test_cone_search_pages_fixed_sources_within_the_radius_nearest_first_with_a_total(
     tokens: Tokens, main_settings: Settings
 ) -> None:
     ra, dec, radius = 150.0, 2.0, 3.0
+    cone = {"ra_deg": ra, "dec_deg": dec, "radius_deg": radius}
     async with serve(main_settings) as url, client(url, tokens.viewer) as http:
-        found = (
-            await http.get(
-                "/sources/search/cone", params={"ra_deg": ra, "dec_deg": dec, "radius_deg": radius}
+        pages: list[dict[str, Any]] = []
+        offset, limit = 0, 3
+        while not pages or offset < pages[-1]["total"]:
+            r = await http.get(
+                "/sources/search/cone", params={**cone, "limit": limit, "offset": offset}
             )
-        ).json()
+            assert r.status_code == 200, r.text
+            pages.append(r.json())
+            offset += limit
         everything = (
             await http.get("/sources", params={"source_type": "fixed", "limit": 1000})
         ).json()
@@ -157,6 +163,11 @@ async def test_cone_search_returns_fixed_sources_within_the_radius_nearest_first
         if _separation_deg(ra, dec, s["ra_deg"], s["dec_deg"]) <= radius
     )
     assert len(expected) >= 5
+    assert {p["total"] for p in pages} == {len(expected)}
+    assert [(p["limit"], p["offset"]) for p in pages] == [
+        (limit, i * limit) for i in range(len(pages))
+    ]
+    found = [s for p in pages for s in p["items"]]
     assert [s["name"] for s in found] == [name for _, name in expected]
     for s, (distance, _) in zip(found, expected, strict=True):
         assert abs(s["distance_deg"] - distance) < 1e-6

@@ -4,44 +4,17 @@ replica shows the commit."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import httpx
 
 from ccat_api.buffering.worker import SiteWorker
 from ccat_api.config import Settings
 from ccat_api.devstack.stack import Stack
 from tests.integration.conftest import Tokens
-from tests.support import buffer_state, client, serve
+from tests.support import RAW_FILE, all_pages, buffer_state, client, replica_paused, serve
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
-
-
-@contextmanager
-def replica_paused(stack: Stack) -> Iterator[None]:
-    stack.replica.psql("SELECT pg_wal_replay_pause()")
-    try:
-        yield
-    finally:
-        stack.replica.psql("SELECT pg_wal_replay_resume()")
-
-
-async def all_pages(
-    http: httpx.AsyncClient, path: str, params: dict[str, Any], limit: int
-) -> tuple[list[dict[str, Any]], set[int]]:
-    items: list[dict[str, Any]] = []
-    totals: set[int] = set()
-    offset = 0
-    while True:
-        page = (await http.get(path, params={**params, "limit": limit, "offset": offset})).json()
-        totals.add(page["total"])
-        items += page["items"]
-        offset += limit
-        if offset >= page["total"]:
-            return items, totals
 
 
 async def test_reads_see_a_write_exactly_once_at_every_stage(
@@ -278,3 +251,119 @@ async def test_text_order_is_the_same_for_replica_rows_and_buffered_records(
             ).json()
             got = [f["relative_path"].split("/", 1)[1] for f in listed["items"]]
             assert got == sorted(names, reverse=reverse)
+
+
+async def test_a_buffered_file_copy_and_transfer_log_read_back_by_id_at_every_stage(
+    stack: Stack, tokens: Tokens, secondary_settings: Settings, worker: SiteWorker
+) -> None:
+    async with serve(secondary_settings) as url, client(url, tokens.operator) as http:
+
+        async def created(path: str, body: dict[str, Any]) -> dict[str, Any]:
+            r = await http.post(path, json=body)
+            assert r.status_code == 201, r.text
+            return dict(r.json())
+
+        eou = (await created("/executed_obs_units/start", {"obs_unit_id": 1}))["id"]
+        package = await created(
+            "/raw_data_package",
+            {
+                "name": f"pkg-{eou}",
+                "executed_obs_unit_id": eou,
+                "instrument_module_id": 1,
+                "files": [{**RAW_FILE, "name": "a", "relative_path": f"{eou}/a.fits",
+                           "size_bytes": 10}],
+            },
+        )  # fmt: skip
+        (file_id,) = (i for i in package["ids"] if i != package["id"])
+        fin = await http.put(f"/raw_data_package/{package['id']}/finalize", json={})
+        assert fin.status_code == 200, fin.text
+        transfer = await created(
+            "/api/transfer/transfers", {"raw_data_package_id": package["id"], "route_id": 1}
+        )
+        await created(f"/api/transfer/transfers/{transfer['id']}/logs", {"message": "started"})
+        copy = await created(
+            "/api/transfer/copies",
+            {"raw_data_package_id": package["id"], "data_location_id": 2, "path": f"/b/{eou}"},
+        )
+        changed = await http.put(f"/api/transfer/copies/{copy['id']}", json={"status": "verified"})
+        assert changed.status_code == 200, changed.text
+
+        async def check() -> None:
+            got_file = await http.get(f"/raw_data_files/{file_id}")
+            assert got_file.status_code == 200, got_file.text
+            assert got_file.json()["relative_path"] == f"{eou}/a.fits"
+            assert got_file.json()["raw_data_package_id"] == package["id"]
+            got_copy = await http.get(f"/api/transfer/copies/{copy['id']}")
+            assert got_copy.status_code == 200, got_copy.text
+            assert got_copy.json()["status"] == "verified"  # the later buffered update
+            logs = await http.get(f"/api/transfer/transfers/{transfer['id']}/logs")
+            assert logs.status_code == 200, logs.text
+            assert [entry["message"] for entry in logs.json()["items"]] == ["started"]
+
+        await check()  # buffered
+        assert await worker.processor.run_once() == 7
+        stack.wait_replica_caught_up()
+        assert len(await worker.tracker.run_once()) == 7
+        await check()  # visible: from the replica alone
+
+
+async def test_unknown_ids_are_404_for_files_copies_and_transfer_logs(
+    tokens: Tokens, secondary_settings: Settings
+) -> None:
+    async with serve(secondary_settings) as url, client(url, tokens.viewer) as http:
+        for path in (
+            f"/raw_data_files/{uuid.uuid4()}",
+            f"/api/transfer/copies/{uuid.uuid4()}",
+            f"/api/transfer/transfers/{uuid.uuid4()}/logs",
+        ):
+            r = await http.get(path)
+            assert r.status_code == 404, f"{path}: {r.status_code} {r.text}"
+            assert r.json()["code"] == "not_found"
+        malformed = await http.get("/raw_data_files/not-a-uuid")
+        assert malformed.status_code == 422
+        assert malformed.json()["field"] == "file_id"
+
+
+async def test_raw_data_files_list_names_the_filter_it_needs(
+    tokens: Tokens, main_settings: Settings
+) -> None:
+    async with serve(main_settings) as url, client(url, tokens.viewer) as http:
+        r = await http.get("/raw_data_files")
+        assert r.status_code == 422, r.text
+        assert r.json()["field"] == "executed_obs_unit_id"
+        assert "raw_data_package_id" in r.json()["detail"]
+
+
+async def test_staging_jobs_list_orders_by_the_named_field_and_refuses_an_unknown_one(
+    stack: Stack, tokens: Tokens, main_settings: Settings
+) -> None:
+    tag = f"order-{uuid.uuid4().hex[:8]}"
+    # Created a, b, c; last changed in the opposite order.
+    stack.main_db.psql(
+        "INSERT INTO staging_jobs (id, destination_location_id, status, requested_by,"
+        " created_at, updated_at) VALUES"
+        + ",".join(
+            f" ('{uuid.uuid4()}', 5, 'pending', '{tag}-{name}',"
+            f" '{T0 + timedelta(minutes=i)}', '{T0 + timedelta(minutes=10 - i)}')"
+            for i, name in enumerate("abc")
+        ),
+        user="ccat",
+    )
+    async with serve(main_settings) as url, client(url, tokens.viewer) as http:
+
+        async def mine(order: str | None) -> list[str]:
+            params: dict[str, str | int] = {"limit": 1000}
+            if order is not None:
+                params["order"] = order
+            r = await http.get("/api/staging/jobs", params=params)
+            assert r.status_code == 200, r.text
+            names = [j["requested_by"] for j in r.json()["items"]]
+            return [n.rsplit("-", 1)[1] for n in names if n.startswith(tag)]
+
+        assert await mine("created_at") == ["a", "b", "c"]
+        assert await mine("-created_at") == ["c", "b", "a"]
+        assert await mine("updated_at") == ["c", "b", "a"]
+        assert await mine(None) == ["c", "b", "a"]  # newest first
+        refused = await http.get("/api/staging/jobs", params={"order": "colour"})
+        assert refused.status_code == 422
+        assert refused.json()["field"] == "order"

@@ -22,7 +22,7 @@ from ccat_api.db.engines import PrimaryDatabase, make_engine
 from ccat_api.db.models import Role
 from ccat_api.devstack.stack import MAIN_SITE, Stack
 
-FILE = {"size_bytes": 52_428_800, "file_type": "fits", "instrument_module_id": 1}
+FILE = {"size_bytes": 52_428_800, "file_type": "fits", "instrument_module_id": 2}
 DRAIN_TIMEOUT_S = 120
 # The gateway samples the site's figures at most twice a second.
 METRICS_FRESH_S = 0.6

@@ -58,8 +58,7 @@ async def _create_files(
         if f.raw_data_package_id is not None:
             _check_package_accepts(
                 packages.get(str(f.raw_data_package_id)),
-                f.raw_data_package_id,
-                f.executed_obs_unit_id,
+                f,
                 field(i, "raw_data_package_id"),
             )
     await _check_paths_free(ctx, [f.relative_path for f in files], field_prefix)
@@ -76,8 +75,9 @@ async def create_package(ctx: WriteContext, body: RawDataPackageCreate) -> Prepa
             field="executed_obs_unit_id",
         )
     await ctx.require_module(body.instrument_module_id, "instrument_module_id")
+    # A package groups the files of one executed obs unit taken by one instrument module.
     for i, f in enumerate(body.files):
-        await ctx.require_module(f.instrument_module_id, f"files[{i}].instrument_module_id")
+        _check_same_module(body, f.instrument_module_id, f"files[{i}].instrument_module_id")
     if await ctx.reader.replica_values_taken(PACKAGES, "name", [body.name]):
         raise UniqueConflict(f"name: a raw data package named {body.name!r} exists", field="name")
     existing = await ctx.reader.get_many(FILES, body.raw_data_file_ids)
@@ -91,6 +91,7 @@ async def create_package(ctx: WriteContext, body: RawDataPackageCreate) -> Prepa
                 f"{name}: raw data file {file_id} belongs to another executed obs unit",
                 field=name,
             )
+        _check_same_module(body, current["instrument_module_id"], name)
         if current["raw_data_package_id"] is not None:
             raise StateConflict(
                 f"{name}: raw data file {file_id} is already in package"
@@ -185,16 +186,32 @@ def _check_total_size(sizes: Sequence[int], field: str) -> None:
         )
 
 
+def _check_same_module(body: RawDataPackageCreate, module_id: int, field: str) -> None:
+    if module_id != body.instrument_module_id:
+        raise Unprocessable(
+            f"{field}: a file of instrument module {module_id} cannot go into a package of"
+            f" instrument module {body.instrument_module_id}",
+            field=field,
+        )
+
+
 def _check_package_accepts(
-    package: dict[str, Any] | None, package_id: UUID, executed_obs_unit_id: UUID, field: str
+    package: dict[str, Any] | None, file: RawDataFileCreate, field: str
 ) -> None:
+    package_id = file.raw_data_package_id
     if package is None:
         raise InvalidReference(
             f"{field}: raw data package {package_id} does not exist", field=field
         )
-    if package["executed_obs_unit_id"] != executed_obs_unit_id:
+    if package["executed_obs_unit_id"] != file.executed_obs_unit_id:
         raise Unprocessable(
             f"{field}: raw data package {package_id} belongs to another executed obs unit",
+            field=field,
+        )
+    if package["instrument_module_id"] != file.instrument_module_id:
+        raise Unprocessable(
+            f"{field}: raw data package {package_id} holds files of instrument module"
+            f" {package['instrument_module_id']}, not {file.instrument_module_id}",
             field=field,
         )
     if package["status"] != RawDataPackageStatus.BUILDING.value:

@@ -27,7 +27,7 @@ from ccat_api.db.models import (
     StagingStatus,
 )
 from ccat_api.domain.references import ReferenceData
-from ccat_api.domain.schemas import Message, Strict, examples
+from ccat_api.domain.schemas import IntId, Message, Strict, examples
 from ccat_api.errors import InvalidReference, NotFound, StateConflict, Unprocessable
 
 STAGING_NEXT = {
@@ -54,7 +54,7 @@ class StagingJobCreate(Strict):
     )
 
     raw_data_package_ids: list[UUID] = Field(min_length=1, max_length=1000)
-    destination_location_id: int = Field(gt=0)
+    destination_location_id: IntId
 
 
 class StagingJobUpdate(Strict):
@@ -85,7 +85,7 @@ class ArchiveTransferCreate(Strict):
     )
 
     raw_data_package_id: UUID
-    data_location_id: int = Field(gt=0)
+    data_location_id: IntId
 
 
 class ArchiveTransferUpdate(Strict):
@@ -137,15 +137,12 @@ async def create_job(
     try:
         async with db.begin() as conn:
             # Locked so a package cannot leave the archive between this check and the insert.
-            statuses = dict(
-                (
-                    await conn.execute(
-                        sa.select(RawDataPackage.id, RawDataPackage.status)
-                        .where(RawDataPackage.id.in_(packages))
-                        .with_for_update()
-                    )
-                ).tuples()
+            found = await conn.execute(
+                sa.select(RawDataPackage.id, RawDataPackage.status)
+                .where(RawDataPackage.id.in_(packages))
+                .with_for_update()
             )
+            statuses: dict[UUID, str] = {package_id: status for package_id, status in found}
             _require_archived(packages, statuses)
             row = (
                 await conn.execute(
@@ -249,5 +246,8 @@ async def validate_archive_transfer(
         )
     if target is ArchiveStatus.FAILED and not changes.get("error"):
         raise Unprocessable("error: say why the archive transfer failed", field="error")
+    if target is ArchiveStatus.PENDING:
+        # A retry starts clean: the failed attempt's error no longer describes it.
+        changes["error"] = None
     if target is ArchiveStatus.COMPLETED:
         changes["completed_at"] = sa.func.now()

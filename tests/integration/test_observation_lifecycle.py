@@ -1,9 +1,10 @@
 """Every critical write of the observations and raw-data areas, made while main is
-unreachable: accepted, read back alone and inside related lists, applied once on main,
-visible after replication, overlay removed."""
+unreachable: accepted, read back at once alone and inside every related list, applied once on
+main, visible after replication, overlay removed."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,31 +12,137 @@ import httpx
 
 from ccat_api.buffering.worker import SiteWorker
 from ccat_api.config import Settings
+from ccat_api.db.models import ExecutedObsUnitStatus, RawDataPackageStatus
 from ccat_api.devstack.stack import Stack
 from tests.integration.conftest import Tokens
-from tests.support import buffer_state, client, fetchval, serve
+from tests.support import (
+    RAW_FILE,
+    buffer_state,
+    client,
+    fetchval,
+    in_list_order,
+    ok,
+    serve,
+    settle,
+)
 
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=42)
-FILE = {"checksum": "sha256:0011223344556677", "file_type": "fits", "instrument_module_id": 1}
 
 
-async def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
+def at(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
 
 
-def accepted(answer: dict[str, Any], created: int) -> dict[str, Any]:
-    """A critical write answered from the buffer, naming every record it created."""
-    assert answer["status"] == "buffered", answer
-    assert len(answer["ids"]) == created, answer
-    if created:
-        assert answer["ids"][0] == answer["id"], answer
-    return answer
+@dataclass
+class Expected:
+    """What this test's records must read as, at every stage, from every read."""
+
+    eou: str
+    obs_unit_id: int
+    unit: dict[str, Any]
+    # id -> (relative_path, size_bytes, raw_data_package_id), in creation order.
+    files: dict[str, tuple[str, int, str | None]] = field(default_factory=dict)
+    # id -> (status, file_count, total_size_bytes, checksum), in creation order. While a
+    # package is building its counts are those it was created with; files added to it later
+    # are counted when it is finalized, so they are not checked (None) until then.
+    packages: dict[str, tuple[str, int | None, int | None, str | None]] = field(
+        default_factory=dict
+    )
+
+    def files_of(self, package: str | None) -> list[str]:
+        return [f for f, (_, _, p) in self.files.items() if p == package]
+
+    def paths_of(self, package: str | None) -> list[str]:
+        return sorted(path for path, _, p in self.files.values() if p == package)
 
 
-def at(value: str) -> datetime:
-    return datetime.fromisoformat(value)
+def unit_view(u: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "obs_unit_id": u["obs_unit_id"],
+        "instrument_module_id": u["instrument_module_id"],
+        "status": u["status"],
+        "start_time": at(u["start_time"]),
+        "end_time": at(u["end_time"]),
+        "mean_pwv_mm": u["mean_pwv_mm"],
+        "conditions": u["conditions"],
+    }
+
+
+def file_view(f: dict[str, Any]) -> tuple[str, int, str | None]:
+    return f["relative_path"], f["size_bytes"], f["raw_data_package_id"]
+
+
+def check_package(got: dict[str, Any], x: Expected, pid: str) -> None:
+    status, count, size, checksum = x.packages[pid]
+    assert (got["id"], got["executed_obs_unit_id"]) == (pid, x.eou)
+    assert (got["status"], got["checksum"]) == (status, checksum), pid
+    if count is not None:
+        assert (got["file_count"], got["total_size_bytes"]) == (count, size), pid
+
+
+async def check_reads(http: httpx.AsyncClient, x: Expected) -> None:
+    """Every read that should show this test's records shows each exactly once, as expected."""
+    got = ok(await http.get(f"/executed_obs_units/{x.eou}"))
+    assert (got["id"], unit_view(got)) == (x.eou, x.unit)
+    for status in ExecutedObsUnitStatus:
+        listed = ok(
+            await http.get(
+                "/executed_obs_units", params={"obs_unit_id": x.obs_unit_id, "status": status}
+            )
+        )
+        want_ids = [x.eou] if status == x.unit["status"] else []
+        assert [u["id"] for u in listed["items"]] == want_ids, status
+        assert listed["total"] == len(want_ids), status
+    listed = ok(await http.get("/executed_obs_units", params={"obs_unit_id": x.obs_unit_id}))
+    assert listed["total"] == 1
+    (in_list,) = listed["items"]
+    assert unit_view(in_list) == x.unit
+
+    files = ok(
+        await http.get("/raw_data_files", params={"executed_obs_unit_id": x.eou, "limit": 1000})
+    )
+    assert files["total"] == len(x.files)
+    assert {f["id"]: file_view(f) for f in files["items"]} == x.files
+    assert files["items"] == in_list_order(files["items"], "created_at")
+    for pid in x.packages:
+        in_package = ok(await http.get("/raw_data_files", params={"raw_data_package_id": pid}))
+        assert sorted(f["id"] for f in in_package["items"]) == sorted(x.files_of(pid)), pid
+        assert in_package["total"] == len(x.files_of(pid)), pid
+    for fid, want in x.files.items():
+        assert file_view(ok(await http.get(f"/raw_data_files/{fid}"))) == want, fid
+
+    created = list(x.packages)
+    for pid in created:
+        package = ok(await http.get(f"/raw_data_package/{pid}"))
+        check_package(package, x, pid)
+        assert [f["relative_path"] for f in package["files"]] == x.paths_of(pid), pid
+    listed = ok(await http.get("/api/transfer/packages", params={"executed_obs_unit_id": x.eou}))
+    assert [p["id"] for p in listed["items"]] == created[::-1]  # newest first
+    assert listed["total"] == len(created)
+    for package in listed["items"]:
+        check_package(package, x, package["id"])
+    present = {status for status, *_ in x.packages.values()}
+    absent = [s.value for s in RawDataPackageStatus if s not in present]
+    for statuses in [[s] for s in sorted(present)] + ([absent] if absent else []):
+        listed = ok(
+            await http.get(
+                "/api/transfer/packages",
+                params={"executed_obs_unit_id": x.eou, "status": statuses},
+            )
+        )
+        want_ids = [p for p in created[::-1] if x.packages[p][0] in statuses]
+        assert [p["id"] for p in listed["items"]] == want_ids, statuses
+        assert listed["total"] == len(want_ids), statuses
+
+    details = ok(await http.get(f"/executed_obs_units/{x.eou}/details"))
+    assert unit_view(details) == x.unit
+    assert [p["id"] for p in details["packages"]] == created  # oldest first
+    for package in details["packages"]:
+        check_package(package, x, package["id"])
+        assert [f["relative_path"] for f in package["files"]] == x.paths_of(package["id"])
+        assert package["transfers"] == []
+    assert [f["relative_path"] for f in details["unpackaged_files"]] == x.paths_of(None)
 
 
 async def test_observation_and_raw_data_life_cycle_is_buffered_readable_and_applied_once(
@@ -54,9 +161,12 @@ async def test_observation_and_raw_data_life_cycle_is_buffered_readable_and_appl
         async def write(
             method: str, path: str, body: dict[str, Any], status: int, created: int
         ) -> dict[str, Any]:
-            answer = accepted(
-                await ok(await http.request(method, path, json=body), status), created
-            )
+            """A critical write answered from the buffer, naming every record it created."""
+            answer: dict[str, Any] = ok(await http.request(method, path, json=body), status)
+            assert answer["status"] == "buffered", answer
+            assert len(answer["ids"]) == created, answer
+            if created:
+                assert answer["ids"][0] == answer["id"], answer
             writes.append(answer)
             return answer
 
@@ -76,6 +186,17 @@ async def test_observation_and_raw_data_life_cycle_is_buffered_readable_and_appl
                 1,
             )
         )["id"]
+        x = Expected(
+            eou=eou,
+            obs_unit_id=fresh_obs_unit,
+            unit={
+                "obs_unit_id": fresh_obs_unit, "instrument_module_id": 1, "status": "running",
+                "start_time": T0, "end_time": None, "mean_pwv_mm": 0.8,
+                "conditions": {"wind_m_s": 3, "sky": "clear"},
+            },
+        )  # fmt: skip
+        await check_reads(http, x)
+
         # 2. a package with new files (sizes 100 + 200 + 300)
         p1_answer = await write(
             "POST",
@@ -85,7 +206,7 @@ async def test_observation_and_raw_data_life_cycle_is_buffered_readable_and_appl
                 "executed_obs_unit_id": eou,
                 "instrument_module_id": 1,
                 "files": [
-                    {**FILE, "name": f"n{i}", "relative_path": f"{site}/p1/n{i}.fits",
+                    {**RAW_FILE, "name": f"n{i}", "relative_path": f"{site}/p1/n{i}.fits",
                      "size_bytes": 100 * i}
                     for i in (1, 2, 3)
                 ],
@@ -93,18 +214,27 @@ async def test_observation_and_raw_data_life_cycle_is_buffered_readable_and_appl
             201,
             4,
         )  # fmt: skip
-        p1, new_files = p1_answer["id"], p1_answer["ids"][1:]
+        p1 = p1_answer["id"]
+        x.packages[p1] = ("building", 3, 600, None)
+        for i, fid in zip((1, 2, 3), p1_answer["ids"][1:], strict=True):
+            x.files[fid] = (f"{site}/p1/n{i}.fits", 100 * i, p1)
+        await check_reads(http, x)
+
         # 3. one file, into that (buffered, still building) package
         single = (
             await write(
                 "POST",
                 "/raw_data_files",
-                {**FILE, "name": "s", "relative_path": f"{site}/p1/s.fits", "size_bytes": 400,
+                {**RAW_FILE, "name": "s", "relative_path": f"{site}/p1/s.fits", "size_bytes": 400,
                  "executed_obs_unit_id": eou, "raw_data_package_id": p1},
                 201,
                 1,
             )
         )["id"]  # fmt: skip
+        x.files[single] = (f"{site}/p1/s.fits", 400, p1)
+        x.packages[p1] = ("building", None, None, None)
+        await check_reads(http, x)
+
         # 4. three files in bulk, unpackaged (sizes 10 + 20 + 30)
         bulk = (
             await write(
@@ -112,7 +242,7 @@ async def test_observation_and_raw_data_life_cycle_is_buffered_readable_and_appl
                 "/raw_data_files/bulk",
                 {
                     "files": [
-                        {**FILE, "name": f"b{i}", "relative_path": f"{site}/loose/b{i}.fits",
+                        {**RAW_FILE, "name": f"b{i}", "relative_path": f"{site}/loose/b{i}.fits",
                          "size_bytes": 10 * i, "executed_obs_unit_id": eou}
                         for i in (1, 2, 3)
                     ]
@@ -121,6 +251,10 @@ async def test_observation_and_raw_data_life_cycle_is_buffered_readable_and_appl
                 3,
             )
         )["ids"]  # fmt: skip
+        for i, fid in zip((1, 2, 3), bulk, strict=True):
+            x.files[fid] = (f"{site}/loose/b{i}.fits", 10 * i, None)
+        await check_reads(http, x)
+
         # 5. a package of two of those existing (buffered) files
         p2 = (
             await write(
@@ -136,123 +270,47 @@ async def test_observation_and_raw_data_life_cycle_is_buffered_readable_and_appl
                 1,
             )
         )["id"]
+        x.packages[p2] = ("building", 2, 30, None)
+        for fid in bulk[:2]:
+            path, size, _ = x.files[fid]
+            x.files[fid] = (path, size, p2)
+        await check_reads(http, x)
+
         # 6., 7. finalize both
-        assert (
-            await write(
-                "PUT", f"/raw_data_package/{p1}/finalize", {"checksum": "md5:feedfeed"}, 200, 0
-            )
-        )["id"] == p1
+        answer = await write(
+            "PUT", f"/raw_data_package/{p1}/finalize", {"checksum": "md5:feedfeed"}, 200, 0
+        )
+        assert answer["id"] == p1
+        x.packages[p1] = ("complete", 4, 1000, "md5:feedfeed")
+        await check_reads(http, x)
         assert (await write("PUT", f"/raw_data_package/{p2}/finalize", {}, 200, 0))["id"] == p2
+        x.packages[p2] = ("complete", 2, 30, None)
+        await check_reads(http, x)
+
         # 8. finish, merging conditions into those of the start
-        assert (
-            await write(
-                "PUT",
-                f"/executed_obs_units/{eou}/finish",
-                {
-                    "status": "interrupted",
-                    "end_time": T1.isoformat(),
-                    "conditions": {"sky": "cloudy", "reason": "wind"},
-                },
-                200,
-                0,
-            )
-        )["id"] == eou
+        answer = await write(
+            "PUT",
+            f"/executed_obs_units/{eou}/finish",
+            {
+                "status": "interrupted",
+                "end_time": T1.isoformat(),
+                "conditions": {"sky": "cloudy", "reason": "wind"},
+            },
+            200,
+            0,
+        )
+        assert answer["id"] == eou
+        x.unit.update(
+            status="interrupted",
+            end_time=T1,
+            conditions={"wind_m_s": 3, "sky": "cloudy", "reason": "wind"},
+        )
+        await check_reads(http, x)
         assert len({w["tx_id"] for w in writes}) == len(writes) == 8
 
-        p1_files = sorted([*new_files, single])
-        p2_files = sorted(bulk[:2])
-        all_files = sorted([*p1_files, *bulk])
-        p1_paths = sorted([f"{site}/p1/n{i}.fits" for i in (1, 2, 3)] + [f"{site}/p1/s.fits"])
-        p2_paths = [f"{site}/loose/b1.fits", f"{site}/loose/b2.fits"]
-        package_of = {**dict.fromkeys(p1_files, p1), **dict.fromkeys(p2_files, p2), bulk[2]: None}
-
-        def check_unit(unit: dict[str, Any]) -> None:
-            assert unit["id"] == eou
-            assert (unit["status"], unit["obs_unit_id"], unit["instrument_module_id"]) == (
-                "interrupted",
-                fresh_obs_unit,
-                1,
-            )
-            assert (at(unit["start_time"]), at(unit["end_time"])) == (T0, T1)
-            assert unit["mean_pwv_mm"] == 0.8
-            assert unit["conditions"] == {"wind_m_s": 3, "sky": "cloudy", "reason": "wind"}
-
-        def check_package(
-            package: dict[str, Any],
-            pid: str,
-            count: int,
-            size: int,
-            checksum: str | None,
-            paths: list[str],
-        ) -> None:
-            assert package["id"] == pid
-            assert package["executed_obs_unit_id"] == eou
-            assert (package["status"], package["file_count"], package["total_size_bytes"]) == (
-                "complete",
-                count,
-                size,
-            )
-            assert package["checksum"] == checksum
-            assert [f["relative_path"] for f in package["files"]] == paths
-            assert {f["raw_data_package_id"] for f in package["files"]} == {pid}
-
-        async def check_reads() -> None:
-            check_unit(await ok(await http.get(f"/executed_obs_units/{eou}")))
-            for status, expected in (("interrupted", [eou]), ("running", []), (None, [eou])):
-                params: dict[str, Any] = {"obs_unit_id": fresh_obs_unit}
-                if status:
-                    params["status"] = status
-                listed = await ok(await http.get("/executed_obs_units", params=params))
-                assert [u["id"] for u in listed["items"]] == expected, status
-                assert listed["total"] == len(expected), status
-            (listed_unit,) = (
-                await ok(
-                    await http.get("/executed_obs_units", params={"obs_unit_id": fresh_obs_unit})
-                )
-            )["items"]
-            check_unit(listed_unit)
-
-            files = await ok(
-                await http.get(
-                    "/raw_data_files", params={"executed_obs_unit_id": eou, "limit": 1000}
-                )
-            )
-            assert files["total"] == 7
-            assert sorted(f["id"] for f in files["items"]) == all_files
-            assert {f["id"]: f["raw_data_package_id"] for f in files["items"]} == package_of
-            sizes = {f["relative_path"]: f["size_bytes"] for f in files["items"]}
-            assert sizes[f"{site}/p1/s.fits"] == 400
-            assert sum(sizes.values()) == 1000 + 60
-            for pid, expected in ((p1, p1_files), (p2, p2_files)):
-                in_package = await ok(
-                    await http.get("/raw_data_files", params={"raw_data_package_id": pid})
-                )
-                assert sorted(f["id"] for f in in_package["items"]) == expected
-                assert in_package["total"] == len(expected)
-
-            check_package(
-                await ok(await http.get(f"/raw_data_package/{p1}")),
-                p1, 4, 1000, "md5:feedfeed", p1_paths,
-            )  # fmt: skip
-            check_package(
-                await ok(await http.get(f"/raw_data_package/{p2}")), p2, 2, 30, None, p2_paths
-            )
-
-            details = await ok(await http.get(f"/executed_obs_units/{eou}/details"))
-            check_unit(details)
-            assert [p["id"] for p in details["packages"]] == [p1, p2]
-            first, second = details["packages"]
-            check_package(first, p1, 4, 1000, "md5:feedfeed", p1_paths)
-            check_package(second, p2, 2, 30, None, p2_paths)
-            assert [p["transfers"] for p in details["packages"]] == [[], []]
-            assert [f["id"] for f in details["unpackaged_files"]] == [bulk[2]]
-
         async def states() -> set[str]:
-            return {
-                (await ok(await http.get(f"/transactions/{w['tx_id']}")))["state"] for w in writes
-            }
+            return {ok(await http.get(f"/transactions/{w['tx_id']}"))["state"] for w in writes}
 
-        await check_reads()  # all of it still only in the buffer
         assert await states() == {"buffered"}
         state = await buffer_state(secondary_settings.redis_url, site)
         assert (state["stream"], state["dead"]) == (8, 0)
@@ -267,14 +325,11 @@ async def test_observation_and_raw_data_life_cycle_is_buffered_readable_and_appl
         )
 
         stack.wan.up()
-        while (await worker.processor.backlog())[0]:
-            await worker.processor.run_once()
-        stack.wait_replica_caught_up()
-        await worker.tracker.run_once()
+        await settle(stack, worker)
         state = await buffer_state(secondary_settings.redis_url, site)
         assert (state["overlay"], state["stream"], state["dead"]) == (0, 0, 0)
         assert await states() == {"visible"}
-        await check_reads()  # now from the replica alone
+        await check_reads(http, x)  # now from the replica alone
 
     assert (
         await fetchval(
@@ -290,29 +345,16 @@ async def test_observation_and_raw_data_life_cycle_is_buffered_readable_and_appl
         )
         == "interrupted 2026-11-22 03:42:00+00"
     )
-    assert (
-        await fetchval(
-            dsn,
-            "SELECT count(*) FROM raw_data_files"
-            " WHERE executed_obs_unit_id = $1::uuid AND id = ANY($2::uuid[])",
-            eou,
-            all_files,
-        )
-        == await fetchval(
-            dsn,
-            "SELECT count(DISTINCT id) FROM raw_data_files WHERE executed_obs_unit_id = $1::uuid",
-            eou,
-        )
-        == 7
-    )
-    packed = await fetchval(
+    files_on_main = await fetchval(
         dsn,
-        "SELECT array_agg(raw_data_package_id::text || ':' || id::text ORDER BY id)"
-        " FROM raw_data_files WHERE executed_obs_unit_id = $1::uuid"
-        " AND raw_data_package_id IS NOT NULL",
+        "SELECT array_agg(concat_ws(' ', id, relative_path, size_bytes, raw_data_package_id)"
+        " ORDER BY id) FROM raw_data_files WHERE executed_obs_unit_id = $1::uuid",
         eou,
     )
-    assert sorted(packed) == sorted(f"{pid}:{fid}" for fid, pid in package_of.items() if pid)
+    assert files_on_main == sorted(
+        " ".join(str(v) for v in (fid, path, size, package) if v is not None)
+        for fid, (path, size, package) in x.files.items()
+    )
     packages = await fetchval(
         dsn,
         "SELECT array_agg(concat_ws(' ', id, status, file_count, total_size_bytes, checksum)"

@@ -1,247 +1,476 @@
 """Every critical write of the data-transfer area, made while main is unreachable: accepted,
-read back alone and inside related lists, applied once on main, visible after replication,
-overlay removed."""
+read back at once alone and inside every related list (and in the transfer overview),
+applied once on main, visible after replication, overlay removed. Also what each transfer
+does to its package, and the transfer state machine's refusals."""
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from ccat_api.buffering.worker import SiteWorker
 from ccat_api.config import Settings
+from ccat_api.db.models import RawDataPackageStatus, TransferStatus
 from ccat_api.devstack.stack import Stack
 from tests.integration.conftest import Tokens
-from tests.support import buffer_state, client, fetchval, serve
+from tests.support import (
+    RAW_FILE,
+    buffer_state,
+    client,
+    complete_package,
+    fetch,
+    fetchval,
+    in_list_order,
+    ok,
+    replica_paused,
+    serve,
+    settle,
+)
 
-FILE = {"size_bytes": 1000, "checksum": "sha256:0011223344556677", "file_type": "fits",
-        "instrument_module_id": 1}  # fmt: skip
+# Seeded routes: to the Cologne tape archive, to Cornell (processing) via Cologne, to the
+# Cologne S3 archive; with the location and base URI each ends at.
+TO_ARCHIVE, TO_CORNELL, TO_S3 = 1, 2, 3
+DESTINATION = {
+    TO_ARCHIVE: (3, "tape://cologne/ccat"),
+    TO_CORNELL: (5, "/scratch/ccat"),
+    TO_S3: (4, "s3://ccat-archive"),
+}
+PACKAGE_SIZES = (1000, 1000, 1000)
 
 
-async def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
+@dataclass
+class Expected:
+    """What this test's records must read as, at every stage, from every read."""
+
+    eou: str
+    package: str
+    package_name: str
+    package_status: str
+    bytes_total: int = sum(PACKAGE_SIZES)
+    # id -> the transfer's view (see ``transfer_view``), in creation order.
+    transfers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    logs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    copies: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def started(self, transfer_id: str, route_id: int) -> None:
+        self.transfers[transfer_id] = {
+            "route_id": route_id, "status": "pending", "bytes_transferred": 0, "attempts": 1,
+            "error": None, "started": False, "finished": False,
+        }  # fmt: skip
+
+    def moved(self, transfer_id: str, **changes: Any) -> None:
+        self.transfers[transfer_id].update(changes)
+
+    def arrived(self, transfer_id: str, copy_id: str) -> None:
+        self.moved(
+            transfer_id, status="completed", bytes_transferred=self.bytes_total, started=True,
+            finished=True, error=None,
+        )  # fmt: skip
+        location, base = DESTINATION[self.transfers[transfer_id]["route_id"]]
+        self.copies[copy_id] = {
+            "data_location_id": location,
+            "path": f"{base}/{self.package_name}",
+            "status": "present",
+        }
 
 
-async def a_complete_package(http: httpx.AsyncClient, name: str) -> tuple[str, str]:
-    eou = (await ok(await http.post("/executed_obs_units/start", json={"obs_unit_id": 1}), 201))[
-        "id"
-    ]
-    package = await ok(
-        await http.post(
-            "/raw_data_package",
-            json={
-                "name": name, "executed_obs_unit_id": eou, "instrument_module_id": 1,
-                "files": [{**FILE, "name": f"f{i}", "relative_path": f"{name}/f{i}.fits"}
-                          for i in range(3)],
-            },
-        ),
-        201,
-    )  # fmt: skip
-    await ok(
-        await http.put(
-            f"/raw_data_package/{package['id']}/finalize", json={"checksum": "md5:feedfeed"}
-        )
+def transfer_view(t: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "route_id": t["route_id"],
+        "status": t["status"],
+        "bytes_transferred": t["bytes_transferred"],
+        "attempts": t["attempts"],
+        "error": t["error"],
+        "started": t["started_at"] is not None,
+        "finished": t["finished_at"] is not None,
+    }
+
+
+def copy_view(c: dict[str, Any]) -> dict[str, Any]:
+    return {k: c[k] for k in ("data_location_id", "path", "status")}
+
+
+def by_id(records: list[Any]) -> dict[str, dict[str, Any]]:
+    """Rows read from main, keyed by id."""
+    return {r["id"]: {k: v for k, v in r.items() if k != "id"} for r in records}
+
+
+def expected_overview(baseline: dict[str, Any], x: Expected) -> dict[str, Any]:
+    """The overview taken before this test's package existed, plus this test's records."""
+    by_status = dict(baseline["transfers_by_status"])
+    routes = {r["route_id"]: dict(r["by_status"]) for r in baseline["routes"]}
+    in_flight = baseline["bytes_in_flight"]
+    for t in x.transfers.values():
+        by_status[t["status"]] += 1
+        route = routes.setdefault(t["route_id"], {})
+        route[t["status"]] = route.get(t["status"], 0) + 1
+        if t["status"] == "transferring":
+            in_flight += x.bytes_total - t["bytes_transferred"]
+    packages = dict(baseline["packages_by_status"])
+    packages[x.package_status] += 1
+    return {
+        "transfers_by_status": by_status,
+        "packages_by_status": packages,
+        "routes": [{"route_id": r, "by_status": c} for r, c in sorted(routes.items())],
+        "bytes_in_flight": in_flight,
+        "failed_transfers": by_status["failed"],
+    }
+
+
+async def check_reads(http: httpx.AsyncClient, x: Expected, baseline: dict[str, Any]) -> None:
+    """Every read that should show this test's records shows each exactly once, as expected."""
+    created = list(x.transfers)
+    for tid, want in x.transfers.items():
+        got = ok(await http.get(f"/api/transfer/transfers/{tid}"))
+        assert transfer_view(got) == want, tid
+        assert (got["raw_data_package_id"], got["bytes_total"]) == (x.package, x.bytes_total)
+    listed = ok(
+        await http.get("/api/transfer/transfers", params={"raw_data_package_id": x.package})
     )
-    return eou, package["id"]
+    assert listed["total"] == len(x.transfers)
+    assert [t["id"] for t in listed["items"]] == created[::-1]  # newest first
+    assert {t["id"]: transfer_view(t) for t in listed["items"]} == x.transfers
+    # Filtered as replica rows are: each status present, and all the absent ones at once.
+    present = {t["status"] for t in x.transfers.values()}
+    absent = [s.value for s in TransferStatus if s not in present]
+    for statuses in [[s] for s in sorted(present)] + ([absent] if absent else []):
+        listed = ok(
+            await http.get(
+                "/api/transfer/transfers",
+                params={"raw_data_package_id": x.package, "status": statuses},
+            )
+        )
+        want_ids = [t for t in created[::-1] if x.transfers[t]["status"] in statuses]
+        assert [t["id"] for t in listed["items"]] == want_ids, statuses
+        assert listed["total"] == len(want_ids), statuses
+    for route in sorted({t["route_id"] for t in x.transfers.values()}):
+        listed = ok(
+            await http.get(
+                "/api/transfer/transfers",
+                params={"raw_data_package_id": x.package, "route_id": route, "order": "created_at"},
+            )
+        )
+        want_ids = [t for t in created if x.transfers[t]["route_id"] == route]
+        assert [t["id"] for t in listed["items"]] == want_ids, route
+
+    package = ok(await http.get(f"/raw_data_package/{x.package}"))
+    assert (package["status"], package["total_size_bytes"]) == (x.package_status, x.bytes_total)
+    others = [s.value for s in RawDataPackageStatus if s != x.package_status]
+    for statuses, want_ids in (([x.package_status], [x.package]), (others, [])):
+        listed = ok(
+            await http.get(
+                "/api/transfer/packages", params={"executed_obs_unit_id": x.eou, "status": statuses}
+            )
+        )
+        assert [p["id"] for p in listed["items"]] == want_ids, statuses
+        assert listed["total"] == len(want_ids), statuses
+    details = ok(await http.get(f"/executed_obs_units/{x.eou}/details"))
+    (in_details,) = details["packages"]
+    assert (in_details["id"], in_details["status"]) == (x.package, x.package_status)
+    assert [t["id"] for t in in_details["transfers"]] == created  # oldest first
+    assert {t["id"]: transfer_view(t) for t in in_details["transfers"]} == x.transfers
+
+    for tid in x.transfers:
+        logs = ok(await http.get(f"/api/transfer/transfers/{tid}/logs"))
+        assert [(e["level"], e["message"]) for e in logs["items"]] == x.logs.get(tid, []), tid
+        assert logs["total"] == len(x.logs.get(tid, [])), tid
+
+    copies = ok(await http.get("/api/transfer/copies", params={"raw_data_package_id": x.package}))
+    assert [c["id"] for c in copies["items"]] == list(x.copies)  # oldest first
+    assert {c["id"]: copy_view(c) for c in copies["items"]} == x.copies
+    assert copies["total"] == len(x.copies)
+    for cid, want in x.copies.items():
+        assert copy_view(ok(await http.get(f"/api/transfer/copies/{cid}"))) == want, cid
+    for location in sorted({c["data_location_id"] for c in x.copies.values()}):
+        at_location = ok(
+            await http.get(
+                "/api/transfer/copies",
+                params={"raw_data_package_id": x.package, "data_location_id": location},
+            )
+        )
+        want_ids = [c for c, v in x.copies.items() if v["data_location_id"] == location]
+        assert [c["id"] for c in at_location["items"]] == want_ids, location
+
+    assert ok(await http.get("/api/transfer/overview")) == expected_overview(baseline, x)
 
 
-async def test_transfer_life_cycle_is_buffered_readable_and_applied_once(
+async def test_every_transfer_write_is_buffered_read_back_at_once_and_applied_once(
     stack: Stack, tokens: Tokens, secondary_settings: Settings, worker: SiteWorker
 ) -> None:
     site = secondary_settings.site_name
+    name = f"pkg-{site}"
+    stack.wait_replica_caught_up()
     async with serve(secondary_settings) as url, client(url, tokens.service, timeout_s=5) as http:
+        baseline = ok(await http.get("/api/transfer/overview"))
         stack.wan.down()
-        eou, package = await a_complete_package(http, f"pkg-{site}")
-        # Cologne archive (route 1) and Cornell via Cologne (route 2).
-        to_archive = await ok(
-            await http.post(
-                "/api/transfer/transfers", json={"raw_data_package_id": package, "route_id": 1}
-            ),
-            201,
-        )
-        to_cornell = await ok(
-            await http.post(
-                "/api/transfer/transfers", json={"raw_data_package_id": package, "route_id": 2}
-            ),
-            201,
-        )
-        assert to_archive["status"] == "buffered"
-        assert (await ok(await http.get(f"/raw_data_package/{package}")))[
-            "status"
-        ] == "transferring"
+        tx_ids: list[str] = []
 
-        t1, t2 = to_archive["id"], to_cornell["id"]
-        await ok(
-            await http.put(
-                f"/api/transfer/transfers/{t1}",
-                json={"status": "transferring", "bytes_transferred": 1000},
-            )
-        )
-        await ok(
-            await http.post(f"/api/transfer/transfers/{t1}/logs", json={"message": "bbcp started"}),
-            201,
-        )
-        done = await ok(
-            await http.put(f"/api/transfer/transfers/{t1}", json={"status": "completed"})
-        )
-        copy_id = done["ids"][0]
-        await ok(
-            await http.put(
-                f"/api/transfer/transfers/{t2}",
-                json={"status": "failed", "error": "relay disk full"},
-            )
-        )
-        await ok(await http.post(f"/api/transfer/transfers/{t2}/reset"))
-        await ok(await http.put(f"/api/transfer/copies/{copy_id}", json={"status": "verified"}))
-        own_copy = await ok(
-            await http.post(
-                "/api/transfer/copies",
-                json={
-                    "raw_data_package_id": package,
-                    "data_location_id": 2,
-                    "path": f"/data/buffer/pkg-{site}",
+        async def write(
+            method: str, path: str, body: dict[str, Any] | None = None, status: int = 200
+        ) -> dict[str, Any]:
+            answer: dict[str, Any] = ok(await http.request(method, path, json=body), status)
+            assert answer["status"] == "buffered", answer
+            tx_ids.append(answer["tx_id"])
+            return answer
+
+        eou = (await write("POST", "/executed_obs_units/start", {"obs_unit_id": 1}, 201))["id"]
+        package = (
+            await write(
+                "POST",
+                "/raw_data_package",
+                {
+                    "name": name, "executed_obs_unit_id": eou, "instrument_module_id": 1,
+                    "files": [{**RAW_FILE, "name": f"f{i}", "relative_path": f"{name}/f{i}.fits",
+                               "size_bytes": size} for i, size in enumerate(PACKAGE_SIZES)],
                 },
-            ),
+                201,
+            )
+        )["id"]  # fmt: skip
+        x = Expected(eou=eou, package=package, package_name=name, package_status="building")
+        await check_reads(http, x, baseline)
+        await write("PUT", f"/raw_data_package/{package}/finalize", {"checksum": "md5:feedfeed"})
+        x.package_status = "complete"
+        await check_reads(http, x, baseline)
+
+        async def start(route_id: int) -> str:
+            body = {"raw_data_package_id": package, "route_id": route_id}
+            answer = await write("POST", "/api/transfer/transfers", body, 201)
+            assert answer["ids"] == [answer["id"]]
+            x.started(answer["id"], route_id)
+            return str(answer["id"])
+
+        async def move(transfer_id: str, body: dict[str, Any]) -> list[str]:
+            answer = await write("PUT", f"/api/transfer/transfers/{transfer_id}", body)
+            assert answer["id"] == transfer_id
+            return list(answer["ids"])
+
+        # Starting a transfer of a complete package marks it transferring.
+        t1 = await start(TO_ARCHIVE)
+        x.package_status = "transferring"
+        await check_reads(http, x, baseline)
+        t2 = await start(TO_CORNELL)
+        await check_reads(http, x, baseline)
+        # One of two active transfers failing leaves the package transferring...
+        await move(t2, {"status": "failed", "error": "relay disk full"})
+        x.moved(t2, status="failed", error="relay disk full", started=True, finished=True)
+        await check_reads(http, x, baseline)
+        # ... the last one failing marks it failed.
+        await move(t1, {"status": "failed", "error": "link dropped"})
+        x.moved(t1, status="failed", error="link dropped", started=True, finished=True)
+        x.package_status = "failed"
+        await check_reads(http, x, baseline)
+        # A failed package can start a new transfer, and fails again with it.
+        t3 = await start(TO_S3)
+        x.package_status = "transferring"
+        await check_reads(http, x, baseline)
+        await move(t3, {"status": "failed", "error": "bucket quota"})
+        x.moved(t3, status="failed", error="bucket quota", started=True, finished=True)
+        x.package_status = "failed"
+        await check_reads(http, x, baseline)
+        # Resetting a transfer of a failed package makes it transferring again.
+        assert (await write("POST", f"/api/transfer/transfers/{t1}/reset"))["id"] == t1
+        x.moved(t1, status="pending", attempts=2, error=None, started=False, finished=False)
+        x.package_status = "transferring"
+        await check_reads(http, x, baseline)
+        await move(t1, {"status": "transferring", "bytes_transferred": 1000})
+        x.moved(t1, status="transferring", bytes_transferred=1000, started=True)
+        await check_reads(http, x, baseline)  # 2000 bytes in flight
+        await write("POST", f"/api/transfer/transfers/{t1}/logs", {"message": "bbcp started"}, 201)
+        x.logs[t1] = [("info", "bbcp started")]
+        await check_reads(http, x, baseline)
+        await move(t1, {"status": "transferring", "bytes_transferred": 2500})
+        x.moved(t1, bytes_transferred=2500)
+        await check_reads(http, x, baseline)
+        # Arriving in a long-term archive records the copy and archives the package.
+        (archive_copy,) = await move(t1, {"status": "completed"})
+        x.arrived(t1, archive_copy)
+        x.package_status = "archived"
+        await check_reads(http, x, baseline)
+        await write(
+            "POST",
+            f"/api/transfer/transfers/{t1}/logs",
+            {"level": "warning", "message": "checksum verified late"},
             201,
         )
+        x.logs[t1].append(("warning", "checksum verified late"))
+        await check_reads(http, x, baseline)
+        # An archived package stays archived while it is sent on, reset, failed or delivered.
+        await write("POST", f"/api/transfer/transfers/{t2}/reset")
+        x.moved(t2, status="pending", attempts=2, error=None, started=False, finished=False)
+        await check_reads(http, x, baseline)
+        await move(t2, {"status": "transferring"})
+        x.moved(t2, status="transferring", started=True)
+        await check_reads(http, x, baseline)  # 3000 bytes in flight
+        (processing_copy,) = await move(t2, {"status": "completed"})
+        x.arrived(t2, processing_copy)
+        await check_reads(http, x, baseline)
+        t4 = await start(TO_S3)
+        await check_reads(http, x, baseline)
+        await move(t4, {"status": "failed", "error": "s3 timeout"})
+        x.moved(t4, status="failed", error="s3 timeout", started=True, finished=True)
+        await check_reads(http, x, baseline)
+        # Physical copies: one changed, one recorded by hand.
+        answer = await write("PUT", f"/api/transfer/copies/{archive_copy}", {"status": "verified"})
+        assert (answer["id"], answer["ids"]) == (archive_copy, [])
+        x.copies[archive_copy]["status"] = "verified"
+        await check_reads(http, x, baseline)
+        own = await write(
+            "POST",
+            "/api/transfer/copies",
+            {"raw_data_package_id": package, "data_location_id": 2, "path": f"/data/buffer/{name}"},
+            201,
+        )
+        x.copies[own["id"]] = {"data_location_id": 2, "path": f"/data/buffer/{name}",
+                               "status": "present"}  # fmt: skip
+        await check_reads(http, x, baseline)
 
-        async def check_reads() -> None:
-            first = await ok(await http.get(f"/api/transfer/transfers/{t1}"))
-            assert (first["status"], first["bytes_transferred"]) == ("completed", 3000)
-            second = await ok(await http.get(f"/api/transfer/transfers/{t2}"))
-            assert (second["status"], second["attempts"], second["error"]) == ("pending", 2, None)
-            listed = await ok(
-                await http.get("/api/transfer/transfers", params={"raw_data_package_id": package})
-            )
-            assert sorted(t["id"] for t in listed["items"]) == sorted([t1, t2])
-            pending = await ok(
-                await http.get(
-                    "/api/transfer/transfers",
-                    params={"raw_data_package_id": package, "status": "pending"},
-                )
-            )
-            assert [t["id"] for t in pending["items"]] == [t2]
-            logs = await ok(await http.get(f"/api/transfer/transfers/{t1}/logs"))
-            assert [entry["message"] for entry in logs["items"]] == ["bbcp started"]
-            copies = await ok(
-                await http.get("/api/transfer/copies", params={"raw_data_package_id": package})
-            )
-            assert {c["id"]: c["status"] for c in copies["items"]} == {
-                copy_id: "verified",
-                own_copy["id"]: "present",
-            }
-            assert (await ok(await http.get(f"/raw_data_package/{package}")))[
-                "status"
-            ] == "archived"
-            details = await ok(await http.get(f"/executed_obs_units/{eou}/details"))
-            (pkg,) = details["packages"]
-            assert len(pkg["files"]) == 3
-            assert sorted(t["id"] for t in pkg["transfers"]) == sorted([t1, t2])
-            archived = await ok(
-                await http.get(
-                    "/api/transfer/packages",
-                    params={"status": "archived", "executed_obs_unit_id": eou},
-                )
-            )
-            assert [p["id"] for p in archived["items"]] == [package]
+        # Nothing of it has reached main.
+        dsn = stack.main_db.dsn()
+        assert (
+            await fetchval(dsn, "SELECT count(*) FROM applied_transactions WHERE site = $1", site)
+            == 0
+        )
 
-        await check_reads()  # all of it still only in the buffer
-        overview = await ok(await http.get("/api/transfer/overview"))
-        assert overview["transfers_by_status"]["completed"] >= 1
         stack.wan.up()
-        while (await worker.processor.backlog())[0]:
-            await worker.processor.run_once()
-        stack.wait_replica_caught_up()
-        await worker.tracker.run_once()
-        await check_reads()  # now from the replica alone
+        await settle(stack, worker)
         state = await buffer_state(secondary_settings.redis_url, site)
         assert (state["overlay"], state["stream"], state["dead"]) == (0, 0, 0)
-    dsn = stack.main_db.dsn()
-    assert (
-        await fetchval(
-            dsn, "SELECT count(*) FROM data_transfers WHERE raw_data_package_id = $1::uuid", package
-        )
-        == 2
+        for tx_id in tx_ids:
+            assert ok(await http.get(f"/transactions/{tx_id}"))["state"] == "visible", tx_id
+        await check_reads(http, x, baseline)  # now from the replica alone
+
+    applied = await fetchval(
+        dsn,
+        "SELECT array_agg(tx_id::text ORDER BY seq) FROM applied_transactions WHERE site = $1",
+        site,
     )
-    assert (
-        await fetchval(
-            dsn,
-            "SELECT count(*) FROM physical_copies WHERE raw_data_package_id = $1::uuid",
-            package,
-        )
-        == 2
+    assert applied == tx_ids
+    on_main = await fetch(
+        dsn,
+        "SELECT id::text, route_id, status, bytes_transferred, attempts, error,"
+        " started_at IS NOT NULL AS started, finished_at IS NOT NULL AS finished"
+        " FROM data_transfers WHERE raw_data_package_id = $1::uuid",
+        package,
     )
+    assert by_id(on_main) == x.transfers
     assert (
-        await fetchval(
-            dsn, "SELECT count(*) FROM data_transfer_logs WHERE data_transfer_id = $1::uuid", t1
-        )
-        == 1
+        await fetchval(dsn, "SELECT status FROM raw_data_packages WHERE id = $1::uuid", package)
+        == "archived"
     )
-    assert await fetchval(dsn, "SELECT attempts FROM data_transfers WHERE id = $1::uuid", t2) == 2
-    # start, package, finalize, 2 transfers, progress, log, complete, fail, reset, 2 copy writes
-    assert (
-        await fetchval(dsn, "SELECT count(*) FROM applied_transactions WHERE site = $1", site) == 12
+    copies = await fetch(
+        dsn,
+        "SELECT id::text, data_location_id, path, status FROM physical_copies"
+        " WHERE raw_data_package_id = $1::uuid",
+        package,
     )
+    assert by_id(copies) == x.copies
+    logs = await fetch(
+        dsn,
+        "SELECT level, message FROM data_transfer_logs WHERE data_transfer_id = $1::uuid"
+        " ORDER BY logged_at",
+        t1,
+    )
+    assert [(r["level"], r["message"]) for r in logs] == x.logs[t1]
 
 
 async def test_transfers_follow_their_state_machine(
     tokens: Tokens, secondary_settings: Settings
 ) -> None:
     async with serve(secondary_settings) as url, client(url, tokens.service) as http:
-        _, package = await a_complete_package(http, f"sm-{secondary_settings.site_name}")
-        t = (
-            await ok(
-                await http.post(
-                    "/api/transfer/transfers", json={"raw_data_package_id": package, "route_id": 1}
-                ),
-                201,
-            )
-        )["id"]
-        assert (await http.post(f"/api/transfer/transfers/{t}/reset")).status_code == 409
-        assert (await http.put(f"/api/transfer/transfers/{t}", json={"status": "failed"})).json()[
-            "field"
-        ] == "error"
-        await ok(await http.put(f"/api/transfer/transfers/{t}", json={"status": "completed"}))
-        again = await http.put(f"/api/transfer/transfers/{t}", json={"status": "transferring"})
-        assert again.status_code == 409
-        assert again.json()["field"] == "status"
-        too_much = await http.put(
-            f"/api/transfer/transfers/{t}",
-            json={"status": "transferring", "bytes_transferred": 10**9},
+        _, package = await complete_package(http, f"sm-{secondary_settings.site_name}")
+        started = ok(
+            await http.post(
+                "/api/transfer/transfers", json={"raw_data_package_id": package, "route_id": 1}
+            ),
+            201,
         )
-        assert too_much.status_code == 409
+        t = started["id"]
+        depth = (await buffer_state(secondary_settings.redis_url, secondary_settings.site_name))[
+            "stream"
+        ]
+
+        async def refused(method: str, path: str, body: Any, status: int, name: str) -> None:
+            r = await http.request(method, path, json=body)
+            assert r.status_code == status, r.text
+            assert r.json()["field"] == name, r.text
+            assert name in r.json()["detail"]
+
+        await refused("POST", f"/api/transfer/transfers/{t}/reset", None, 409, "status")
+        await refused("PUT", f"/api/transfer/transfers/{t}", {"status": "failed"}, 422, "error")
+        # More bytes than the package holds, on a transfer that may otherwise move.
+        await refused(
+            "PUT",
+            f"/api/transfer/transfers/{t}",
+            {"status": "transferring", "bytes_transferred": 3001},
+            422,
+            "bytes_transferred",
+        )
+        got = ok(await http.get(f"/api/transfer/transfers/{t}"))
+        assert (got["status"], got["bytes_transferred"]) == ("pending", 0)
+        ok(
+            await http.put(
+                f"/api/transfer/transfers/{t}",
+                json={"status": "transferring", "bytes_transferred": 3000},
+            )
+        )
+        ok(await http.put(f"/api/transfer/transfers/{t}", json={"status": "completed"}))
+        for target in ("transferring", "completed"):
+            await refused("PUT", f"/api/transfer/transfers/{t}", {"status": target}, 409, "status")
+        await refused(
+            "PUT", f"/api/transfer/transfers/{t}", {"status": "failed", "error": "x"}, 409, "status"
+        )
+        await refused("POST", f"/api/transfer/transfers/{t}/reset", None, 409, "status")
+        # Only the two accepted moves were buffered.
+        assert (await buffer_state(secondary_settings.redis_url, secondary_settings.site_name))[
+            "stream"
+        ] == depth + 2
+        unknown = uuid.uuid4()
+        for method, path, body in (
+            ("GET", f"/api/transfer/transfers/{unknown}", None),
+            ("PUT", f"/api/transfer/transfers/{unknown}", {"status": "completed"}),
+            ("POST", f"/api/transfer/transfers/{unknown}/reset", None),
+            ("POST", f"/api/transfer/transfers/{unknown}/logs", {"message": "x"}),
+            ("GET", f"/api/transfer/transfers/{unknown}/logs", None),
+            ("GET", f"/api/transfer/copies/{unknown}", None),
+            ("PUT", f"/api/transfer/copies/{unknown}", {"status": "verified"}),
+        ):
+            r = await http.request(method, path, json=body)
+            assert r.status_code == 404, f"{method} {path} -> {r.status_code} {r.text}"
+            assert str(unknown) in r.json()["detail"]
 
 
-async def test_a_package_must_be_complete_before_it_moves(
+async def test_a_transfer_needs_a_complete_package_and_a_known_route(
     tokens: Tokens, secondary_settings: Settings
 ) -> None:
     async with serve(secondary_settings) as url, client(url, tokens.service) as http:
-        eou = (
-            await ok(await http.post("/executed_obs_units/start", json={"obs_unit_id": 1}), 201)
-        )["id"]
-        building = (
-            await ok(
-                await http.post(
-                    "/raw_data_package",
-                    json={
-                        "name": f"b-{eou}",
-                        "executed_obs_unit_id": eou,
-                        "instrument_module_id": 1,
-                    },
-                ),
-                201,
-            )
+        eou = ok(await http.post("/executed_obs_units/start", json={"obs_unit_id": 1}), 201)["id"]
+        building = ok(
+            await http.post(
+                "/raw_data_package",
+                json={"name": f"b-{eou}", "executed_obs_unit_id": eou, "instrument_module_id": 1},
+            ),
+            201,
         )["id"]
         r = await http.post(
             "/api/transfer/transfers", json={"raw_data_package_id": building, "route_id": 1}
         )
-        assert r.status_code == 409
+        assert r.status_code == 409, r.text
         assert r.json()["field"] == "raw_data_package_id"
+        assert "building" in r.json()["detail"]
+        _, complete = await complete_package(http, f"c-{eou}")
         unknown_route = await http.post(
-            "/api/transfer/transfers", json={"raw_data_package_id": building, "route_id": 999}
+            "/api/transfer/transfers", json={"raw_data_package_id": complete, "route_id": 999}
         )
-        assert unknown_route.status_code in (409, 422)
+        assert unknown_route.status_code == 422, unknown_route.text
+        assert unknown_route.json()["field"] == "route_id"
+        assert (await http.get(f"/raw_data_package/{complete}")).json()["status"] == "complete"
+        listed = ok(
+            await http.get("/api/transfer/transfers", params={"raw_data_package_id": complete})
+        )
+        assert listed["total"] == 0
 
 
 async def test_transfer_lists_page_over_replica_and_buffer_exactly_once_in_order(
@@ -251,40 +480,32 @@ async def test_transfer_lists_page_over_replica_and_buffer_exactly_once_in_order
         ids: list[str] = []
 
         async def transfers_for(label: str, count: int) -> None:
-            _, package = await a_complete_package(http, f"{label}-{secondary_settings.site_name}")
+            _, package = await complete_package(http, f"{label}-{secondary_settings.site_name}")
             for route in (1, 2, 3)[:count]:
                 ids.append(
-                    (
-                        await ok(
-                            await http.post(
-                                "/api/transfer/transfers",
-                                json={"raw_data_package_id": package, "route_id": route},
-                            ),
-                            201,
-                        )
+                    ok(
+                        await http.post(
+                            "/api/transfer/transfers",
+                            json={"raw_data_package_id": package, "route_id": route},
+                        ),
+                        201,
                     )["id"]
                 )
 
         await transfers_for("visible", 3)
-        while (await worker.processor.backlog())[0]:
-            await worker.processor.run_once()
-        stack.wait_replica_caught_up()
-        await worker.tracker.run_once()
-        stack.replica.psql("SELECT pg_wal_replay_pause()")
-        try:
+        await settle(stack, worker)
+        with replica_paused(stack):
             await transfers_for("applied", 3)
             while (await worker.processor.backlog())[0]:
                 await worker.processor.run_once()
             await transfers_for("buffered", 3)
             # Move one from each stage along, still in the buffer.
             for t in (ids[0], ids[3], ids[6]):
-                await ok(
-                    await http.put(f"/api/transfer/transfers/{t}", json={"status": "transferring"})
-                )
+                ok(await http.put(f"/api/transfer/transfers/{t}", json={"status": "transferring"}))
             seen: list[dict[str, Any]] = []
             offset = 0
             while True:
-                page = await ok(
+                page = ok(
                     await http.get(
                         "/api/transfer/transfers",
                         params={
@@ -303,14 +524,62 @@ async def test_transfer_lists_page_over_replica_and_buffer_exactly_once_in_order
             mine = [t["id"] for t in seen]
             assert sorted(mine) == sorted([ids[0], ids[3], ids[6]])
             assert len(mine) == len(set(mine))
-            created = [t["created_at"] for t in seen]
-            assert created == sorted(created, reverse=True)
-            moving = await ok(
+            assert seen == in_list_order(seen, "-created_at")
+            moving = ok(
                 await http.get(
                     "/api/transfer/transfers", params={"status": "transferring", "limit": 1000}
                 )
             )
             assert {ids[0], ids[3], ids[6]} <= {t["id"] for t in moving["items"]}
             assert not {ids[1], ids[4], ids[7]} & {t["id"] for t in moving["items"]}
+
+
+async def test_bytes_in_flight_counts_every_transferring_transfer_replica_and_buffer(
+    stack: Stack, tokens: Tokens, main_settings: Settings, secondary_settings: Settings
+) -> None:
+    many = 10_050  # more than any page the overview could have read them through
+    async with serve(main_settings) as url, client(url, tokens.service) as http:
+        _, package = await complete_package(http, f"many-{uuid.uuid4().hex[:12]}")
+        before = ok(await http.get("/api/transfer/overview"))
+        stack.main_db.psql(
+            "INSERT INTO data_transfers (id, raw_data_package_id, route_id, status, bytes_total,"
+            " bytes_transferred, attempts, created_at, updated_at)"
+            f" SELECT gen_random_uuid(), '{package}', 3, 'transferring', 3000, 1000, 1, now(),"
+            f" now() FROM generate_series(1, {many})",
+            user="ccat",
+        )
+        try:
+            after = ok(await http.get("/api/transfer/overview"))
+            assert after["bytes_in_flight"] - before["bytes_in_flight"] == many * 2000
+            assert (
+                after["transfers_by_status"]["transferring"]
+                - before["transfers_by_status"]["transferring"]
+                == many
+            )
+            stack.wait_replica_caught_up()
+            async with (
+                serve(secondary_settings) as site_url,
+                client(site_url, tokens.service) as site,
+            ):
+                assert ok(await site.get("/api/transfer/overview")) == after
+                started = ok(
+                    await site.post(
+                        "/api/transfer/transfers",
+                        json={"raw_data_package_id": package, "route_id": 1},
+                    ),
+                    201,
+                )
+                ok(
+                    await site.put(
+                        f"/api/transfer/transfers/{started['id']}",
+                        json={"status": "transferring", "bytes_transferred": 500},
+                    )
+                )
+                buffered = ok(await site.get("/api/transfer/overview"))
+                assert buffered["bytes_in_flight"] - after["bytes_in_flight"] == 2500
         finally:
-            stack.replica.psql("SELECT pg_wal_replay_resume()")
+            stack.main_db.psql(
+                "DELETE FROM data_transfers WHERE raw_data_package_id = "
+                f"'{package}' AND route_id = 3",
+                user="ccat",
+            )

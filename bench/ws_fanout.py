@@ -30,8 +30,9 @@ the tracker for ``applied``/``visible``), so no clock offset enters. ``at`` is t
 whole milliseconds, so every figure is up to 1 ms high. The figure therefore spans everything
 a monitor waits for: the accept script and its AOF fsync (Redis sends pub/sub messages only
 after the fsync of the write that published them), the worker's subscription, its fan-out to
-its monitors, the WebSocket send (permessage-deflate, as browsers and ``websockets`` clients
-negotiate by default), the loopback and the client's own parsing.
+its monitors, the WebSocket send (uncompressed: the clients offer permessage-deflate, as
+browsers do, and the gateway declines it, see ``ccat_api/cli.py``), the loopback and the
+client's own parsing.
 
 To say where the time goes, a probe process holds one plain pub/sub subscription of its own
 (redis-py, as the gateway's hub uses) and records when Redis delivered each event: monitor
@@ -45,13 +46,14 @@ we know of, so other work on a shared machine shows as such.
 On a 2-core machine everything shares the cores, and the clients' CPU (about as much as the
 gateway's) is CPU the gateway does not get: the figures are pessimistic for a gateway whose
 monitors run elsewhere, and noisy (run it more than once). Diagnostic flags:
-``--compression none`` (monitors do not offer permessage-deflate), ``--no-processor`` (only
+``--compression none`` (monitors do not even offer permessage-deflate), ``--no-processor`` (only
 ``buffered`` events, a third of the frames), ``--py-spy BIN`` (``py-spy record`` of each
 worker during the window, raw collapsed stacks next to the JSON).
 
-The headline figure and the target (p99 <= 100 ms) are for the ``buffered`` events, the one
-every accepted write publishes from the accept script; ``applied`` and ``visible`` events
-(published in bursts, one per transaction of a replayed batch) are reported beside it.
+The headline figure is for the ``buffered`` events, the one every accepted write publishes
+from the accept script; ``applied`` and ``visible`` events (published in bursts, one message
+per replayed batch) are reported beside it, and the verdict holds the target (p99 <= 100 ms)
+against both the ``buffered`` events and every event of every state.
 Completeness: after the writes, the buffer is left to drain until every transaction is
 visible, then each monitor must hold all three events of every measured write; missing and
 duplicate deliveries, ``resync`` frames and monitors closed by the server are counted.
@@ -1058,7 +1060,9 @@ def rows_of(result: dict[str, Any]) -> list[Row]:
             Row(f"{state}_p99", f"{state} event, monitor latency p99", lat[state]["p99"], "ms"),
         ]
     rows += [
-        Row("all_p99", "every event (all states), monitor latency p99", lat["all"]["p99"], "ms"),
+        Row("all_p50", "every event (all states), monitor latency p50", lat["all"]["p50"], "ms"),
+        Row("all_p99", "every event (all states), monitor latency p99", lat["all"]["p99"], "ms",
+            GOAL_P99_MS),
         Row("all_max", "every event (all states), monitor latency max", lat["all"]["max"], "ms"),
         Row("post_p99", f"POST {START_PATH} p99 @{rate:g}/s",
             result["writes"]["post_ms"]["p99"], "ms"),
@@ -1161,12 +1165,13 @@ def render(result: dict[str, Any], environment: dict[str, Any]) -> str:
         table(rows_of(result), f"WebSocket fan-out: {result['monitors']} monitors, "
               f"{cfg['workers']} workers, {cfg['rate_per_s']:g} writes/s")
     )  # fmt: skip
-    p99 = result["latency_ms"][HEADLINE]["p99"]
-    verdict = "MEETS" if GOAL_P99_MS.met_by(p99) else "MISSES"
-    lines.append(
-        f"verdict: {HEADLINE}-event p99 {p99:.1f} ms against the target"
-        f" {GOAL_P99_MS}: {verdict} the target (p99/target = {GOAL_P99_MS.ratio(p99):.2f})"
-    )
+    for label, key in ((f"{HEADLINE}-event", HEADLINE), ("every-event", "all")):
+        p99 = result["latency_ms"][key]["p99"]
+        verdict = "MEETS" if GOAL_P99_MS.met_by(p99) else "MISSES"
+        lines.append(
+            f"verdict: {label} p99 {p99:.1f} ms against the target {GOAL_P99_MS}: {verdict}"
+            f" the target (p99/target = {GOAL_P99_MS.ratio(p99):.2f})"
+        )
     if deliveries["missing_total"] or deliveries["monitors_closed"] or deliveries["duplicates"]:
         lines += [
             "",

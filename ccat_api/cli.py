@@ -63,28 +63,35 @@ def serve(
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
 ) -> None:
     """Run the gateway (the site type comes from the configuration)."""
+    import shutil
     import tempfile
 
     import uvicorn
 
+    made_metrics_dir: str | None = None
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its metrics where any of them can merge them for a scrape.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ccat-metrics-")
-
-    uvicorn.run(
-        "ccat_api.app:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-        date_header=False,
-        # Monitor frames are ~150 bytes: compressing each one for each monitor cost a third
-        # of the fan-out CPU (bench/ws_fanout.py) and saves next to nothing on the wire.
-        ws_per_message_deflate=False,
-    )
+        made_metrics_dir = tempfile.mkdtemp(prefix="ccat-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = made_metrics_dir
+    try:
+        uvicorn.run(
+            "ccat_api.app:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            date_header=False,
+            # Monitor frames are ~150 bytes: compressing each one for each monitor cost a
+            # third of the fan-out CPU (bench/ws_fanout.py) and saves next to nothing.
+            ws_per_message_deflate=False,
+        )
+    finally:
+        # Only a directory we made: one named by the operator may be shared or inspected.
+        if made_metrics_dir is not None:
+            shutil.rmtree(made_metrics_dir, ignore_errors=True)
 
 
 @app.command()
@@ -107,8 +114,10 @@ def process(
     if metrics_port is not None:
         from prometheus_client import start_http_server
 
+        from ccat_api.live.metrics import processor_registry
+
         # Batch size and duration histograms; the site-wide figures are on any gateway.
-        start_http_server(metrics_port, addr=metrics_host)
+        start_http_server(metrics_port, addr=metrics_host, registry=processor_registry())
     asyncio.run(_process(settings, burst=burst, timeout_s=timeout_s))
 
 

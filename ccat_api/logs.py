@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from contextvars import ContextVar
+from typing import TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -28,8 +29,9 @@ class ContextFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str, log_format: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def log_handler(log_format: str, stream: TextIO | None = None) -> logging.Handler:
+    """The handler every process logs through (to ``stream``, stderr by default)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(ContextFilter())
     if log_format == "json":
         handler.setFormatter(
@@ -49,6 +51,10 @@ def configure_logging(level: str, log_format: str) -> None:
                 "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s tx=%(tx_id)s]: %(message)s"
             )
         )
+    return handler
+
+
+def configure_logging(level: str, log_format: str) -> None:
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [log_handler(log_format)]
     root.setLevel(level)

@@ -1,5 +1,8 @@
-"""What this process measures itself, as prometheus-client objects in its default registry:
-request latency by route, replay batch size and duration, WebSocket connections.
+"""What this process measures itself, as prometheus-client objects: request latency by route
+and WebSocket connections in the default registry; replay batch size and duration in
+``REPLAY_REGISTRY``, exposed only by a process that runs a processor (``ccat-api process
+--metrics-port``, or a gateway with ``run_processor``), so a gateway without one does not
+report a processor's histograms stuck at zero.
 
 Under several uvicorn workers set ``PROMETHEUS_MULTIPROC_DIR`` (``ccat-api serve --workers N``
 does) and every worker's values are merged at scrape time. The site-wide figures (buffer,
@@ -8,7 +11,7 @@ replica lag, totals kept in Redis) are exposed by ``ccat_api.live.metrics``.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 HTTP_REQUEST_DURATION = Histogram(
     "ccat_http_request_duration_seconds",
@@ -16,15 +19,18 @@ HTTP_REQUEST_DURATION = Histogram(
     ["method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+REPLAY_REGISTRY = CollectorRegistry()
 REPLAY_BATCH_SIZE = Histogram(
     "ccat_replay_batch_transactions",
     "Transactions sent to main per replay batch (this processor)",
     buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000, 10000, 20000),
+    registry=REPLAY_REGISTRY,
 )
 REPLAY_BATCH_DURATION = Histogram(
     "ccat_replay_batch_duration_seconds",
     "Time to apply one replay batch on main, WAN round trips included (this processor)",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
+    registry=REPLAY_REGISTRY,
 )
 WEBSOCKET_CONNECTIONS = Gauge(
     "ccat_websocket_connections",

@@ -9,6 +9,7 @@ machine that can reach the site's gateway and need only a token (``read:buffer``
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from typing import Annotated
 import typer
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
@@ -93,6 +95,9 @@ def status_table(status: SiteStatus, recent: list[TransactionState]) -> Group:
         site.add_row("main", "[green]reachable[/green]")
     else:
         site.add_row("main", f"[red]unreachable[/red] {status.main.get('error') or ''}")
+    if status.redis is not None and not status.redis.ok:
+        reason = escape(status.redis.error or "down")
+        site.add_row("buffer", f"[red]unavailable[/red] (Redis: {reason})")
     buffer = status.buffer
     if buffer is not None:
         drain = (
@@ -163,6 +168,20 @@ def status(
 # --- dead letters ---------------------------------------------------------------------------
 
 
+def _checked_tx_ids(tx_ids: list[str]) -> list[str]:
+    """Refuse what cannot be a transaction id before asking the gateway: one line, exit 2
+    (a usage error, as for any bad argument)."""
+    for tx_id in tx_ids:
+        try:
+            uuid.UUID(tx_id)
+        except ValueError:
+            err.print(
+                f"[red]error[/red] TX_ID: {escape(repr(tx_id))} is not a transaction id (a UUID)"
+            )
+            raise typer.Exit(code=2) from None
+    return tx_ids
+
+
 def _all_dead_letters(client: Client) -> list[TransactionState]:
     found: list[TransactionState] = []
     while True:
@@ -198,6 +217,7 @@ def dead_letters_show(
     token: TokenOption = "",
 ) -> None:
     """Everything the site knows about one transaction."""
+    _checked_tx_ids([tx_id])
     with gateway(url, token) as client:
         tx = client.get_transaction(tx_id)
     out.print_json(tx.model_dump_json())
@@ -207,7 +227,7 @@ def _targets(client: Client, tx_ids: list[str] | None, every: bool) -> list[str]
     if every == bool(tx_ids):
         raise typer.BadParameter("name transactions or pass --all (not both)")
     if tx_ids:
-        return tx_ids
+        return _checked_tx_ids(tx_ids)
     # Oldest first: a retried transaction goes to the end of the stream in this order.
     return [tx.tx_id for tx in sorted(_all_dead_letters(client), key=lambda t: t.seq)]
 

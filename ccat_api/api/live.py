@@ -10,12 +10,19 @@ Streams (every frame is a JSON object with a ``type``):
   ``live_status_interval_s``: depth, oldest pending age, rates, estimated drain, replica lag.
 - ``/api/transfer/ws/overview``: ``hello``, a ``snapshot`` of the transfer overview, then an
   ``update`` whenever it changes.
-A ``resync`` frame means events may have been missed: read the state again over REST.
+A ``resync`` frame means events may have been missed: read the state again over REST. An
+``unavailable`` frame (buffer and overview streams) means the figures cannot be computed now
+(Redis or a database is down); an ``update`` follows once they can.
 
 Authentication: ``Authorization: Bearer`` on the handshake (scripts, instruments), or
-``?ticket=`` from ``POST /api/ws/tickets`` (browsers; single use, 30 s). Close codes: 4401
-unauthenticated, 4403 forbidden, 4422 bad parameter, 4000 lifetime reached (reconnect),
-1013 slow consumer dropped, 1012 server restarting.
+``?ticket=`` from ``POST /api/ws/tickets`` (browsers; single use, 30 s). A connection lives
+``ws_max_lifetime_s`` give or take 10% (so monitors that connected together do not all
+reconnect together), and never past the expiry of the credential it opened with (a
+session's access token); the ``hello`` frame says how long. Close codes: 4401
+unauthenticated, 4403 forbidden, 4422 bad parameter (stop: reconnecting cannot help); 4000
+lifetime reached, 1013 slow consumer dropped or a service the gateway needs (Redis for
+tickets, the replica for tokens) is down, 1001 gateway stopping (1012 when uvicorn closes
+first) (reconnect, with backoff).
 """
 
 from __future__ import annotations
@@ -24,20 +31,24 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 
 import orjson
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
 
+from ccat_api.api import examples
 from ccat_api.api.deps import Authenticated, BufferReadAccess, runtime_of
-from ccat_api.api.responses import READ_ERRORS
+from ccat_api.api.responses import documented
 from ccat_api.auth.identity import Identity, Via
 from ccat_api.auth.permissions import Permission
-from ccat_api.errors import CcatError, Forbidden, Unauthorized
+from ccat_api.errors import CcatError, Forbidden, ServiceUnavailable, Unauthorized
 from ccat_api.live import metrics as site_metrics
 from ccat_api.live.hub import Subscription
 from ccat_api.live.models import SiteStatus
@@ -57,8 +68,10 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_BAD_PARAMETER = 4422
 CLOSE_SLOW_CONSUMER = 1013
+CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_GOING_AWAY = 1001
 CLOSE_TIMEOUT_S = 5.0
+LIFETIME_JITTER = 0.1
 
 
 class TicketRead(BaseModel):
@@ -74,7 +87,7 @@ def live_of(app_state: object) -> LiveServices:
 @router.post(
     "/api/ws/tickets",
     response_model=TicketRead,
-    responses=READ_ERRORS,
+    responses=documented(examples.TICKET, 401, 503),
     summary="A single-use ticket (30 s) to open a WebSocket monitor from a browser",
 )
 async def create_ticket(request: Request, identity: Authenticated) -> TicketRead:
@@ -85,7 +98,7 @@ async def create_ticket(request: Request, identity: Authenticated) -> TicketRead
 @router.get(
     "/api/site/status",
     response_model=SiteStatus,
-    responses=READ_ERRORS,
+    responses=documented(examples.SITE_STATUS, 401, 403, 503),
     summary="The site at a glance: buffer, rates, drain estimate, replica lag, processor",
 )
 async def site_status(request: Request, _: BufferReadAccess) -> SiteStatus:
@@ -94,7 +107,8 @@ async def site_status(request: Request, _: BufferReadAccess) -> SiteStatus:
 
 @router.get(
     "/metrics",
-    responses={**READ_ERRORS, 200: {"content": {"text/plain": {}}}},
+    response_class=PlainTextResponse,
+    responses=documented(examples.METRICS, 401, 403, 503, media_type="text/plain"),
     summary="Prometheus metrics (scrape with a token that has read:buffer)",
 )
 async def metrics(request: Request, _: BufferReadAccess) -> Response:
@@ -185,14 +199,35 @@ async def _monitor(
         identity = await _authenticate(websocket, live)
         if not identity.allows(permission):
             raise Forbidden(f"role {identity.role!r} may not watch this: it needs {permission}")
+    except (RedisError, DBAPIError, OSError) as exc:
+        # Redis (single-use tickets) or the replica (tokens) is down: the credential may be
+        # fine, so not 4401, which tells clients to stop; 1013 tells them to come back.
+        log.warning("monitor refused for now: %s", exc)
+        await _close(websocket, CLOSE_TRY_AGAIN_LATER, "a service this gateway needs is down")
+        return
     except CcatError as exc:
-        code = CLOSE_FORBIDDEN if isinstance(exc, Forbidden) else CLOSE_UNAUTHORIZED
+        code = (
+            CLOSE_FORBIDDEN
+            if isinstance(exc, Forbidden)
+            else CLOSE_TRY_AGAIN_LATER
+            if isinstance(exc, ServiceUnavailable)
+            else CLOSE_UNAUTHORIZED
+        )
         await _close(websocket, code, exc.message)
         return
-    lifetime_s = runtime.settings.ws_max_lifetime_s
-    if identity.via is Via.SESSION:
-        # A session's access token is short-lived; the connection must not outlive it by much.
-        lifetime_s = min(lifetime_s, float(runtime.settings.access_token_ttl_s))
+    now = time.time()
+    expires_at = identity.expires_at
+    if expires_at is None and identity.via is Via.SESSION:
+        # A ticket from a worker that did not yet carry the expiry (rolling upgrade): the
+        # token can be valid for at most its whole lifetime from now.
+        expires_at = now + runtime.settings.access_token_ttl_s
+    lifetime_s = connection_lifetime_s(
+        runtime.settings.ws_max_lifetime_s, expires_at, now=now, spread=random.uniform(-1, 1)
+    )
+    if lifetime_s <= 0:
+        # The ticket was issued just before its token expired and redeemed just after.
+        await _close(websocket, CLOSE_UNAUTHORIZED, "session token expired; refresh it")
+        return
     subscription = subscribe()
     WEBSOCKET_CONNECTIONS.labels(stream).inc()
     try:
@@ -216,6 +251,19 @@ async def _monitor(
     finally:
         unsubscribe(subscription)
         WEBSOCKET_CONNECTIONS.labels(stream).dec()
+
+
+def connection_lifetime_s(
+    max_lifetime_s: float, expires_at: float | None, *, now: float, spread: float
+) -> float:
+    """How long a monitor connection may stay open: ``max_lifetime_s`` moved by ``spread``
+    (-1..1) times LIFETIME_JITTER, and no later than ``expires_at``. The expiry is a hard
+    cap, not jittered: a connection must not outlive its credential, and access tokens
+    already expire at scattered times (each person logged in or refreshed at their own)."""
+    lifetime_s = max_lifetime_s * (1 + LIFETIME_JITTER * max(-1.0, min(1.0, spread)))
+    if expires_at is not None:
+        lifetime_s = min(lifetime_s, expires_at - now)
+    return lifetime_s
 
 
 async def _forward(

@@ -32,7 +32,7 @@ class Directory:
         ttl = max(cache_ttl_s, 0.000_001)
         self._cached = cache_ttl_s > 0
         self._roles: TTLCache[str, dict[str, frozenset[str]]] = TTLCache(maxsize=1, ttl=ttl)
-        self._users: TTLCache[int, UserRecord | None] = TTLCache(maxsize=10_000, ttl=ttl)
+        self._users: TTLCache[int, UserRecord] = TTLCache(maxsize=10_000, ttl=ttl)
         self._sessions: TTLCache[str, bool] = TTLCache(maxsize=10_000, ttl=ttl)
 
     async def role_permissions(self, role: str) -> frozenset[str]:
@@ -56,7 +56,11 @@ class Directory:
                     sa.select(User.id, User.login, User.role, User.active).where(User.id == user_id)
                 )
             ).one_or_none()
-        found = None if row is None else UserRecord(row.id, row.login, row.role, row.active)
+        if row is None:
+            # Not cached: an account made at main a moment ago (a first GitHub login) may not
+            # have replicated here yet, and must work as soon as it has.
+            return None
+        found = UserRecord(row.id, row.login, row.role, row.active)
         self._users[user_id] = found
         return found
 
@@ -76,6 +80,9 @@ class Directory:
                     )
                 )
             ).one_or_none()
-        is_open = row is not None and row.revoked_at is None and row.expires_at > datetime.now(UTC)
+        if row is None:
+            # Not cached, like an unknown user: a session started at main a moment ago.
+            return False
+        is_open = row.revoked_at is None and row.expires_at > datetime.now(UTC)
         self._sessions[session_id] = is_open
         return is_open

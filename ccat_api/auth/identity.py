@@ -26,6 +26,9 @@ class Identity:
     token_id: int | None = None
     session_id: str | None = None
     scopes: tuple[str, ...] | None = None
+    # Unix time the credential stops working, when it carries one (a session's access
+    # token): monitors opened with it are closed by then.
+    expires_at: float | None = None
 
     def allows(self, permission: str) -> bool:
         return permission in self.permissions

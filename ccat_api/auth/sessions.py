@@ -40,6 +40,13 @@ class SessionTokens:
     session_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: int
+    session_id: str
+    expires_at: float
+
+
 class SessionSigner:
     def __init__(self, secret: str, *, access_ttl_s: int) -> None:
         self._key = OctKey.import_key(secret.encode())
@@ -57,17 +64,18 @@ class SessionSigner:
         }
         return jwt.encode({"alg": ALGORITHM}, claims, self._key)
 
-    def verify(self, token: str) -> tuple[int, str]:
-        """(user id, session id) of a valid, unexpired access token."""
+    def verify(self, token: str) -> AccessClaims:
+        """Who a valid, unexpired access token names, and until when it is valid."""
         try:
             claims = jwt.decode(token, self._key, algorithms=[ALGORITHM]).claims
         except (JoseError, ValueError) as exc:
             raise Unauthorized("invalid session token") from exc
         if claims.get("iss") != ISSUER or claims.get("typ") != "access":
             raise Unauthorized("invalid session token")
-        if int(claims.get("exp", 0)) <= time.time():
+        expires_at = int(claims.get("exp", 0))
+        if expires_at <= time.time():
             raise Unauthorized("session token expired; refresh it at /auth/refresh")
-        return int(claims["sub"]), str(claims["sid"])
+        return AccessClaims(int(claims["sub"]), str(claims["sid"]), float(expires_at))
 
 
 class SessionAuthenticator:
@@ -76,11 +84,11 @@ class SessionAuthenticator:
         self._directory = directory
 
     async def authenticate(self, token: str) -> Identity:
-        user_id, session_id = self._signer.verify(token)
-        user = await self._directory.user(user_id)
+        claims = self._signer.verify(token)
+        user = await self._directory.user(claims.user_id)
         if user is None or not user.active:
             raise Unauthorized("the session's account is disabled")
-        if not await self._directory.session_open(session_id):
+        if not await self._directory.session_open(claims.session_id):
             raise Unauthorized("session ended; log in again")
         return Identity(
             user_id=user.id,
@@ -88,7 +96,8 @@ class SessionAuthenticator:
             role=user.role,
             permissions=await self._directory.role_permissions(user.role),
             via=Via.SESSION,
-            session_id=session_id,
+            session_id=claims.session_id,
+            expires_at=claims.expires_at,
         )
 
 

@@ -4,14 +4,18 @@ Browsers cannot set an Authorization header on a WebSocket, and a URL ends up in
 history. So a client with a bearer token first asks ``POST /api/ws/tickets`` for a ticket: a
 signed, single-use identity that expires in ``ws_ticket_ttl_s`` (30 s). Use is recorded in
 Redis when the site has one (so no worker accepts a ticket twice), else in this process.
-On redemption the account (and the session, for people) is checked again.
+On redemption the account, and the API token or the session it was issued to, are checked
+again, from the site's database with the same short cache as bearer tokens: a ticket
+outlives neither a revocation nor a logout by more than that cache.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
+from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from cachetools import TTLCache
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from redis.asyncio import Redis
@@ -19,6 +23,8 @@ from redis.asyncio import Redis
 from ccat_api.auth.directory import Directory
 from ccat_api.auth.identity import Identity, Via
 from ccat_api.buffering.keys import SiteKeys
+from ccat_api.db.engines import ReadDatabase
+from ccat_api.db.models import ApiToken
 from ccat_api.errors import Unauthorized
 
 SALT = "ccat-ws-ticket"
@@ -33,9 +39,16 @@ class TicketIssuer:
         keys: SiteKeys,
         *,
         ttl_s: int,
+        db: ReadDatabase,
+        token_cache_ttl_s: float,
     ) -> None:
         self._serializer = URLSafeTimedSerializer(secret, salt=SALT)
         self._directory = directory
+        self._db = db
+        # token id -> why it no longer authenticates ("" while it does)
+        self._token_refusals: TTLCache[int, str] | None = (
+            TTLCache(maxsize=10_000, ttl=token_cache_ttl_s) if token_cache_ttl_s > 0 else None
+        )
         self._redis = redis
         self._keys = keys
         self.ttl_s = ttl_s
@@ -53,6 +66,7 @@ class TicketIssuer:
                 "tid": identity.token_id,
                 "sid": identity.session_id,
                 "scopes": list(identity.scopes) if identity.scopes is not None else None,
+                "exp": identity.expires_at,
                 "iat": time.time(),
             }
         )
@@ -75,6 +89,7 @@ class TicketIssuer:
             token_id=claims["tid"],
             session_id=claims["sid"],
             scopes=tuple(claims["scopes"]) if claims["scopes"] is not None else None,
+            expires_at=claims.get("exp"),
         )
         await self._still_allowed(identity)
         return identity
@@ -97,3 +112,31 @@ class TicketIssuer:
             identity.session_id
         ):
             raise Unauthorized("the session behind this ticket has ended")
+        if identity.token_id is not None:
+            refusal = await self._token_refusal(identity.token_id, identity.user_id)
+            if refusal:
+                raise Unauthorized(f"the API token behind this ticket {refusal}")
+
+    async def _token_refusal(self, token_id: int, user_id: int) -> str:
+        cache = self._token_refusals
+        if cache is not None and token_id in cache:
+            return cache[token_id]
+        async with self._db.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(ApiToken.user_id, ApiToken.revoked_at, ApiToken.expires_at).where(
+                        ApiToken.id == token_id
+                    )
+                )
+            ).one_or_none()
+        if row is None or row.user_id != user_id:
+            refusal = "is gone"
+        elif row.revoked_at is not None:
+            refusal = "was revoked"
+        elif row.expires_at is not None and row.expires_at <= datetime.now(UTC):
+            refusal = "has expired"
+        else:
+            refusal = ""
+        if cache is not None:
+            cache[token_id] = refusal
+        return refusal

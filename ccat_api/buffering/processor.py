@@ -49,6 +49,10 @@ from ccat_api.waits import sleep_or_stop
 log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL_S = 1.0
+# A batch's log line lists its tx ids up to this many (a steady trickle: every one); a
+# drain's batches of thousands name their first and last, and each transaction's outcome
+# is a DEBUG line (dead letters: always a WARNING line each).
+LOGGED_TX_IDS_MAX = 50
 # States a dependency can be in that mean its dependents can never apply.
 _DEAD_STATES = {b"failed", b"discarded"}
 
@@ -286,6 +290,12 @@ class Processor:
                 extra={
                     "first_tx_id": to_main[0].envelope.tx_id,
                     "last_tx_id": to_main[-1].envelope.tx_id,
+                    "tx_ids": (
+                        [tx.envelope.tx_id for tx in to_main]
+                        if len(to_main) <= LOGGED_TX_IDS_MAX
+                        else None
+                    ),
+                    "transactions": len(to_main),
                     "lsn": outcome.lsn,
                 },
             )
@@ -375,7 +385,20 @@ class Processor:
             ]
         )
         for tx_id, (code, error) in failed.items():
-            log.warning("dead letter %s: %s %s", tx_id, code, error, extra={"tx_id": tx_id})
+            log.warning(
+                "dead letter %s: %s %s", tx_id, code, error,
+                extra={"tx_id": tx_id, "error_code": code},
+            )  # fmt: skip
+        for tx_id in triage.held:
+            log.info(
+                "held %s: a transaction it depends on waits behind it", tx_id,
+                extra={"tx_id": tx_id},
+            )  # fmt: skip
+        if log.isEnabledFor(logging.DEBUG):
+            for tx_id in outcome.applied:
+                log.debug("applied %s", tx_id, extra={"tx_id": tx_id, "lsn": outcome.lsn})
+            for tx_id in outcome.duplicates:
+                log.debug("already applied %s", tx_id, extra={"tx_id": tx_id})
         if results["applied"] and self.on_applied is not None:
             self.on_applied(outcome.lsn)
 

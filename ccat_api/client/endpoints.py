@@ -24,12 +24,17 @@ from ccat_api.client.models import (
     ExecutedObsUnitRead,
     ExecutedObsUnitStart,
     Health,
+    PackageStatus,
     Page,
+    PhysicalCopyCreate,
+    PhysicalCopyRead,
+    PhysicalCopyUpdate,
     RawDataFileBulkCreate,
     RawDataFileCreate,
     RawDataFileRead,
     RawDataPackageCreate,
     RawDataPackageFinalize,
+    RawDataPackageRead,
     RawDataPackageWithFiles,
     RetryResult,
     SiteInfo,
@@ -38,6 +43,7 @@ from ccat_api.client.models import (
     TransferLogCreate,
     TransferOverview,
     TransferRead,
+    TransferStatus,
     TransferUpdate,
     WriteResult,
 )
@@ -47,6 +53,8 @@ M = TypeVar("M", bound=BaseModel)
 Id = UUID | str
 Body = Mapping[str, Any]
 TRANSFERS = "/api/transfer/transfers"
+COPIES = "/api/transfer/copies"
+ChangeOrder = Literal["created_at", "-created_at", "updated_at", "-updated_at"]
 
 
 def _id(value: Id) -> str:
@@ -56,6 +64,16 @@ def _id(value: Id) -> str:
 
 def _optional_id(value: Id | None) -> str | None:
     return None if value is None else _id(value)
+
+
+S = TypeVar("S", bound=str)
+
+
+def _statuses(value: S | Sequence[S] | None) -> list[S] | None:
+    """One status or several (sent as a repeated ``status`` parameter)."""
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else list(value)
 
 
 def _dump(model: type[M], value: M | Body) -> dict[str, Any]:
@@ -199,6 +217,24 @@ class Endpoints:
         """POST /api/transfer/transfers/{id}/reset: failed -> pending, for another attempt."""
         return _write("POST", f"{TRANSFERS}/{_id(transfer_id)}/reset", None, idempotency_key)
 
+    @operation
+    def add_copy(
+        body: PhysicalCopyCreate | Body, *, idempotency_key: str | None = None
+    ) -> Call[WriteResult]:
+        """POST /api/transfer/copies: a physical copy of a package at a data location (201);
+        it starts ``present``."""
+        return _write("POST", COPIES, _dump(PhysicalCopyCreate, body), idempotency_key)
+
+    @operation
+    def update_copy(
+        copy_id: Id, body: PhysicalCopyUpdate | Body, *, idempotency_key: str | None = None
+    ) -> Call[WriteResult]:
+        """PUT /api/transfer/copies/{id}: verified, corrupt or deleted (a deleted copy stays
+        deleted: anything else is a 409)."""
+        return _write(
+            "PUT", f"{COPIES}/{_id(copy_id)}", _dump(PhysicalCopyUpdate, body), idempotency_key
+        )
+
     # --- reads (at a secondary site: the local replica merged with the buffer) -------------
 
     @operation
@@ -237,7 +273,7 @@ class Endpoints:
         limit: int | None = None,
         offset: int | None = None,
     ) -> Call[Page[RawDataFileRead]]:
-        """Needs one of the two filters (the server answers 400 otherwise)."""
+        """Needs one of the two filters (the server answers 422 otherwise)."""
         return _read(
             "/raw_data_files",
             Page[RawDataFileRead],
@@ -247,12 +283,77 @@ class Endpoints:
         )  # fmt: skip
 
     @operation
+    def get_raw_data_file(file_id: Id) -> Call[RawDataFileRead]:
+        return _read(f"/raw_data_files/{_id(file_id)}", RawDataFileRead)
+
+    @operation
     def get_raw_data_package(package_id: Id) -> Call[RawDataPackageWithFiles]:
         return _read(f"/raw_data_package/{_id(package_id)}", RawDataPackageWithFiles)
 
     @operation
+    def list_packages(
+        *,
+        status: PackageStatus | Sequence[PackageStatus] | None = None,
+        executed_obs_unit_id: Id | None = None,
+        order: ChangeOrder | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> Call[Page[RawDataPackageRead]]:
+        """Raw data packages, newest first unless ``order`` says otherwise; ``status`` may
+        name several."""
+        return _read(
+            "/api/transfer/packages",
+            Page[RawDataPackageRead],
+            status=_statuses(status),
+            executed_obs_unit_id=_optional_id(executed_obs_unit_id),
+            order=order, limit=limit, offset=offset,
+        )  # fmt: skip
+
+    @operation
     def get_transfer(transfer_id: Id) -> Call[TransferRead]:
         return _read(f"{TRANSFERS}/{_id(transfer_id)}", TransferRead)
+
+    @operation
+    def list_transfers(
+        *,
+        status: TransferStatus | Sequence[TransferStatus] | None = None,
+        raw_data_package_id: Id | None = None,
+        route_id: int | None = None,
+        order: ChangeOrder | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> Call[Page[TransferRead]]:
+        """Transfers, newest first unless ``order`` says otherwise; ``status`` may name
+        several."""
+        return _read(
+            TRANSFERS,
+            Page[TransferRead],
+            status=_statuses(status),
+            raw_data_package_id=_optional_id(raw_data_package_id),
+            route_id=route_id, order=order, limit=limit, offset=offset,
+        )  # fmt: skip
+
+    @operation
+    def get_copy(copy_id: Id) -> Call[PhysicalCopyRead]:
+        return _read(f"{COPIES}/{_id(copy_id)}", PhysicalCopyRead)
+
+    @operation
+    def list_copies(
+        *,
+        raw_data_package_id: Id | None = None,
+        data_location_id: int | None = None,
+        order: ChangeOrder | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> Call[Page[PhysicalCopyRead]]:
+        """Physical copies of a package or at a location, oldest first unless ``order`` says
+        otherwise."""
+        return _read(
+            COPIES,
+            Page[PhysicalCopyRead],
+            raw_data_package_id=_optional_id(raw_data_package_id),
+            data_location_id=data_location_id, order=order, limit=limit, offset=offset,
+        )  # fmt: skip
 
     @operation
     def transfer_overview() -> Call[TransferOverview]:

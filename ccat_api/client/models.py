@@ -7,7 +7,7 @@ refused here first.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -18,6 +18,9 @@ from ccat_api.domain.schemas import (
     ExecutedObsUnitStart,
     PackageDetails,
     PageRead,
+    PhysicalCopyCreate,
+    PhysicalCopyRead,
+    PhysicalCopyUpdate,
     RawDataFileBulkCreate,
     RawDataFileCreate,
     RawDataFileFields,
@@ -46,7 +49,11 @@ __all__ = [
     "ExecutedObsUnitStart",
     "Health",
     "PackageDetails",
+    "PackageStatus",
     "Page",
+    "PhysicalCopyCreate",
+    "PhysicalCopyRead",
+    "PhysicalCopyUpdate",
     "RawDataFileBulkCreate",
     "RawDataFileCreate",
     "RawDataFileFields",
@@ -63,12 +70,18 @@ __all__ = [
     "TransferLogCreate",
     "TransferOverview",
     "TransferRead",
+    "TransferStatus",
     "TransferUpdate",
     "WriteResult",
 ]
 
 Page = PageRead
 """A list read: ``items``, ``total``, ``limit``, ``offset``."""
+
+# The server's status enums live with its database models, which the SDK does not import;
+# tests/unit/client checks that these stay the same.
+PackageStatus = Literal["building", "complete", "transferring", "archived", "failed"]
+TransferStatus = Literal["pending", "transferring", "completed", "failed"]
 
 # --- answers ---------------------------------------------------------------------------------
 

@@ -1,16 +1,39 @@
 // The operator console: reads the REST API and the WebSocket streams like any client.
 // The token stays in this tab's sessionStorage and goes only into Authorization headers;
 // WebSockets are opened with single-use tickets, so no secret ever appears in a URL.
+// A GitHub login gives a short-lived access token (minutes) and an HttpOnly refresh cookie;
+// the page renews the token before it expires, and again whenever the gateway answers 401.
 "use strict";
 
 const TOKEN_KEY = "ccat-console-token";
+// "github" when the token in this tab came from /auth/refresh: only then may a 401 be cured
+// by refreshing.
+const VIA_KEY = "ccat-console-via";
 // Set when this browser went to the GitHub login: only then is there a refresh cookie to
 // try (it is HttpOnly, so the page cannot see it, and a blind try logs a failed request).
 const GITHUB_KEY = "ccat-console-github";
+const REFRESH_LOCK = "ccat-console-refresh";
+const RENEW_AT = 0.8; // of the access token's lifetime
 const RECENT = 50;
+const DEAD_LIMIT = 200;
 const STOP_CODES = new Set([4401, 4403]); // credentials refused: reconnecting cannot help
+// While the status stream is down (a gateway restarting, Redis down so no ticket can be
+// redeemed) the tiles are read over REST this often, so they never go silently stale.
+const STATUS_POLL_MS = 2000;
 
-const state = { token: null, canOperate: false, streams: [], stopped: false };
+const state = {
+  token: null,
+  session: false, // the token came from a GitHub session
+  signedIn: false, // the gateway accepted the token at least once
+  canOperate: false,
+  streams: [],
+  stopped: false,
+  refreshing: null, // the refresh in flight, shared by everyone who needs one
+  renewTimer: null,
+  statusPoll: null,
+  bufferStreamOpen: false,
+  bufferNotice: "", // what renderStatus last put in the notice area
+};
 const $ = (id) => document.getElementById(id);
 
 // --- formatting -------------------------------------------------------------------------
@@ -63,35 +86,171 @@ class ApiError extends Error {
 }
 
 async function api(path, options = {}) {
-  const headers = { ...(options.headers || {}) };
-  if (state.token) headers.Authorization = `Bearer ${state.token}`;
-  const response = await fetch(path, { ...options, headers, credentials: "same-origin" });
+  const send = (token) => {
+    const headers = { ...(options.headers || {}) };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    return fetch(path, { ...options, headers, credentials: "same-origin" });
+  };
+  const sent = state.token;
+  let response = await send(sent);
+  if (response.status === 401 && sent && !state.stopped) {
+    // Once: with the token that replaced ours while this was out, else with a fresh one.
+    const renewed = state.token !== sent ? state.token : state.session ? await renewSession() : null;
+    if (renewed) response = await send(renewed);
+  }
   if (response.status === 204) return null;
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new ApiError(response.status, body.detail || response.statusText);
+  const detail = body.detail || response.statusText;
+  if (response.status === 401 && sent && state.token !== null && !state.stopped) {
+    credentialsRefused(detail);
+  }
+  if (!response.ok) throw new ApiError(response.status, detail);
   return body;
 }
 
 // --- sign in ------------------------------------------------------------------------------
 
-async function sessionToken() {
-  // A GitHub login leaves a refresh cookie; it buys a short-lived access token.
-  if (!localStorage.getItem(GITHUB_KEY)) return null;
+async function refreshOnce() {
+  // The refresh token rotates on every use: two refreshes with one cookie would spend it
+  // twice and the second would fail. So this tab's callers share one refresh, and tabs of
+  // this origin take turns (the second then sends the cookie the first one received).
+  let answer;
   try {
-    const response = await fetch("/auth/refresh", { method: "POST", credentials: "same-origin" });
-    if (response.ok) return (await response.json()).access_token || null;
-  } catch {
-    // unreachable gateway: fall through to the token form
+    answer = await fetch("/auth/refresh", { method: "POST", credentials: "same-origin" });
+  } catch (error) {
+    return { token: null, why: `the gateway did not answer (${error.message})` };
   }
-  localStorage.removeItem(GITHUB_KEY);
+  const body = await answer.json().catch(() => ({}));
+  if (!answer.ok || !body.access_token) {
+    return { token: null, status: answer.status, why: body.detail || answer.statusText };
+  }
+  return { token: body.access_token, expiresIn: body.expires_in };
+}
+
+function refreshSession() {
+  if (!state.refreshing) {
+    const attempt = navigator.locks
+      ? navigator.locks.request(REFRESH_LOCK, refreshOnce)
+      : refreshOnce();
+    state.refreshing = attempt.finally(() => {
+      state.refreshing = null;
+    });
+  }
+  return state.refreshing;
+}
+
+function scheduleRenewal(expiresInS) {
+  clearTimeout(state.renewTimer);
+  state.renewTimer = null;
+  if (!expiresInS || expiresInS <= 0) return;
+  // Renewing ahead keeps requests and reconnects free of 401s; a late timer (a background
+  // tab, a sleeping laptop) is covered by the 401 path in api().
+  state.renewTimer = setTimeout(renewAhead, expiresInS * RENEW_AT * 1000);
+}
+
+async function renewAhead() {
+  if (!state.session || state.stopped) return;
+  const result = await refreshSession();
+  if (!state.session || state.stopped) return;
+  if (result.token) {
+    adoptToken(result);
+  } else if (result.status === 401) {
+    sessionEnded(result);
+  } else {
+    // Main unreachable (a secondary site in a WAN outage) or a gateway restart: the token
+    // still works for a while; try again, and let a 401 decide when it really has expired.
+    state.renewTimer = setTimeout(renewAhead, 10_000);
+  }
+}
+
+function adoptToken(result) {
+  if (state.token === result.token) return;
+  state.token = result.token;
+  sessionStorage.setItem(TOKEN_KEY, result.token);
+  scheduleRenewal(result.expiresIn);
+}
+
+// Seconds a kept access token has left, from its own claims (page clock: only a hint).
+function remainingS(token) {
+  try {
+    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(payload)).exp - Date.now() / 1000;
+  } catch {
+    return null;
+  }
+}
+
+// A fresh access token for this GitHub session, or null once the session is over (then the
+// dashboard stops and the sign-in form says why).
+async function renewSession() {
+  const result = await refreshSession();
+  if (!state.session) return null; // signed out meanwhile
+  if (result.token) {
+    adoptToken(result);
+    return result.token;
+  }
+  sessionEnded(result);
   return null;
 }
 
-async function signIn(token) {
+function sessionEnded(result) {
+  stopDashboard(renewalFailure(result));
+}
+
+function renewalFailure(result) {
+  if (result.status === 401) {
+    localStorage.removeItem(GITHUB_KEY); // the cookie is spent or the session is over
+    return `Your GitHub session has ended (${result.why}). Log in with GitHub again.`;
+  }
+  if (result.status === 503) {
+    return (
+      `Your GitHub session could not be renewed: ${result.why}. Renewing needs the main ` +
+      "database: sign in with an API token, or log in with GitHub again once main is back."
+    );
+  }
+  return `Your GitHub session could not be renewed (${result.why}). Sign in again.`;
+}
+
+function credentialsRefused(detail) {
+  if (state.session) {
+    sessionEnded({ status: 401, why: detail });
+  } else if (state.signedIn) {
+    stopDashboard(`The gateway no longer accepts this token (${detail}). Sign in again.`);
+  } else {
+    stopDashboard("That token was refused.");
+  }
+}
+
+async function resumeSession() {
+  // A GitHub login leaves a refresh cookie; it buys a short-lived access token.
+  if (!localStorage.getItem(GITHUB_KEY)) {
+    showSignIn("");
+    return;
+  }
+  state.session = true;
+  const result = await refreshSession();
+  if (result.token) {
+    scheduleRenewal(result.expiresIn);
+    signIn(result.token, true);
+    return;
+  }
+  state.session = false;
+  // Refused: the login is simply over (nothing to say); anything else is worth saying.
+  const message = renewalFailure(result);
+  showSignIn(result.status === 401 ? "" : message);
+}
+
+async function signIn(token, viaSession) {
   state.token = token;
+  state.session = viaSession;
+  state.signedIn = false;
+  state.stopped = false;
   try {
     const me = await api("/auth/me");
-    sessionStorage.setItem(TOKEN_KEY, token);
+    state.signedIn = true;
+    sessionStorage.setItem(TOKEN_KEY, state.token); // renewed, maybe, on the way
+    sessionStorage.setItem(VIA_KEY, viaSession ? "github" : "token");
+    if (viaSession && state.renewTimer === null) scheduleRenewal(remainingS(state.token));
     state.canOperate = me.permissions.includes("operate:buffer");
     $("who").textContent = `${me.login} (${me.role})`;
     $("sign-in").hidden = true;
@@ -99,9 +258,8 @@ async function signIn(token) {
     $("dashboard").hidden = false;
     await startDashboard();
   } catch (error) {
-    state.token = null;
-    sessionStorage.removeItem(TOKEN_KEY);
-    showSignIn(error.status === 401 ? "That token was refused." : String(error.message));
+    if (state.stopped) return; // refused: the sign-in form already says why
+    stopDashboard(String(error.message));
   }
 }
 
@@ -113,19 +271,47 @@ function showSignIn(message) {
   $("token-input").focus();
 }
 
-function signOut() {
+// Stop everything that runs on the current credentials and go back to the sign-in form.
+function stopDashboard(message) {
   state.stopped = true;
   for (const ws of state.streams) ws.close(1000, "signed out");
   state.streams = [];
   state.token = null;
+  state.session = false;
+  state.signedIn = false;
+  clearTimeout(state.renewTimer);
+  state.renewTimer = null;
+  clearInterval(state.statusPoll);
+  state.statusPoll = null;
   sessionStorage.removeItem(TOKEN_KEY);
-  localStorage.removeItem(GITHUB_KEY);
+  sessionStorage.removeItem(VIA_KEY);
   $("who").textContent = "";
   setConnection("idle", "not connected");
-  showSignIn("");
+  showSignIn(message);
+}
+
+async function signOut() {
+  if (state.session && state.token) {
+    // End the session (and its refresh cookie) rather than leave it usable on this browser.
+    await api("/auth/logout", { method: "POST" }).catch(() => {});
+  }
+  localStorage.removeItem(GITHUB_KEY);
+  stopDashboard("");
 }
 
 // --- site status ----------------------------------------------------------------------------
+
+// The status stream's own line in the notice area: replaced or cleared as the status
+// changes, without wiping what an operator's action reported.
+function bufferNotice(message) {
+  if (message === state.bufferNotice) return;
+  if (!message && $("notice").textContent !== state.bufferNotice) {
+    state.bufferNotice = "";
+    return;
+  }
+  state.bufferNotice = message;
+  notice(message);
+}
 
 function renderStatus(status) {
   $("site-name").textContent = status.site;
@@ -136,6 +322,8 @@ function renderStatus(status) {
   setTile("tile-main", main.ok ? "ok" : "bad");
 
   const buffer = status.buffer;
+  const redis = status.redis;
+  if (buffer) bufferNotice("");
   if (buffer) {
     $("buffer-depth").textContent = String(buffer.depth);
     $("oldest-age").textContent = age(buffer.oldest_pending_age_s);
@@ -147,13 +335,24 @@ function renderStatus(status) {
     $("accept-rate").textContent = rate(buffer.accept_rate_tx_s);
     $("drain-rate").textContent = rate(buffer.drain_rate_tx_s);
     $("awaiting-replica").textContent = String(buffer.awaiting_replica);
-    $("dead-count").textContent = String(buffer.dead_letters);
-    setTile("tile-dead", buffer.dead_letters ? "bad" : "ok");
+    renderDeadCount(buffer.dead_letters);
+    setTile("tile-awaiting", null);
+  } else if (redis && !redis.ok && status.site_type === "secondary") {
+    // Stale numbers would look like a calm buffer: say plainly that nobody can tell now.
+    for (const id of ["buffer-depth", "drain-estimate", "awaiting-replica", "dead-count"]) {
+      $(id).textContent = "unavailable";
+    }
+    for (const id of ["oldest-age", "accept-rate", "drain-rate"]) $(id).textContent = "–";
+    for (const id of ["tile-buffer", "tile-drain", "tile-awaiting", "tile-dead"]) setTile(id, "bad");
+    bufferNotice(
+      `Buffer unavailable: ${redis.error || "Redis does not answer"}. Critical writes are ` +
+        "refused (503) until it is back.",
+    );
   } else {
     for (const id of ["buffer-depth", "drain-estimate", "awaiting-replica", "dead-count"]) {
       $(id).textContent = "–";
     }
-    notice("This site applies writes directly to main: it keeps no buffer.");
+    bufferNotice("This site applies writes directly to main: it keeps no buffer.");
   }
 
   const replica = status.replica;
@@ -278,17 +477,27 @@ function deadLetterRow(tx) {
   return row;
 }
 
+function renderDeadCount(total) {
+  // Always the site's true count (the status stream's, or the listing's total), never the
+  // length of the capped list, so the tile does not flip between two numbers.
+  $("dead-count").textContent = total === null ? "–" : String(total);
+  setTile("tile-dead", total === null ? null : total ? "bad" : "ok");
+}
+
 async function loadDeadLetters() {
-  let items = [];
+  let page = { items: [], total: null };
   try {
-    items = (await api("/transactions?state=failed&limit=200")).items;
+    page = await api(`/transactions?state=failed&limit=${DEAD_LIMIT}`);
   } catch (error) {
     if (error.status !== 404) throw error;
   }
+  const items = page.items;
   $("dead-letters").tBodies[0].replaceChildren(...items.map(deadLetterRow));
   $("dead-empty").hidden = items.length > 0;
-  $("dead-count").textContent = String(items.length);
-  setTile("tile-dead", items.length ? "bad" : "ok");
+  const more = page.total !== null && page.total > items.length;
+  $("dead-more").hidden = !more;
+  $("dead-more").textContent = more ? `Showing the newest ${items.length} of ${page.total}.` : "";
+  renderDeadCount(page.total);
 }
 
 async function act(action, txId) {
@@ -319,24 +528,31 @@ function liveCount() {
   return state.streams.filter((ws) => ws.readyState === WebSocket.OPEN).length;
 }
 
-function openStream(path, onFrame, onReconnect) {
+function openStream(path, onFrame, onReconnect, onOpenChange = () => {}) {
   let delayMs = 500;
+  const retryLater = (text) => {
+    setConnection("reconnecting", text);
+    setTimeout(connect, delayMs);
+    delayMs = Math.min(delayMs * 2, 15000);
+  };
   const connect = async () => {
     if (state.stopped) return;
     let ticket;
     try {
       ticket = (await api("/api/ws/tickets", { method: "POST" })).ticket;
     } catch (error) {
-      setConnection("reconnecting", `reconnecting (${error.message})`);
-      setTimeout(connect, delayMs);
-      delayMs = Math.min(delayMs * 2, 15000);
+      // Refused credentials stopped the dashboard (api() saw to it); anything else passes.
+      if (!state.stopped) retryLater(`reconnecting (${error.message})`);
       return;
     }
+    if (state.stopped) return;
+    const ticketToken = state.token; // what the ticket was issued for (api() may have renewed)
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${scheme}://${location.host}${path}?ticket=${encodeURIComponent(ticket)}`);
     state.streams.push(ws);
     ws.onopen = () => {
       delayMs = 500;
+      onOpenChange(true);
       setConnection("live", `live (${liveCount()} streams)`);
     };
     ws.onmessage = (message) => {
@@ -346,16 +562,22 @@ function openStream(path, onFrame, onReconnect) {
         showError(`Could not show an update: ${error.message}`);
       }
     };
-    ws.onclose = (closed) => {
+    ws.onclose = async (closed) => {
       state.streams = state.streams.filter((other) => other !== ws);
+      onOpenChange(false);
       if (state.stopped) return;
-      if (STOP_CODES.has(closed.code)) {
+      if (closed.code === 4401 && state.session) {
+        // The access token expired between the ticket and the handshake: renew (unless that
+        // happened meanwhile), go on.
+        if (state.token === ticketToken && !(await renewSession())) return;
+      } else if (STOP_CODES.has(closed.code)) {
         setConnection("error", "refused");
         showError(`The gateway closed ${path}: ${closed.reason || closed.code}`);
         return;
       }
       setConnection("reconnecting", "reconnecting…");
       setTimeout(async () => {
+        if (state.stopped) return;
         await onReconnect();
         connect();
       }, delayMs);
@@ -388,10 +610,20 @@ async function startDashboard() {
   state.stopped = false;
   showError("");
   renderStatus(await api("/api/site/status"));
-  await Promise.all([loadTransactions(), loadDeadLetters()]);
-  const reloadAll = () => Promise.all([loadTransactions(), loadDeadLetters()]).catch(() => {});
-  openStream("/api/ws/buffer", onBufferFrame, async () => {});
-  openStream("/api/ws/transactions", onTransactionFrame, reloadAll);
+  const reloadAll = () => Promise.all([loadTransactions(), loadDeadLetters()]);
+  // The lists need the buffer; with Redis down the tiles (and the streams) still tell why.
+  await reloadAll().catch((error) => {
+    if (!state.stopped) showError(`Could not list transactions: ${error.message}`);
+  });
+  openStream("/api/ws/buffer", onBufferFrame, async () => {}, (open) => {
+    state.bufferStreamOpen = open;
+  });
+  clearInterval(state.statusPoll);
+  state.statusPoll = setInterval(() => {
+    if (state.stopped || state.bufferStreamOpen) return;
+    api("/api/site/status").then(renderStatus).catch(() => {});
+  }, STATUS_POLL_MS);
+  openStream("/api/ws/transactions", onTransactionFrame, () => reloadAll().catch(() => {}));
 }
 
 // --- wiring ---------------------------------------------------------------------------------
@@ -400,12 +632,12 @@ window.addEventListener("unhandledrejection", (event) => {
   showError(`Error: ${event.reason && event.reason.message ? event.reason.message : event.reason}`);
 });
 
-document.addEventListener("DOMContentLoaded", async () => {
+document.addEventListener("DOMContentLoaded", () => {
   $("token-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const token = $("token-input").value.trim();
     $("token-input").value = "";
-    if (token) signIn(token);
+    if (token) signIn(token, false);
   });
   $("sign-out").addEventListener("click", signOut);
   $("github-login").addEventListener("click", () => localStorage.setItem(GITHUB_KEY, "1"));
@@ -413,7 +645,9 @@ document.addEventListener("DOMContentLoaded", async () => {
     const button = event.target.closest("button[data-action]");
     if (button) act(button.dataset.action, button.dataset.txId);
   });
-  const token = sessionStorage.getItem(TOKEN_KEY) || (await sessionToken());
-  if (token) signIn(token);
-  else showSignIn("");
+  // A token kept by this tab may have expired while the page was away (a reload, a sleeping
+  // laptop): a session's is renewed by api() on the 401, before anything is given up.
+  const kept = sessionStorage.getItem(TOKEN_KEY);
+  if (kept) signIn(kept, sessionStorage.getItem(VIA_KEY) === "github");
+  else resumeSession();
 });

@@ -107,6 +107,8 @@ class Stack:
         self.gateways: dict[str, ManagedProcess] = {}
         self.gateway_ports: dict[str, int] = {}
         self.processor: ManagedProcess | None = None
+        # The stack's own processor serves its replay histograms here (Prometheus text).
+        self.processor_metrics_port: int | None = None
         self.started = False
         # Both sites' gateways sign and verify session tokens with the same secret.
         self.session_secret = secrets.token_urlsafe(32)
@@ -196,7 +198,7 @@ class Stack:
             )
         if self.config.processor == "separate":
             say("processor and LSN tracker")
-            self.start_processor()
+            self.start_processor(metrics_port=free_port())
 
     def _migrate_and_seed(self) -> None:
         from ccat_api.db import migrate
@@ -258,11 +260,18 @@ class Stack:
         return self.gateway_url(site)
 
     def start_processor(
-        self, site: str | None = None, *, burst: bool = False, env: dict[str, str] | None = None
+        self,
+        site: str | None = None,
+        *,
+        burst: bool = False,
+        env: dict[str, str] | None = None,
+        metrics_port: int | None = None,
     ) -> ManagedProcess:
         argv = [sys.executable, "-m", "ccat_api", "process"]
         if burst:
             argv.append("--burst")
+        if metrics_port is not None:
+            argv += ["--metrics-port", str(metrics_port)]
         process = ManagedProcess(
             f"processor-{site or self.config.secondary_site}",
             argv,
@@ -272,6 +281,7 @@ class Stack:
         process.start()
         if site is None:
             self.processor = process
+            self.processor_metrics_port = metrics_port
         return process
 
     def down(self) -> None:
@@ -280,6 +290,7 @@ class Stack:
                 process.stop()
         self.gateways.clear()
         self.processor = None
+        self.processor_metrics_port = None
         self.wan_process = None
         self.redis.stop()
         for cluster in (self.replica, self.main_db):
@@ -298,6 +309,11 @@ class Stack:
             "redis": self.redis.url,
             "wan_control": f"http://127.0.0.1:{self.wan_control_port}",
             "gateways": {site: self.gateway_url(site) for site in self.gateway_ports},
+            **(
+                {"processor_metrics": f"http://127.0.0.1:{self.processor_metrics_port}/metrics"}
+                if self.processor_metrics_port is not None
+                else {}
+            ),
             "pid": os.getpid(),
         }
 

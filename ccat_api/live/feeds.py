@@ -5,6 +5,11 @@ a burst of writes costs one recomputation) and at least every ``interval_s`` (ch
 elsewhere, such as other sites' replays arriving on main, publish no event here). It sends
 a frame only when the snapshot differs from the last one sent, unless ``always`` is set.
 Nothing is computed while no monitor listens.
+
+When a snapshot cannot be computed (its database is down), monitors get one ``unavailable``
+frame saying why, rather than a last snapshot that silently goes stale, and an ``update``
+again as soon as it can be computed. (The buffer stream's status sample reports Redis or
+the replica being down inside the snapshot itself, so it keeps ticking.)
 """
 
 from __future__ import annotations
@@ -42,12 +47,18 @@ class Feed:
         self._dirty = asyncio.Event()
         self._lock = asyncio.Lock()
         self._last_sent: bytes | None = None
+        self._failing = False
         self._listeners = 0
         hub.on_events(lambda _events: self._dirty.set())
 
     async def snapshot_frame(self) -> str:
-        """The current snapshot as a ``snapshot`` frame, for a monitor that just connected."""
-        data = await self._data()
+        """The current snapshot as a ``snapshot`` frame, for a monitor that just connected
+        (or an ``unavailable`` frame when it cannot be computed now)."""
+        try:
+            data = await self._data()
+        except Exception as exc:
+            log.warning("feed %s: could not compute a snapshot: %s", self.name, exc)
+            return _unavailable_frame(self.name, exc)
         return _frame("snapshot", self.name, data)
 
     def subscribe(self) -> Subscription:
@@ -70,10 +81,17 @@ class Feed:
                 continue
             try:
                 data = await self._data()
-            except Exception:
-                # A database or Redis hiccup: monitors keep their last snapshot until the next.
-                log.warning("feed %s: could not compute a snapshot", self.name, exc_info=True)
+            except Exception as exc:
+                if not self._failing:
+                    log.warning("feed %s: could not compute a snapshot", self.name, exc_info=True)
+                    self._hub.broadcast(_unavailable_frame(self.name, exc), self.name)
+                self._failing = True
+                # Whatever comes next differs from what monitors were told last.
+                self._last_sent = None
                 continue
+            if self._failing:
+                log.info("feed %s: snapshots computed again", self.name)
+                self._failing = False
             if self._always or data != self._last_sent:
                 self._last_sent = data
                 self._hub.broadcast(_frame("update", self.name, data), self.name)
@@ -81,6 +99,11 @@ class Feed:
     async def _data(self) -> bytes:
         async with self._lock:
             return orjson.dumps((await self._compute()).model_dump(mode="json"))
+
+
+def _unavailable_frame(name: str, exc: Exception) -> str:
+    reason = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return orjson.dumps({"type": "unavailable", "stream": name, "error": reason[:300]}).decode()
 
 
 def _frame(kind: str, name: str, data: bytes) -> str:

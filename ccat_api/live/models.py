@@ -25,7 +25,9 @@ class ReplicaStatus(BaseModel):
     receive_lsn: int | None = None
     replay_lsn: int | None = None
     # What main has written that has not crossed the WAN yet (bytes), and what has crossed
-    # but is not replayed (bytes, and the age of the oldest such commit).
+    # but is not replayed (bytes). While some waits, apply_lag_s is the time since the last
+    # replayed commit was made on main (it includes WAN transit and clock skew); 0 when
+    # nothing waits to be replayed, however long main has been idle.
     receive_lag_bytes: int | None = None
     apply_lag_bytes: int | None = None
     apply_lag_s: float | None = None
@@ -34,16 +36,26 @@ class ReplicaStatus(BaseModel):
     since_wal_message_s: float | None = None
 
 
+class RedisStatus(BaseModel):
+    ok: bool
+    error: str | None = None
+
+
 class SiteStatus(BaseModel):
     site: str
     site_type: str
     sampled_at: float
     main: dict[str, Any]
     replica: ReplicaStatus | None
+    # None at a main site (no buffer), or while the buffer cannot be read: then ``redis``
+    # says why, and ``processor`` (reported through Redis) is None too.
     buffer: BufferStatus | None
     processor: dict[str, str] | None
-    # Site-wide counters kept in Redis (accepted, applied, failed, visible, batches, ...).
+    # Site-wide counters kept in Redis (accepted, applied, failed, visible, batches, ...);
+    # empty while Redis is down.
     counters: dict[str, int]
+    # The site's Redis as the sample found it; None where the site has none.
+    redis: RedisStatus | None = None
 
 
 class BufferStats(BaseModel):

@@ -61,7 +61,8 @@ class LiveServices:
             ),
             tickets=TicketIssuer(
                 settings.session_secret, runtime.directory, runtime.redis, runtime.keys,
-                ttl_s=settings.ws_ticket_ttl_s,
+                ttl_s=settings.ws_ticket_ttl_s, db=runtime.read_db,
+                token_cache_ttl_s=settings.token_cache_ttl_s,
             ),
             stopping=asyncio.Event(),
         )  # fmt: skip

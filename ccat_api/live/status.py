@@ -4,6 +4,8 @@ replica lag (WAN receive lag apart from apply lag), main's reachability, process
 One ``StatusSampler`` per process computes it (a Redis pipeline and one replica query) and
 caches it briefly, so the console, ``ccat-api status``, the buffer WebSocket stream and
 ``/metrics`` all show the same figures without each asking Redis and the replica again.
+A sample never fails because Redis or the replica does: it says which one is unavailable,
+since that is exactly when an operator looks.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from collections import deque
 from typing import Any
 
 import sqlalchemy as sa
+from redis.exceptions import RedisError
 
+from ccat_api.buffering.ledger import BufferStats
 from ccat_api.buffering.wire import text_map
 from ccat_api.health import HealthProbe
-from ccat_api.live.models import BufferStatus, ReplicaStatus, SiteStatus
+from ccat_api.live.models import BufferStatus, RedisStatus, ReplicaStatus, SiteStatus
 from ccat_api.runtime import Runtime
 
 # Rates are measured over this window of samples: long enough to smooth batch-sized steps
@@ -61,24 +65,29 @@ class StatusSampler:
         rt = self._runtime
         settings = rt.settings
         counters: dict[str, int] = {}
-        buffer = processor = None
+        buffer: BufferStatus | None = None
+        processor: dict[str, str] | None = None
+        redis: RedisStatus | None = None
         if settings.is_secondary and rt.ledger is not None and rt.redis is not None:
-            async with rt.redis.pipeline(transaction=False) as pipe:
-                pipe.hgetall(rt.keys.stats)
-                (raw_stats,) = await pipe.execute()
-            stats = await rt.ledger.stats()
-            counters = {k: int(v) for k, v in text_map(raw_stats).items()}
-            accept_rate, drain_rate = self._rates(counters)
-            buffer = BufferStatus(
-                depth=stats.depth,
-                oldest_pending_age_s=stats.oldest_pending_age_s,
-                awaiting_replica=stats.awaiting_replica,
-                dead_letters=stats.dead_letters,
-                accept_rate_tx_s=accept_rate,
-                drain_rate_tx_s=drain_rate,
-                estimated_drain_s=_drain_estimate(stats.depth, drain_rate),
-            )
-            processor = stats.processor or {"state": "absent"}
+            try:
+                counters, stats = await self._buffer_figures()
+            except (RedisError, OSError, TimeoutError) as exc:
+                redis = RedisStatus(ok=False, error=_first_line(exc, "no answer"))
+            else:
+                redis = RedisStatus(ok=True)
+                accept_rate, drain_rate = self._rates(counters)
+                buffer = BufferStatus(
+                    depth=stats.depth,
+                    oldest_pending_age_s=stats.oldest_pending_age_s,
+                    awaiting_replica=stats.awaiting_replica,
+                    dead_letters=stats.dead_letters,
+                    accept_rate_tx_s=accept_rate,
+                    drain_rate_tx_s=drain_rate,
+                    estimated_drain_s=_drain_estimate(stats.depth, drain_rate),
+                )
+                processor = stats.processor or {"state": "absent"}
+        elif rt.redis is not None:
+            redis = await self._ping_redis()
         replica = await self._replica(counters.get("main_lsn")) if settings.is_secondary else None
         main = dict(self._health.main) if settings.is_secondary else await self._main_here()
         return SiteStatus(
@@ -90,7 +99,30 @@ class StatusSampler:
             buffer=buffer,
             processor=processor,
             counters=counters,
+            redis=redis,
         )
+
+    async def _buffer_figures(self) -> tuple[dict[str, int], BufferStats]:
+        rt = self._runtime
+        assert rt.redis is not None
+        assert rt.ledger is not None
+        # Bounded like the replica's probe: a Redis that hangs must not hang the status.
+        async with asyncio.timeout(rt.settings.health_probe_timeout_s):
+            async with rt.redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(rt.keys.stats)
+                (raw_stats,) = await pipe.execute()
+            stats = await rt.ledger.stats()
+        return {k: int(v) for k, v in text_map(raw_stats).items()}, stats
+
+    async def _ping_redis(self) -> RedisStatus:
+        """At a main site Redis carries only the monitors' events."""
+        assert self._runtime.redis is not None
+        try:
+            async with asyncio.timeout(self._runtime.settings.health_probe_timeout_s):
+                await self._runtime.redis.ping()
+        except (RedisError, OSError, TimeoutError) as exc:
+            return RedisStatus(ok=False, error=_first_line(exc, "no answer"))
+        return RedisStatus(ok=True)
 
     def _rates(self, counters: dict[str, int]) -> tuple[float | None, float | None]:
         now = time.monotonic()
@@ -114,8 +146,7 @@ class StatusSampler:
             ):
                 row = (await conn.execute(REPLICA_LAG_SQL)).one()
         except (OSError, TimeoutError, sa.exc.SQLAlchemyError) as exc:
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            return ReplicaStatus(ok=False, error=message)
+            return ReplicaStatus(ok=False, error=_first_line(exc, "no answer"))
         if not row.in_recovery:
             return ReplicaStatus(ok=True, error="reads are served by a primary, not a replica")
         receive_lsn, replay_lsn = row.receive_lsn, row.replay_lsn
@@ -136,9 +167,7 @@ class StatusSampler:
                 else None
             ),
             apply_lag_bytes=apply_lag_bytes,
-            apply_lag_s=(
-                0.0 if apply_lag_bytes == 0 else _non_negative(row.since_replayed_commit_s)
-            ),
+            apply_lag_s=_apply_lag_s(apply_lag_bytes, row.since_replayed_commit_s),
             wan_delay_s=_non_negative(row.wan_delay_s),
             since_wal_message_s=_non_negative(row.since_wal_message_s),
         )
@@ -167,6 +196,24 @@ def _drain_estimate(depth: int, drain_rate_tx_s: float | None) -> float | None:
     if not drain_rate_tx_s or drain_rate_tx_s <= 0:
         return None
     return round(depth / drain_rate_tx_s, 1)
+
+
+def _apply_lag_s(
+    apply_lag_bytes: int | None, since_replayed_commit_s: float | None
+) -> float | None:
+    """The time since the last replayed commit grows on an idle primary too: it is apply lag
+    only while received WAL waits to be replayed (the usual receive LSN = replay LSN test)."""
+    if apply_lag_bytes is None:
+        return None
+    if apply_lag_bytes == 0:
+        return 0.0
+    return _non_negative(since_replayed_commit_s)
+
+
+def _first_line(exc: BaseException, silent: str) -> str:
+    """A one-line reason; ``silent`` when the exception has no message (a timeout)."""
+    text = str(exc)
+    return text.splitlines()[0] if text.strip() else f"{type(exc).__name__}: {silent}"
 
 
 def _non_negative(value: float | None) -> float | None:

@@ -1,6 +1,7 @@
 """The SDK against a real gateway (real PostgreSQL, replica and Redis; no mocks): a write
 whose answer is lost is sent again and buffered once, 503s are waited out, retries are
-bounded, a refusal is not retried, and wait_visible follows the pipeline to visible."""
+bounded, a refusal is not retried, wait_visible follows the pipeline to visible, and a
+physical copy written at a secondary site reads back, buffered and then replicated."""
 
 from __future__ import annotations
 
@@ -219,3 +220,63 @@ async def test_at_main_a_write_is_applied_and_wait_visible_is_done_at_once(
         finished = await sdk.finish_executed_obs_unit(result.id, {"status": "success"})
         assert finished.http_status == 200
         assert (await sdk.get_executed_obs_unit(result.id)).status == "success"
+
+
+async def test_a_copy_written_through_the_sdk_at_a_secondary_site_reads_back(
+    stack: Stack, tokens: Tokens, secondary_settings: Settings, worker: SiteWorker
+) -> None:
+    site = secondary_settings.site_name
+    files = [
+        {"name": f"f{i}", "relative_path": f"{site}/f{i}.fits", "size_bytes": 1000,
+         "checksum": "sha256:0011223344556677", "file_type": "fits", "instrument_module_id": 1}
+        for i in range(2)
+    ]  # fmt: skip
+    async with serve(secondary_settings) as url, AsyncClient(url, tokens.service) as sdk:
+        stack.wan.down()  # buffered writes and merged reads need nothing from main
+        unit = await sdk.start_executed_obs_unit({"obs_unit_id": 1})
+        package = await sdk.create_package(
+            {"name": f"pkg-{site}", "executed_obs_unit_id": unit.id, "instrument_module_id": 1,
+             "files": files}
+        )  # fmt: skip
+        await sdk.finalize_package(package.id, checksum="md5:feedfeed")
+        transfer = await sdk.start_transfer({"raw_data_package_id": package.id, "route_id": 1})
+        copy = await sdk.add_copy(
+            {"raw_data_package_id": package.id, "data_location_id": 2, "path": f"/buf/{site}"}
+        )
+        assert (copy.http_status, copy.status) == (201, "buffered")
+        verified = await sdk.update_copy(copy.id, {"status": "verified", "checksum": "md5:ab12"})
+        assert (verified.http_status, verified.id) == (200, copy.id)
+        assert verified.idempotency_key != copy.idempotency_key
+        held = await buffer_state(secondary_settings.redis_url, site)
+        assert held["stream"] == 6
+
+        async def read_back() -> None:
+            got = await sdk.get_copy(copy.id)
+            assert (got.raw_data_package_id, got.data_location_id, got.path) == (
+                package.id, 2, f"/buf/{site}",
+            )  # fmt: skip
+            assert (got.status, got.checksum) == ("verified", "md5:ab12")
+            listed = await sdk.list_copies(raw_data_package_id=package.id)
+            assert [(c.id, c.status) for c in listed.items] == [(copy.id, "verified")]
+            assert (
+                await sdk.list_copies(raw_data_package_id=package.id, data_location_id=1)
+            ).total == 0
+            moving = await sdk.list_packages(executed_obs_unit_id=unit.id, status="transferring")
+            assert [p.id for p in moving.items] == [package.id]
+            other = await sdk.list_packages(
+                executed_obs_unit_id=unit.id, status=["building", "complete"]
+            )
+            assert other.items == []
+            pending = await sdk.list_transfers(raw_data_package_id=package.id, status=["pending"])
+            assert [(t.id, t.route_id) for t in pending.items] == [(transfer.id, 1)]
+            one_file = await sdk.get_raw_data_file(package.ids[1])
+            assert (one_file.raw_data_package_id, one_file.name) == (package.id, "f0")
+
+        await read_back()  # from the buffer, main unreachable
+        stack.wan.up()
+        assert await worker.processor.run_once() == 6
+        await asyncio.to_thread(stack.wait_replica_caught_up)
+        assert len(await worker.tracker.run_once()) == 6
+        await read_back()  # from the replica, the buffer emptied
+        held = await buffer_state(secondary_settings.redis_url, site)
+        assert (held["stream"], held["overlay"]) == (0, 0)

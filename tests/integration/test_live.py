@@ -20,13 +20,18 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from ccat_api.auth.sessions import SessionSigner, start_session
+from ccat_api.auth.tokens import issue_service_token, revoke_token
 from ccat_api.buffering.keys import SiteKeys
 from ccat_api.buffering.worker import SiteWorker
 from ccat_api.config import Settings
+from ccat_api.db.engines import PrimaryDatabase, make_engine
+from ccat_api.db.models import Role
 from ccat_api.devstack.stack import Stack
-from ccat_api.runtime import make_redis
+from ccat_api.metrics import REPLAY_REGISTRY
+from ccat_api.runtime import build_worker, make_redis
 from tests.integration.conftest import Tokens
-from tests.support import bearer, client, serve
+from tests.support import bearer, client, eventually, fetchval, refused_on_main, serve
 
 WAIT_S = 15.0
 
@@ -86,6 +91,11 @@ async def close_code(ws: ClientConnection, timeout_s: float = WAIT_S) -> int | N
     except ConnectionClosed as closed:
         return closed.rcvd.code if closed.rcvd else None
     raise AssertionError("unreachable")
+
+
+def replay_sample(name: str) -> float:
+    """A processor histogram's sample as this process's in-process processors recorded it."""
+    return REPLAY_REGISTRY.get_sample_value(name) or 0.0
 
 
 def live_settings(settings: Settings, **changes: Any) -> Settings:
@@ -379,8 +389,38 @@ async def test_a_monitor_connection_lives_at_most_its_lifetime(
 ) -> None:
     settings = secondary_settings.model_copy(update={"ws_max_lifetime_s": 1.0})
     async with serve(settings) as url, monitor(url, "/api/ws/transactions", tokens.admin) as ws:
-        assert (await frame(ws))["lifetime_s"] == 1.0
+        # Give or take 10%, so that monitors which connected together reconnect apart.
+        lifetime_s = (await frame(ws))["lifetime_s"]
+        assert 0.9 <= lifetime_s <= 1.1
         assert await close_code(ws, timeout_s=10) == 4000
+
+
+async def test_a_session_monitor_lives_no_longer_than_its_access_token_remains_valid(
+    stack: Stack, secondary_settings: Settings
+) -> None:
+    ttl_s = 3
+    signer = SessionSigner(secondary_settings.session_secret, access_ttl_s=ttl_s)
+    user_id = await fetchval(stack.main_db.dsn(), "SELECT id FROM users WHERE login = 'test-admin'")
+    db = PrimaryDatabase(
+        make_engine(stack.main_db.url(), pool_size=1, connect_timeout_s=5, application_name="t")
+    )
+    try:
+        session = await start_session(db, signer, user_id, refresh_ttl_s=60)
+    finally:
+        await db.dispose()
+    await asyncio.to_thread(stack.wait_replica_caught_up)
+    await asyncio.sleep(1.5)  # half the token's life is gone before any monitor opens
+    async with serve(secondary_settings) as url, client(url, session.access_token) as http:
+        ticket = (await http.post("/api/ws/tickets")).json()["ticket"]
+        async with (
+            monitor(url, "/api/ws/buffer", session.access_token) as by_header,
+            monitor(url, f"/api/ws/transactions?ticket={ticket}") as by_ticket,
+        ):
+            for ws in (by_header, by_ticket):
+                # What is left of the token, not its whole lifetime from now (3 s).
+                assert 0 < (await frame(ws))["lifetime_s"] <= ttl_s - 1.5
+            for ws in (by_header, by_ticket):
+                assert await close_code(ws, timeout_s=5) == 4000
 
 
 async def test_monitors_are_closed_cleanly_when_the_gateway_stops(
@@ -427,6 +467,8 @@ async def test_metrics_move_with_the_buffer_and_the_requests(
             during,
             re.M,
         ), "request latency by route missing"
+        batches_before = replay_sample("ccat_replay_batch_transactions_count")
+        replayed_before = replay_sample("ccat_replay_batch_transactions_sum")
         await worker.processor.run_once()
         stack.wait_replica_caught_up()
         await worker.tracker.run_once()
@@ -438,8 +480,246 @@ async def test_metrics_move_with_the_buffer_and_the_requests(
         assert value(after, "ccat_replay_batches_total") == 1
         assert value(after, "ccat_replica_apply_lag_bytes") == 0
         assert value(after, "ccat_processor_state", f'site="{site}",state="idle"') == 1
-        assert re.search(r"^ccat_replay_batch_transactions_count [1-9]", after, re.M)
+        assert value(after, "ccat_redis_up") == 1
+        # The processor measured its batch in its own registry; this gateway runs none, so it
+        # shows no processor histograms (they would sit at zero forever).
+        assert replay_sample("ccat_replay_batch_transactions_count") == batches_before + 1
+        assert replay_sample("ccat_replay_batch_transactions_sum") == replayed_before + 2
+        assert not re.search(
+            r"^ccat_replay_batch_(transactions|duration_seconds)_count", after, re.M
+        )
         async with monitor(url, "/api/ws/buffer", tokens.observer) as ws:
             assert (await frame(ws))["type"] == "hello"
             watched = (await http.get("/metrics")).text
             assert value(watched, "ccat_websocket_connections", 'stream="buffer"') == 1
+
+
+# --- metrics: what each figure says, and what a scrape says when something is down -----------
+
+
+def metric(text: str, name: str, labels: str | None = None) -> float | None:
+    """A sample of the exposition ``text``, None when it is absent."""
+    selector = re.escape(name) + (rf"\{{{re.escape(labels)}\}}" if labels else "")
+    found = re.search(rf"^{selector} (\S+)$", text, re.M)
+    return float(found.group(1)) if found else None
+
+
+def site_metric(text: str, name: str, site: str) -> float:
+    value = metric(text, name, f'site="{site}"')
+    assert value is not None, f"{name} missing"
+    return value
+
+
+async def test_metrics_show_dead_letters_pending_age_and_the_drain_estimate(
+    stack: Stack, tokens: Tokens, secondary_settings: Settings, worker: SiteWorker
+) -> None:
+    settings = live_settings(secondary_settings)  # a scrape's sample is at most 0.1 s old
+    site = settings.site_name
+    async with (
+        serve(settings) as url,
+        client(url, tokens.observer) as http,
+        client(url, tokens.operator) as writer,
+    ):
+
+        async def scrape() -> str:
+            await asyncio.sleep(0.15)
+            return (await http.get("/metrics")).text
+
+        async def write() -> dict[str, Any]:
+            answer = await writer.post("/executed_obs_units/start", json={"obs_unit_id": 1})
+            assert answer.status_code == 201, answer.text
+            written: dict[str, Any] = answer.json()
+            return written
+
+        doomed, _ = await write(), await write()
+        await scrape()  # rates are measured from this sample on
+        await asyncio.sleep(0.5)
+        stalled = await scrape()
+        assert site_metric(stalled, "ccat_buffer_depth", site) == 2
+        assert site_metric(stalled, "ccat_buffer_oldest_pending_age_seconds", site) >= 0.5
+        assert site_metric(stalled, "ccat_buffer_drain_rate", site) == 0
+        assert site_metric(stalled, "ccat_dead_letters", site) == 0
+        # Work waits and nothing drains: no estimate, rather than a made-up one.
+        assert metric(stalled, "ccat_buffer_estimated_drain_seconds", f'site="{site}"') is None
+
+        with refused_on_main(stack, "executed_obs_units", f"id <> '{doomed['id']}'::uuid"):
+            assert await worker.processor.run_once() == 2
+        await write()
+        draining = await scrape()
+        assert site_metric(draining, "ccat_dead_letters", site) == 1
+        assert site_metric(draining, "ccat_buffer_depth", site) == 1
+        drain_rate = site_metric(draining, "ccat_buffer_drain_rate", site)
+        assert drain_rate > 0
+        assert site_metric(draining, "ccat_buffer_estimated_drain_seconds", site) == (
+            pytest.approx(1 / drain_rate, abs=0.1)
+        )
+        # The oldest waiting write is now the one just made.
+        assert site_metric(draining, "ccat_buffer_oldest_pending_age_seconds", site) < (
+            site_metric(stalled, "ccat_buffer_oldest_pending_age_seconds", site)
+        )
+
+        assert await worker.processor.run_once() == 1
+        drained = await scrape()
+        assert site_metric(drained, "ccat_buffer_depth", site) == 0
+        assert site_metric(drained, "ccat_buffer_estimated_drain_seconds", site) == 0
+        assert site_metric(drained, "ccat_buffer_oldest_pending_age_seconds", site) == 0
+        assert site_metric(drained, "ccat_dead_letters", site) == 1
+
+
+async def test_replica_receive_lag_grows_while_replication_cannot_cross_the_wan(
+    stack: Stack, tokens: Tokens, secondary_settings: Settings
+) -> None:
+    """The replica streams from main through the WAN simulator. This site's gateway and
+    processor reach main directly, so with the WAN down main's position is still known while
+    the replica's stays put: what main wrote since is receive lag, and nothing waits to be
+    applied (apply lag 0, however old the last replayed commit is)."""
+    settings = live_settings(secondary_settings).model_copy(
+        update={"main_db_url": stack.main_db.url()}
+    )
+    site = settings.site_name
+    redis = make_redis(settings.redis_url)
+    direct = build_worker(settings, redis)
+    try:
+        async with serve(settings) as url, client(url, tokens.observer) as http:
+            async with client(url, tokens.operator) as writer:
+                answer = await writer.post("/executed_obs_units/start", json={"obs_unit_id": 1})
+                assert answer.status_code == 201, answer.text
+
+            async def scrape() -> str:
+                await asyncio.sleep(0.15)
+                return (await http.get("/metrics")).text
+
+            stack.wan.down()
+            assert await direct.processor.run_once() == 1  # on main, across no WAN
+
+            async def lagging() -> str:
+                """The scrape once it shows receive lag and no apply lag, else ""."""
+                text = await scrape()
+                lag = metric(text, "ccat_replica_receive_lag_bytes", f'site="{site}"')
+                applied = metric(text, "ccat_replica_apply_lag_bytes", f'site="{site}"')
+                return text if (lag or 0) > 0 and applied == 0 else ""
+
+            text = await eventually(lagging, timeout_s=WAIT_S)
+            assert site_metric(text, "ccat_replica_apply_lag_seconds", site) == 0
+            assert site_metric(text, "ccat_replica_up", site) == 1
+
+            stack.wan.up()
+
+            async def caught_up() -> bool:
+                text = await scrape()
+                return metric(text, "ccat_replica_receive_lag_bytes", f'site="{site}"') == 0
+
+            await eventually(caught_up, timeout_s=WAIT_S)
+    finally:
+        stack.wan.up()
+        await direct.processor.close()
+        await direct.tracker.close()
+        await redis.aclose()
+
+
+async def test_a_gateway_that_runs_the_processor_exposes_its_replay_histograms(
+    tokens: Tokens, secondary_settings: Settings
+) -> None:
+    settings = secondary_settings.model_copy(update={"run_processor": True})
+    async with serve(settings) as url, client(url, tokens.admin) as http:
+        before = (await http.get("/metrics")).text
+        count = metric(before, "ccat_replay_batch_transactions_count")
+        replayed = metric(before, "ccat_replay_batch_transactions_sum")
+        assert count is not None
+        assert replayed is not None
+        assert metric(before, "ccat_replay_batch_duration_seconds_count") == count
+        written = (await http.post("/executed_obs_units/start", json={"obs_unit_id": 1})).json()
+
+        async def applied() -> bool:
+            state = (await http.get(f"/transactions/{written['tx_id']}")).json()["state"]
+            return state in ("applied", "visible")
+
+        await eventually(applied, timeout_s=WAIT_S)
+        after = (await http.get("/metrics")).text
+        assert metric(after, "ccat_replay_batch_transactions_sum") == replayed + 1
+        assert (metric(after, "ccat_replay_batch_duration_seconds_count") or 0) > count
+
+
+async def test_with_redis_down_metrics_and_status_say_the_buffer_is_unavailable(
+    stack: Stack, tokens: Tokens, secondary_settings: Settings
+) -> None:
+    settings = live_settings(secondary_settings)
+    site = settings.site_name
+    async with (
+        serve(settings) as url,
+        client(url, tokens.observer) as http,
+        monitor(url, "/api/ws/buffer", tokens.observer) as ws,
+    ):
+        assert (await frame(ws))["type"] == "hello"
+        assert (await frame(ws))["data"]["redis"] == {"ok": True, "error": None}
+        assert (await http.get("/api/site/status")).status_code == 200
+        ticket = (await http.post("/api/ws/tickets")).json()["ticket"]
+        await asyncio.to_thread(stack.redis.kill)
+        try:
+            # A ticket's single use is kept in Redis: it cannot be redeemed now, and the
+            # monitor is told to come back later (1013), not that its credential is bad.
+            async with monitor(url, f"/api/ws/buffer?ticket={ticket}") as refused:
+                assert await close_code(refused) == 1013
+            await asyncio.sleep(0.15)  # past the cached sample
+            scraped = await http.get("/metrics")
+            assert scraped.status_code == 200, scraped.text
+            assert site_metric(scraped.text, "ccat_redis_up", site) == 0
+            assert site_metric(scraped.text, "ccat_replica_up", site) == 1
+            # This process's own metrics are there, exactly when they matter.
+            served = metric(
+                scraped.text,
+                "ccat_http_request_duration_seconds_count",
+                'method="GET",route="/api/site/status",status="200"',
+            )
+            assert (served or 0) >= 1
+            assert metric(scraped.text, "ccat_websocket_connections", 'stream="buffer"') == 1
+            # No buffer figure rather than a stale or zero one.
+            assert metric(scraped.text, "ccat_buffer_depth", f'site="{site}"') is None
+            answer = await http.get("/api/site/status")
+            assert answer.status_code == 200, answer.text
+            status = answer.json()
+            assert status["buffer"] is None
+            assert status["processor"] is None
+            assert status["redis"]["ok"] is False
+            assert status["redis"]["error"]
+            assert status["replica"]["ok"] is True
+            # Monitors are told too, instead of keeping the last figures.
+            down = await frame_where(
+                ws, lambda f: f["type"] == "update" and f["data"]["redis"]["ok"] is False
+            )
+            assert down["data"]["buffer"] is None
+        finally:
+            await asyncio.to_thread(stack.redis.start)
+        back = await frame_where(
+            ws, lambda f: f["type"] == "update" and f["data"]["redis"]["ok"] is True
+        )
+        assert back["data"]["buffer"]["depth"] == 0
+        await asyncio.sleep(0.15)
+        assert site_metric((await http.get("/metrics")).text, "ccat_redis_up", site) == 1
+
+
+async def test_a_ticket_is_refused_once_its_api_token_is_revoked(
+    stack: Stack, secondary_settings: Settings
+) -> None:
+    db = PrimaryDatabase(
+        make_engine(stack.main_db.url(), pool_size=1, connect_timeout_s=5, application_name="t")
+    )
+    try:
+        issued = await issue_service_token(
+            db, f"ticket-{uuid.uuid4().hex[:8]}", Role.OBSERVER.value
+        )
+        stack.wait_replica_caught_up()
+        async with serve(secondary_settings) as url, client(url, issued.plaintext) as http:
+            used, kept = [(await http.post("/api/ws/tickets")).json()["ticket"] for _ in range(2)]
+            async with monitor(url, f"/api/ws/buffer?ticket={used}") as ws:
+                assert (await frame(ws))["type"] == "hello"
+            assert await revoke_token(db, issued.token_id)
+            stack.wait_replica_caught_up()
+            async with monitor(url, f"/api/ws/buffer?ticket={kept}") as ws:
+                with pytest.raises(ConnectionClosed) as closed:
+                    await asyncio.wait_for(ws.recv(), WAIT_S)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 4401
+            assert "revoked" in closed.value.rcvd.reason
+    finally:
+        await db.dispose()

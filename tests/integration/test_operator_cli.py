@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 
 from ccat_api.buffering.worker import SiteWorker
@@ -93,3 +94,31 @@ async def test_dead_letters_are_listed_shown_retried_and_discarded(
         assert await worker.processor.run_once() == 1
         code, out, _ = await ccat_api(url, tokens.admin, "dead-letters", "list")
         assert (code, out.strip()) == (0, "no dead letters")
+
+
+async def test_dead_letter_commands_refuse_a_malformed_id_in_one_line() -> None:
+    # Nothing listens here: the id is refused before anything is asked of a gateway.
+    url = "http://127.0.0.1:9"
+    commands = (("show", "not-a-tx"), ("retry", "not-a-tx"), ("discard", "not-a-tx", "--yes"))
+    results = await asyncio.gather(
+        *(ccat_api(url, "ccat_any_token", "dead-letters", *args) for args in commands)
+    )
+    for args, (code, out, err) in zip(commands, results, strict=True):
+        assert code == 2, (args, out, err)
+        assert "Traceback" not in err
+        assert err.strip().splitlines() == [
+            "error TX_ID: 'not-a-tx' is not a transaction id (a UUID)"
+        ], args
+
+
+async def test_status_says_the_buffer_is_unavailable_while_redis_is_down(
+    stack: Stack, tokens: Tokens, secondary_settings: Settings
+) -> None:
+    async with serve(secondary_settings) as url:
+        await asyncio.to_thread(stack.redis.kill)
+        try:
+            code, out, err = await ccat_api(url, tokens.observer, "status")
+        finally:
+            await asyncio.to_thread(stack.redis.start)
+        assert code == 0, err
+        assert re.search(r"^buffer +unavailable \(Redis: .+\)$", out, re.M), out

@@ -222,3 +222,9 @@ async def complete_package(
     )  # fmt: skip
     ok(await http.put(f"/raw_data_package/{package['id']}/finalize", json={"checksum": "md5:f00d"}))
     return eou["id"], package["id"]
+
+
+async def start_transfer(http: httpx.AsyncClient, package: str, route_id: int = 1) -> str:
+    """A new transfer of ``package`` along ``route_id``: its id."""
+    body = {"raw_data_package_id": package, "route_id": route_id}
+    return str(ok(await http.post("/api/transfer/transfers", json=body), 201)["id"])

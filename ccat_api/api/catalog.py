@@ -18,12 +18,12 @@ from pydantic import BaseModel
 from ccat_api.api import examples
 from ccat_api.api.deps import ReadAccess, RuntimeDep
 from ccat_api.api.resources import ListFilters, Resource, add_resource
-from ccat_api.api.responses import read_list, read_one
+from ccat_api.api.responses import found, read_list, read_one
 from ccat_api.db.models import Source, Telescope
 from ccat_api.domain import catalog as c
 from ccat_api.domain import visibility
 from ccat_api.domain.schemas import IntId, PageRead
-from ccat_api.errors import InvalidReference, NotFound, Unprocessable
+from ccat_api.errors import InvalidReference, Unprocessable
 
 router = APIRouter()
 
@@ -181,9 +181,7 @@ async def _visibility_inputs(
 ) -> tuple[visibility.Target, visibility.SiteLocation, int]:
     if (24 * 60) % step_minutes:
         raise Unprocessable("step_minutes: must divide 1440 (a day) evenly", field="step_minutes")
-    source = await runtime.reader.get("sources", source_id)
-    if source is None:
-        raise NotFound(f"source {source_id} not found")
+    source = await found(runtime.reader, "sources", source_id, "source")
     if site_id is None:
         async with runtime.read_db.connect() as conn:
             site_id = await conn.scalar(sa.select(sa.func.min(Telescope.site_id)))

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from ccat_api.api import examples
 from ccat_api.api.deps import WRITE_ROUTE, ReadAccess, ReaderDep, WriteContextDep, submit_write
-from ccat_api.api.responses import WRITE_CHANGED, WRITE_CREATED, page_of, read_list, read_one
+from ccat_api.api.responses import WRITE_CHANGED, WRITE_CREATED, found, page_of, read_list, read_one
 from ccat_api.buffering.reads import Condition, Eq, OrderBy
 from ccat_api.domain import observations
 from ccat_api.domain.schemas import (
@@ -25,7 +25,6 @@ from ccat_api.domain.schemas import (
     TransferRead,
     WriteAccepted,
 )
-from ccat_api.errors import NotFound
 
 router = APIRouter(prefix="/executed_obs_units", tags=["executed obs units"])
 MAX_FILES_PER_UNIT = 100_000
@@ -69,10 +68,9 @@ async def finish_executed_obs_unit(
 async def get_executed_obs_unit(
     executed_obs_unit_id: UUID, reader: ReaderDep, _: ReadAccess
 ) -> ExecutedObsUnitRead:
-    row = await reader.get("executed_obs_units", executed_obs_unit_id)
-    if row is None:
-        raise NotFound(f"executed obs unit {executed_obs_unit_id} not found")
-    return ExecutedObsUnitRead.model_validate(row)
+    return ExecutedObsUnitRead.model_validate(
+        await found(reader, "executed_obs_units", executed_obs_unit_id, "executed obs unit")
+    )
 
 
 @router.get(
@@ -118,9 +116,7 @@ async def list_executed_obs_units(
 async def executed_obs_unit_details(
     executed_obs_unit_id: UUID, reader: ReaderDep, _: ReadAccess
 ) -> ExecutedObsUnitDetails:
-    unit = await reader.get("executed_obs_units", executed_obs_unit_id)
-    if unit is None:
-        raise NotFound(f"executed obs unit {executed_obs_unit_id} not found")
+    unit = await found(reader, "executed_obs_units", executed_obs_unit_id, "executed obs unit")
     mine = [Eq("executed_obs_unit_id", executed_obs_unit_id)]
     packages = await reader.page("raw_data_packages", mine, [OrderBy("created_at")], limit=10_000)
     files = await reader.page(

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from ccat_api.api import examples
 from ccat_api.api.deps import WRITE_ROUTE, ReadAccess, ReaderDep, WriteContextDep, submit_write
-from ccat_api.api.responses import WRITE_CHANGED, WRITE_CREATED, page_of, read_list, read_one
+from ccat_api.api.responses import WRITE_CHANGED, WRITE_CREATED, found, page_of, read_list, read_one
 from ccat_api.buffering.reads import Condition, Eq, OrderBy
 from ccat_api.domain import raw_data
 from ccat_api.domain.schemas import (
@@ -23,7 +23,7 @@ from ccat_api.domain.schemas import (
     RawDataPackageWithFiles,
     WriteAccepted,
 )
-from ccat_api.errors import NotFound, Unprocessable
+from ccat_api.errors import Unprocessable
 
 router = APIRouter(tags=["raw data"])
 
@@ -99,10 +99,9 @@ async def list_raw_data_files(
     summary="One raw data file, including buffered changes",
 )
 async def get_raw_data_file(file_id: UUID, reader: ReaderDep, _: ReadAccess) -> RawDataFileRead:
-    found = await reader.get("raw_data_files", file_id)
-    if found is None:
-        raise NotFound(f"raw data file {file_id} not found")
-    return RawDataFileRead.model_validate(found)
+    return RawDataFileRead.model_validate(
+        await found(reader, "raw_data_files", file_id, "raw data file")
+    )
 
 
 @router.post(
@@ -143,9 +142,7 @@ async def finalize_raw_data_package(
 async def get_raw_data_package(
     package_id: UUID, reader: ReaderDep, _: ReadAccess
 ) -> RawDataPackageWithFiles:
-    package = await reader.get("raw_data_packages", package_id)
-    if package is None:
-        raise NotFound(f"raw data package {package_id} not found")
+    package = await found(reader, "raw_data_packages", package_id, "raw data package")
     files = await reader.page(
         "raw_data_files",
         [Eq("raw_data_package_id", package_id)],

@@ -16,14 +16,14 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from ccat_api.api.deps import Authorize, ReadAccess, ReaderDep, RuntimeDep
-from ccat_api.api.responses import READ_CODES, documented, errors, read_list, read_one
+from ccat_api.api.responses import READ_CODES, documented, errors, found, read_list, read_one
 from ccat_api.auth.identity import Identity
 from ccat_api.auth.permissions import Permission
 from ccat_api.buffering.envelope import new_uuid7
 from ccat_api.buffering.reads import Condition, Eq, NameLike, OrderBy, Page
 from ccat_api.domain import main_writes
 from ccat_api.domain.schemas import IntId, PageRead
-from ccat_api.errors import NotFound, Unprocessable
+from ccat_api.errors import Unprocessable
 from ccat_api.runtime import Runtime
 
 # (runtime, the values to write, the current row or None when creating): may refuse or adjust.
@@ -117,10 +117,7 @@ def add_resource(router: APIRouter, spec: Resource) -> None:
     )
 
     async def get_item(item_id: key_type, reader: ReaderDep, _: ReadAccess) -> Any:
-        row = await reader.get(spec.table, item_id)
-        if row is None:
-            raise NotFound(f"{spec.noun} {item_id} not found")
-        return read.model_validate(row)
+        return read.model_validate(await found(reader, spec.table, item_id, spec.noun))
 
     router.add_api_route(
         spec.path + "/{item_id}",

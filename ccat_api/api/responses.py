@@ -4,12 +4,14 @@ success answer with an example (from ``api/examples.py``) and every error a rout
 from __future__ import annotations
 
 from typing import Any, TypeVar
+from uuid import UUID
 
 from pydantic import BaseModel, Field
 
 from ccat_api.api import examples
-from ccat_api.buffering.reads import Page
+from ccat_api.buffering.reads import MergedReader, Page, Row
 from ccat_api.domain.schemas import PageRead
+from ccat_api.errors import NotFound
 
 ReadT = TypeVar("ReadT", bound=BaseModel)
 Responses = dict[int | str, dict[str, Any]]
@@ -147,3 +149,11 @@ def page_of(read_model: type[ReadT], page: Page) -> PageRead[ReadT]:
         limit=page.limit,
         offset=page.offset,
     )
+
+
+async def found(reader: MergedReader, table: str, pk: UUID | int, noun: str) -> Row:
+    """One record as this site reads it (replica and overlay), or a 404 that names it."""
+    row = await reader.get(table, pk)
+    if row is None:
+        raise NotFound(f"{noun} {pk} not found")
+    return row

@@ -26,6 +26,7 @@ from ccat_api.api.responses import (
     WRITE_CHANGED,
     WRITE_CREATED,
     documented,
+    found,
     page_of,
     read_list,
     read_one,
@@ -50,7 +51,6 @@ from ccat_api.domain.schemas import (
     TransferUpdate,
     WriteAccepted,
 )
-from ccat_api.errors import NotFound
 from ccat_api.runtime import Runtime
 
 router = APIRouter(tags=["transfer"])
@@ -152,10 +152,8 @@ async def list_transfers(
     summary="One transfer",
 )
 async def get_transfer(transfer_id: UUID, reader: ReaderDep, _: ReadAccess) -> TransferRead:
-    found = await reader.get("data_transfers", transfer_id)
-    if found is None:
-        raise NotFound(f"transfer {transfer_id} not found")
-    return TransferRead.model_validate(found)
+    row = await found(reader, "data_transfers", transfer_id, "transfer")
+    return TransferRead.model_validate(row)
 
 
 @router.get(
@@ -168,8 +166,7 @@ async def transfer_logs(
     transfer_id: UUID, reader: ReaderDep, _: ReadAccess, limit: Limit = 1000, offset: Offset = 0
 ) -> PageRead[TransferLogRead]:
     # Merged, so the log of a transfer still in this site's buffer is found too.
-    if await reader.get("data_transfers", transfer_id) is None:
-        raise NotFound(f"transfer {transfer_id} not found")
+    await found(reader, "data_transfers", transfer_id, "transfer")
     page = await reader.page(
         "data_transfer_logs",
         [Eq("data_transfer_id", transfer_id)],
@@ -237,10 +234,9 @@ async def list_copies(
     summary="One physical copy, including buffered changes",
 )
 async def get_copy(copy_id: UUID, reader: ReaderDep, _: ReadAccess) -> PhysicalCopyRead:
-    found = await reader.get("physical_copies", copy_id)
-    if found is None:
-        raise NotFound(f"physical copy {copy_id} not found")
-    return PhysicalCopyRead.model_validate(found)
+    return PhysicalCopyRead.model_validate(
+        await found(reader, "physical_copies", copy_id, "physical copy")
+    )
 
 
 # --- what the control room watches -----------------------------------------------------------

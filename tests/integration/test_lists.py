@@ -30,6 +30,7 @@ from tests.support import (
     replica_paused,
     serve,
     settle,
+    start_transfer,
 )
 
 STAGES = ("visible", "applied", "buffered")
@@ -314,16 +315,7 @@ async def test_transfer_logs_page_over_replica_and_buffer_exactly_once_in_order(
 ) -> None:
     async with serve(secondary_settings) as url, client(url, tokens.service) as http:
         _, package = await complete_package(http, f"lg-{secondary_settings.site_name}", sizes=(1,))
-        transfers = [
-            ok(
-                await http.post(
-                    "/api/transfer/transfers",
-                    json={"raw_data_package_id": package, "route_id": route},
-                ),
-                201,
-            )["id"]
-            for route in (1, 2)
-        ]
+        transfers = [await start_transfer(http, package, route) for route in (1, 2)]
         mine, other = transfers
         logs: dict[str, str] = {}  # id -> message, of ``mine``
 

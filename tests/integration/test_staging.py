@@ -24,6 +24,7 @@ from tests.support import (
     ok,
     replica_paused,
     serve,
+    start_transfer,
 )
 
 PROCESSING, ARCHIVE = 5, 3  # seeded: cornell-processing, cologne-archive (long-term)
@@ -70,13 +71,8 @@ def refused(response: httpx.Response, status: int, field: str, *named: str) -> N
 async def archived_package(http: httpx.AsyncClient, name: str) -> str:
     """A package sent to the Cologne archive and arrived there (written at main)."""
     _, package = await complete_package(http, name)
-    transfer = ok(
-        await http.post(
-            "/api/transfer/transfers", json={"raw_data_package_id": package, "route_id": 1}
-        ),
-        201,
-    )
-    ok(await http.put(f"/api/transfer/transfers/{transfer['id']}", json={"status": "completed"}))
+    transfer = await start_transfer(http, package)
+    ok(await http.put(f"/api/transfer/transfers/{transfer}", json={"status": "completed"}))
     assert ok(await http.get(f"/raw_data_package/{package}"))["status"] == "archived"
     return package
 

@@ -28,6 +28,7 @@ from tests.support import (
     replica_paused,
     serve,
     settle,
+    start_transfer,
 )
 
 # Seeded routes: to the Cologne tape archive, to Cornell (processing) via Cologne, to the
@@ -381,13 +382,7 @@ async def test_transfers_follow_their_state_machine(
 ) -> None:
     async with serve(secondary_settings) as url, client(url, tokens.service) as http:
         _, package = await complete_package(http, f"sm-{secondary_settings.site_name}")
-        started = ok(
-            await http.post(
-                "/api/transfer/transfers", json={"raw_data_package_id": package, "route_id": 1}
-            ),
-            201,
-        )
-        t = started["id"]
+        t = await start_transfer(http, package)
         depth = (await buffer_state(secondary_settings.redis_url, secondary_settings.site_name))[
             "stream"
         ]
@@ -482,15 +477,7 @@ async def test_transfer_lists_page_over_replica_and_buffer_exactly_once_in_order
         async def transfers_for(label: str, count: int) -> None:
             _, package = await complete_package(http, f"{label}-{secondary_settings.site_name}")
             for route in (1, 2, 3)[:count]:
-                ids.append(
-                    ok(
-                        await http.post(
-                            "/api/transfer/transfers",
-                            json={"raw_data_package_id": package, "route_id": route},
-                        ),
-                        201,
-                    )["id"]
-                )
+                ids.append(await start_transfer(http, package, route))
 
         await transfers_for("visible", 3)
         await settle(stack, worker)
@@ -562,16 +549,10 @@ async def test_bytes_in_flight_counts_every_transferring_transfer_replica_and_bu
                 client(site_url, tokens.service) as site,
             ):
                 assert ok(await site.get("/api/transfer/overview")) == after
-                started = ok(
-                    await site.post(
-                        "/api/transfer/transfers",
-                        json={"raw_data_package_id": package, "route_id": 1},
-                    ),
-                    201,
-                )
+                started = await start_transfer(site, package)
                 ok(
                     await site.put(
-                        f"/api/transfer/transfers/{started['id']}",
+                        f"/api/transfer/transfers/{started}",
                         json={"status": "transferring", "bytes_transferred": 500},
                     )
                 )

@@ -41,6 +41,7 @@ from ccat_api.client.models import (
     TransactionState,
     TransferCreate,
     TransferLogCreate,
+    TransferLogRead,
     TransferOverview,
     TransferRead,
     TransferStatus,
@@ -332,6 +333,18 @@ class Endpoints:
             raw_data_package_id=_optional_id(raw_data_package_id),
             route_id=route_id, order=order, limit=limit, offset=offset,
         )  # fmt: skip
+
+    @operation
+    def list_transfer_logs(
+        transfer_id: Id, *, limit: int | None = None, offset: int | None = None
+    ) -> Call[Page[TransferLogRead]]:
+        """A transfer's log lines, oldest first, including those still buffered here."""
+        return _read(
+            f"{TRANSFERS}/{_id(transfer_id)}/logs",
+            Page[TransferLogRead],
+            limit=limit,
+            offset=offset,
+        )
 
     @operation
     def get_copy(copy_id: Id) -> Call[PhysicalCopyRead]:

@@ -240,6 +240,7 @@ async def test_a_copy_written_through_the_sdk_at_a_secondary_site_reads_back(
         )  # fmt: skip
         await sdk.finalize_package(package.id, checksum="md5:feedfeed")
         transfer = await sdk.start_transfer({"raw_data_package_id": package.id, "route_id": 1})
+        await sdk.log_transfer(transfer.id, {"level": "warning", "message": "slow link"})
         copy = await sdk.add_copy(
             {"raw_data_package_id": package.id, "data_location_id": 2, "path": f"/buf/{site}"}
         )
@@ -248,7 +249,7 @@ async def test_a_copy_written_through_the_sdk_at_a_secondary_site_reads_back(
         assert (verified.http_status, verified.id) == (200, copy.id)
         assert verified.idempotency_key != copy.idempotency_key
         held = await buffer_state(secondary_settings.redis_url, site)
-        assert held["stream"] == 6
+        assert held["stream"] == 7
 
         async def read_back() -> None:
             got = await sdk.get_copy(copy.id)
@@ -269,14 +270,16 @@ async def test_a_copy_written_through_the_sdk_at_a_secondary_site_reads_back(
             assert other.items == []
             pending = await sdk.list_transfers(raw_data_package_id=package.id, status=["pending"])
             assert [(t.id, t.route_id) for t in pending.items] == [(transfer.id, 1)]
+            logs = await sdk.list_transfer_logs(transfer.id)
+            assert [(line.level, line.message) for line in logs.items] == [("warning", "slow link")]
             one_file = await sdk.get_raw_data_file(package.ids[1])
             assert (one_file.raw_data_package_id, one_file.name) == (package.id, "f0")
 
         await read_back()  # from the buffer, main unreachable
         stack.wan.up()
-        assert await worker.processor.run_once() == 6
+        assert await worker.processor.run_once() == 7
         await asyncio.to_thread(stack.wait_replica_caught_up)
-        assert len(await worker.tracker.run_once()) == 6
+        assert len(await worker.tracker.run_once()) == 7
         await read_back()  # from the replica, the buffer emptied
         held = await buffer_state(secondary_settings.redis_url, site)
         assert (held["stream"], held["overlay"]) == (0, 0)

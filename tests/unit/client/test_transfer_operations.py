@@ -19,6 +19,7 @@ from ccat_api.client import (
     PhysicalCopyRead,
     RawDataFileRead,
     RawDataPackageRead,
+    TransferLogRead,
     TransferRead,
     TransferStatus,
 )
@@ -181,3 +182,18 @@ def test_one_copy_and_one_file_are_read_by_id(kind: Kind) -> None:
 def test_the_sdk_status_names_are_the_servers() -> None:
     assert set(typing.get_args(PackageStatus)) == {s.value for s in RawDataPackageStatus}
     assert set(typing.get_args(TransferStatus)) == {s.value for s in ServerTransferStatus}
+
+
+def test_transfer_logs_list_pages_by_transfer(kind: Kind) -> None:
+    transfer = str(uuid.uuid4())
+    line = {"id": str(uuid.uuid4()), "data_transfer_id": transfer, "level": "warning",
+            "message": "slow link", "logged_at": NOW}  # fmt: skip
+    gateway = FakeGateway([page(line)])
+    found = run(kind, gateway, "list_transfer_logs", transfer, limit=10)
+    request = gateway.requests[0]
+    assert (request.method, request.url.path) == ("GET", f"/api/transfer/transfers/{transfer}/logs")
+    assert dict(request.url.params) == {"limit": "10"}
+    assert gateway.keys() == [None]
+    (got,) = found.items
+    assert isinstance(got, TransferLogRead)
+    assert (str(got.data_transfer_id), got.level, got.message) == (transfer, "warning", "slow link")

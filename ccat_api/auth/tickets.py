@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from ccat_api.auth.directory import Directory
 from ccat_api.auth.identity import Identity, Via
+from ccat_api.auth.last_known import LastKnown
 from ccat_api.buffering.keys import SiteKeys
 from ccat_api.db.engines import ReadDatabase
 from ccat_api.db.models import ApiToken
@@ -45,9 +46,9 @@ class TicketIssuer:
         self._serializer = URLSafeTimedSerializer(secret, salt=SALT)
         self._directory = directory
         self._db = db
-        # token id -> why it no longer authenticates ("" while it does)
-        self._token_refusals: TTLCache[int, str] | None = (
-            TTLCache(maxsize=10_000, ttl=token_cache_ttl_s) if token_cache_ttl_s > 0 else None
+        # token id -> why it no longer authenticates ("" while it does), when it expires
+        self._tokens: LastKnown[int, tuple[str, datetime | None]] = LastKnown(
+            "API token standing", ttl_s=token_cache_ttl_s
         )
         self._redis = redis
         self._keys = keys
@@ -118,9 +119,15 @@ class TicketIssuer:
                 raise Unauthorized(f"the API token behind this ticket {refusal}")
 
     async def _token_refusal(self, token_id: int, user_id: int) -> str:
-        cache = self._token_refusals
-        if cache is not None and token_id in cache:
-            return cache[token_id]
+        standing = await self._tokens.get(token_id, lambda: self._load_token(token_id, user_id))
+        assert standing is not None  # _load_token answers or refuses
+        refusal, expires_at = standing
+        if not refusal and expires_at is not None and expires_at <= datetime.now(UTC):
+            return "has expired"
+        return refusal
+
+    async def _load_token(self, token_id: int, user_id: int) -> tuple[str, datetime | None]:
+        """Why the token no longer authenticates ("" while it does), and when it expires."""
         async with self._db.connect() as conn:
             row = (
                 await conn.execute(
@@ -130,13 +137,7 @@ class TicketIssuer:
                 )
             ).one_or_none()
         if row is None or row.user_id != user_id:
-            refusal = "is gone"
-        elif row.revoked_at is not None:
-            refusal = "was revoked"
-        elif row.expires_at is not None and row.expires_at <= datetime.now(UTC):
-            refusal = "has expired"
-        else:
-            refusal = ""
-        if cache is not None:
-            cache[token_id] = refusal
-        return refusal
+            return "is gone", None
+        if row.revoked_at is not None:
+            return "was revoked", None
+        return "", row.expires_at

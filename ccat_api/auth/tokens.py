@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from cachetools import TTLCache
 
 from ccat_api.auth.directory import Directory
 from ccat_api.auth.identity import Identity, Via
+from ccat_api.auth.last_known import LastKnown
 from ccat_api.auth.permissions import effective_permissions
 from ccat_api.db.engines import PrimaryDatabase, ReadDatabase
 from ccat_api.db.models import ApiToken, User
@@ -192,17 +192,11 @@ class TokenAuthenticator:
     def __init__(self, db: ReadDatabase, directory: Directory, *, cache_ttl_s: float) -> None:
         self._db = db
         self._directory = directory
-        self._cache: TTLCache[str, _TokenRow] | None = (
-            TTLCache(maxsize=10_000, ttl=cache_ttl_s) if cache_ttl_s > 0 else None
-        )
+        self._verified: LastKnown[str, _TokenRow] = LastKnown("API token", ttl_s=cache_ttl_s)
 
     async def authenticate(self, token: str) -> Identity:
-        found = self._cache.get(token) if self._cache is not None else None
-        if found is None:
-            prefix, secret = split_token(token)
-            found = await self._load(prefix, hash_secret(secret))
-            if self._cache is not None:
-                self._cache[token] = found
+        found = await self._verified.get(token, lambda: self._load(token))
+        assert found is not None  # _load refuses rather than answering None
         if found.expires_at is not None and found.expires_at <= datetime.now(UTC):
             raise Unauthorized("API token expired")
         user = await self._directory.user(found.user_id)
@@ -221,7 +215,9 @@ class TokenAuthenticator:
             scopes=found.scopes,
         )
 
-    async def _load(self, prefix: str, digest: str) -> _TokenRow:
+    async def _load(self, token: str) -> _TokenRow:
+        prefix, secret = split_token(token)
+        digest = hash_secret(secret)
         async with self._db.connect() as conn:
             row = (
                 await conn.execute(sa.select(ApiToken).where(ApiToken.prefix == prefix))

@@ -32,7 +32,7 @@ from ccat_api.api import (
 )
 from ccat_api.api import live as live_routes
 from ccat_api.api.deps import ReplayedAnswer
-from ccat_api.api.middleware import RequestContextMiddleware
+from ccat_api.api.middleware import RequestContextMiddleware, UnderPrefix
 from ccat_api.config import Settings
 from ccat_api.errors import CcatError, ServiceUnavailable, Unprocessable
 from ccat_api.health import HealthProbe
@@ -183,9 +183,12 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
-    # Only the OAuth login's state lives here: a signed cookie for the round trip to GitHub.
+    # Only the OAuth login's state lives here: a signed cookie for the round trip to GitHub,
+    # so only the login's two routes pay for parsing cookies.
     app.add_middleware(
-        SessionMiddleware,
+        UnderPrefix,
+        prefix="/auth/github/",
+        middleware=SessionMiddleware,
         secret_key=settings.session_secret,
         session_cookie="ccat_login",
         max_age=600,

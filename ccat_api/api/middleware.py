@@ -75,3 +75,19 @@ class RequestContextMiddleware:
                         "duration_ms": round(elapsed_s * 1000, 2),
                     },
                 )
+
+
+class UnderPrefix:
+    """Runs ``middleware`` only for HTTP requests whose path starts with ``prefix``; every
+    other request skips it (a session middleware parses cookies on every request it sees)."""
+
+    def __init__(self, app: ASGIApp, /, *, prefix: str, middleware: Any, **options: Any) -> None:
+        self.app = app
+        self.prefix = prefix
+        self.wrapped: ASGIApp = middleware(app, **options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.prefix):
+            await self.wrapped(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

@@ -96,3 +96,12 @@ class BufferUnavailable(ServiceUnavailable):
 
 class MainUnavailable(ServiceUnavailable):
     code = "main_unavailable"
+
+
+def first_line(exc: BaseException, silent: str | None = None) -> str:
+    """A backend failure in one line, for a status or a frame: its message's first line, or
+    its type (and ``silent``, say "no answer" for a timeout) when it has no message."""
+    text = str(exc)
+    if text.strip():
+        return text.splitlines()[0]
+    return f"{type(exc).__name__}: {silent}" if silent else type(exc).__name__

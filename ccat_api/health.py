@@ -16,6 +16,7 @@ import asyncpg
 import sqlalchemy as sa
 
 from ccat_api.buffering.tracker import REPLAY_LSN_SQL
+from ccat_api.errors import first_line
 from ccat_api.runtime import Runtime, plain_dsn
 
 REPLICA_SQL = sa.text(
@@ -105,10 +106,7 @@ class HealthProbe:
             async with asyncio.timeout(self._timeout_s), self._runtime.read_db.connect() as conn:
                 row = (await conn.execute(REPLICA_SQL)).one()
         except (OSError, TimeoutError, sa.exc.SQLAlchemyError) as exc:
-            return {
-                "ok": False,
-                "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-            }
+            return {"ok": False, "error": first_line(exc)}
         result: dict[str, Any] = {"ok": True, "in_recovery": row.in_recovery}
         if row.in_recovery:
             result["apply_lag_bytes"] = row.apply_lag_bytes

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 from pydantic import BaseModel
 
+from ccat_api.errors import first_line
 from ccat_api.live.hub import EventHub, Subscription
 from ccat_api.waits import first_of, sleep_or_stop
 
@@ -102,8 +103,8 @@ class Feed:
 
 
 def _unavailable_frame(name: str, exc: Exception) -> str:
-    reason = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return orjson.dumps({"type": "unavailable", "stream": name, "error": reason[:300]}).decode()
+    reason = first_line(exc)[:300]
+    return orjson.dumps({"type": "unavailable", "stream": name, "error": reason}).decode()
 
 
 def _frame(kind: str, name: str, data: bytes) -> str:

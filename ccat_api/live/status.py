@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from ccat_api.buffering.ledger import BufferStats
 from ccat_api.buffering.wire import text_map
+from ccat_api.errors import first_line
 from ccat_api.health import HealthProbe
 from ccat_api.live.models import BufferStatus, RedisStatus, ReplicaStatus, SiteStatus
 from ccat_api.runtime import Runtime
@@ -72,7 +73,7 @@ class StatusSampler:
             try:
                 counters, stats = await self._buffer_figures()
             except (RedisError, OSError, TimeoutError) as exc:
-                redis = RedisStatus(ok=False, error=_first_line(exc, "no answer"))
+                redis = RedisStatus(ok=False, error=first_line(exc, "no answer"))
             else:
                 redis = RedisStatus(ok=True)
                 accept_rate, drain_rate = self._rates(counters)
@@ -121,7 +122,7 @@ class StatusSampler:
             async with asyncio.timeout(self._runtime.settings.health_probe_timeout_s):
                 await self._runtime.redis.ping()
         except (RedisError, OSError, TimeoutError) as exc:
-            return RedisStatus(ok=False, error=_first_line(exc, "no answer"))
+            return RedisStatus(ok=False, error=first_line(exc, "no answer"))
         return RedisStatus(ok=True)
 
     def _rates(self, counters: dict[str, int]) -> tuple[float | None, float | None]:
@@ -146,7 +147,7 @@ class StatusSampler:
             ):
                 row = (await conn.execute(REPLICA_LAG_SQL)).one()
         except (OSError, TimeoutError, sa.exc.SQLAlchemyError) as exc:
-            return ReplicaStatus(ok=False, error=_first_line(exc, "no answer"))
+            return ReplicaStatus(ok=False, error=first_line(exc, "no answer"))
         if not row.in_recovery:
             return ReplicaStatus(ok=True, error="reads are served by a primary, not a replica")
         receive_lsn, replay_lsn = row.receive_lsn, row.replay_lsn
@@ -208,12 +209,6 @@ def _apply_lag_s(
     if apply_lag_bytes == 0:
         return 0.0
     return _non_negative(since_replayed_commit_s)
-
-
-def _first_line(exc: BaseException, silent: str) -> str:
-    """A one-line reason; ``silent`` when the exception has no message (a timeout)."""
-    text = str(exc)
-    return text.splitlines()[0] if text.strip() else f"{type(exc).__name__}: {silent}"
 
 
 def _non_negative(value: float | None) -> float | None:

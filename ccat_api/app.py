@@ -9,13 +9,11 @@ import logging
 import os
 from collections.abc import AsyncIterator
 
-import asyncpg
-from asyncpg.exceptions import _base as asyncpg_base
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from starlette.middleware.sessions import SessionMiddleware
 
 from ccat_api.api import (
@@ -34,6 +32,7 @@ from ccat_api.api import live as live_routes
 from ccat_api.api.deps import ReplayedAnswer
 from ccat_api.api.middleware import RequestContextMiddleware, UnderPrefix
 from ccat_api.config import Settings
+from ccat_api.db.failures import refused_value, unreachable
 from ccat_api.errors import CcatError, ServiceUnavailable, Unprocessable
 from ccat_api.health import HealthProbe
 from ccat_api.live import metrics as site_metrics
@@ -88,29 +87,17 @@ async def _backend_unavailable(_: Request, exc: Exception) -> JSONResponse:
     return await _ccat_error(_, error)
 
 
-def _refused_value(exc: DBAPIError) -> str | None:
-    """Why the driver or the server refused a value sent with the statement, if that is
-    what failed: asyncpg refuses to encode one (an int above int4, say) with its DataError,
-    which SQLAlchemy wraps as an InterfaceError like a lost connection; PostgreSQL refuses
-    one with a data exception (SQLSTATE class 22)."""
-    cause = exc.orig.__cause__ if exc.orig is not None else None
-    for candidate in (exc.orig, cause):
-        if isinstance(candidate, (asyncpg_base.DataError, asyncpg.DataError)):
-            return str(candidate)
-    return None
-
-
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     """Bad input that got past validation is still the client's problem, not an outage: a
     503 would have it retry the same request forever. Everything else that is not a lost
     connection is a bug and stays a 500."""
     assert isinstance(exc, DBAPIError)
-    refused = _refused_value(exc)
+    refused = refused_value(exc)
     if refused is not None:
         log.warning("database refused a value: %s", refused)
         error = Unprocessable(f"a value in this request is out of range or malformed: {refused}")
         return await _ccat_error(request, error)
-    if isinstance(exc, (OperationalError, InterfaceError)) or exc.connection_invalidated:
+    if unreachable(exc):
         return await _backend_unavailable(request, exc)
     raise exc
 

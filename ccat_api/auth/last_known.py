@@ -17,19 +17,13 @@ from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 from cachetools import LRUCache, TTLCache
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from ccat_api.db.failures import unreachable
 
 log = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
-
-
-def database_unreachable(exc: BaseException) -> bool:
-    """The lookup failed for want of the database, not because of what it asked."""
-    if isinstance(exc, (OperationalError, InterfaceError, OSError, TimeoutError)):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 class LastKnown(Generic[K, V]):
@@ -50,7 +44,7 @@ class LastKnown(Generic[K, V]):
             value = await load()
         except Exception as exc:
             known = self._known.get(key)
-            if known is None or not database_unreachable(exc):
+            if known is None or not unreachable(exc):
                 self._known.pop(key, None)
                 raise
             log.warning("database unreachable, using the last known %s: %s", self._what, exc)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import asyncpg
 import pytest
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
-from ccat_api.auth.last_known import LastKnown, database_unreachable
+from ccat_api.auth.last_known import LastKnown
+from ccat_api.db.failures import unreachable
 from ccat_api.errors import Unauthorized
 
 DOWN = OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
@@ -89,8 +91,11 @@ def test_forget_drops_fresh_and_known() -> None:
 
 
 def test_only_a_lost_database_counts_as_unreachable() -> None:
-    assert database_unreachable(DOWN)
-    assert database_unreachable(ConnectionRefusedError())
-    assert database_unreachable(TimeoutError())
-    assert not database_unreachable(IntegrityError("INSERT", {}, Exception("duplicate key")))
-    assert not database_unreachable(Unauthorized("unknown API token"))
+    assert unreachable(DOWN)
+    assert unreachable(ConnectionRefusedError())
+    assert unreachable(TimeoutError())
+    assert not unreachable(IntegrityError("INSERT", {}, Exception("duplicate key")))
+    assert not unreachable(Unauthorized("unknown API token"))
+    # asyncpg refusing to encode a value surfaces as an InterfaceError too: not an outage.
+    refused = asyncpg.DataError("invalid input for query argument $1: 2147483648")
+    assert not unreachable(InterfaceError("SELECT", {}, refused))

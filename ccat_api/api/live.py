@@ -206,13 +206,12 @@ async def _monitor(
         await _close(websocket, CLOSE_TRY_AGAIN_LATER, "a service this gateway needs is down")
         return
     except CcatError as exc:
-        code = (
-            CLOSE_FORBIDDEN
-            if isinstance(exc, Forbidden)
-            else CLOSE_TRY_AGAIN_LATER
-            if isinstance(exc, ServiceUnavailable)
-            else CLOSE_UNAUTHORIZED
-        )
+        if isinstance(exc, Forbidden):
+            code = CLOSE_FORBIDDEN
+        elif isinstance(exc, ServiceUnavailable):
+            code = CLOSE_TRY_AGAIN_LATER
+        else:
+            code = CLOSE_UNAUTHORIZED
         await _close(websocket, code, exc.message)
         return
     now = time.time()

@@ -51,8 +51,9 @@ class Resource:
     # Checks a create (current None) or an update (current row) beyond the body's own shape.
     validate: Validator | None = None
     tags: list[str] = field(default_factory=list)
-    # One record as the API answers it, for the OpenAPI document (see api/examples.py).
-    example: dict[str, Any] | None = None
+    # One record as the API answers it, for the OpenAPI document (see api/examples.py):
+    # required, so a resource cannot be declared without one.
+    example: dict[str, Any] = field(kw_only=True)
 
 
 def conditions(filters: BaseModel) -> list[Condition]:
@@ -85,8 +86,6 @@ def add_resource(router: APIRouter, spec: Resource) -> None:
     key_type: Any = UUID if spec.uuid_ids else IntId
     writer = Annotated[Identity, Depends(Authorize(spec.write_permission))]
     tags: list[str | Any] = list(spec.tags) or [spec.noun + "s"]
-    if spec.example is None:
-        raise TypeError(f"{spec.path}: a resource needs an example record for its documentation")
     example = spec.example
 
     async def list_items(

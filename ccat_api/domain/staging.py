@@ -22,6 +22,7 @@ from ccat_api.db.models import (
     ArchiveStatus,
     LocationRole,
     RawDataPackage,
+    RawDataPackageStatus,
     StagingJob,
     StagingJobPackage,
     StagingStatus,
@@ -177,7 +178,8 @@ def _require_archived(packages: list[UUID], statuses: dict[UUID, str]) -> None:
             " stage them once they have arrived",
             field="raw_data_package_ids",
         )
-    unarchived = [f"{p} is {statuses[p]}" for p in packages if statuses[p] != "archived"]
+    archived = RawDataPackageStatus.ARCHIVED.value
+    unarchived = [f"{p} is {statuses[p]}" for p in packages if statuses[p] != archived]
     if unarchived:
         raise StateConflict(
             "raw_data_package_ids: only archived packages can be staged; "

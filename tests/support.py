@@ -228,3 +228,9 @@ async def start_transfer(http: httpx.AsyncClient, package: str, route_id: int = 
     """A new transfer of ``package`` along ``route_id``: its id."""
     body = {"raw_data_package_id": package, "route_id": route_id}
     return str(ok(await http.post("/api/transfer/transfers", json=body), 201)["id"])
+
+
+async def start_eou(http: httpx.AsyncClient, obs_unit_id: int = 1, **extra: Any) -> dict[str, Any]:
+    """A new executed obs unit: the write's answer (``id``, ``tx_id``, ``status``)."""
+    body = {"obs_unit_id": obs_unit_id, **extra}
+    return dict(ok(await http.post("/executed_obs_units/start", json=body), 201))

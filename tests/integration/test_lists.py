@@ -30,6 +30,7 @@ from tests.support import (
     replica_paused,
     serve,
     settle,
+    start_eou,
     start_transfer,
 )
 
@@ -81,11 +82,7 @@ async def test_raw_data_files_page_over_replica_and_buffer_exactly_once_in_order
     stack: Stack, tokens: Tokens, secondary_settings: Settings, worker: SiteWorker
 ) -> None:
     async with serve(secondary_settings) as url, client(url, tokens.service) as http:
-        units = [
-            ok(await http.post("/executed_obs_units/start", json={"obs_unit_id": 1}), 201)["id"]
-            for _ in range(2)
-        ]
-        mine, other = units
+        mine, other = [(await start_eou(http))["id"] for _ in range(2)]
         files: dict[str, dict[str, Any]] = {}  # id -> executed obs unit, package
         by_stage: dict[str, list[str]] = {}
 
@@ -170,11 +167,7 @@ async def test_packages_page_over_replica_and_buffer_exactly_once_in_order(
     stack: Stack, tokens: Tokens, secondary_settings: Settings, worker: SiteWorker
 ) -> None:
     async with serve(secondary_settings) as url, client(url, tokens.service) as http:
-        units = [
-            ok(await http.post("/executed_obs_units/start", json={"obs_unit_id": 1}), 201)["id"]
-            for _ in range(2)
-        ]
-        mine, other = units
+        mine, other = [(await start_eou(http))["id"] for _ in range(2)]
         packages: dict[str, dict[str, Any]] = {}  # id -> unit, status
 
         async def create(unit: str, finalize: bool) -> str:
@@ -186,16 +179,15 @@ async def test_packages_page_over_replica_and_buffer_exactly_once_in_order(
             packages[pid] = {"unit": unit, "status": "complete" if finalize else "building"}
             return pid
 
-        async def start_transfer(pid: str) -> None:
-            body = {"raw_data_package_id": pid, "route_id": 3}
-            ok(await http.post("/api/transfer/transfers", json=body), 201)
+        async def send(pid: str) -> None:
+            await start_transfer(http, pid, 3)
             packages[pid]["status"] = "transferring"
 
         by_stage: dict[str, list[str]] = {}
 
         async def make(stage: str) -> None:
             made = [await create(mine, False), await create(mine, True), await create(mine, True)]
-            await start_transfer(made[2])
+            await send(made[2])
             await create(other, True)
             by_stage[stage] = made
 
@@ -204,7 +196,7 @@ async def test_packages_page_over_replica_and_buffer_exactly_once_in_order(
             for building, complete, _ in by_stage.values():
                 ok(await http.put(f"/raw_data_package/{building}/finalize", json={}))
                 packages[building]["status"] = "complete"
-                await start_transfer(complete)
+                await send(complete)
             await create(mine, False)
             await check_packages(http, packages, mine, other)
         await check_packages(http, packages, mine, other)

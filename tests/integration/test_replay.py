@@ -20,7 +20,15 @@ from ccat_api.devstack.stack import Stack
 from ccat_api.failpoints import CRASH_EXIT_CODE
 from ccat_api.runtime import build_worker, make_redis
 from tests.integration.conftest import Tokens
-from tests.support import buffer_state, client, eventually, fetchval, refused_on_main, serve
+from tests.support import (
+    buffer_state,
+    client,
+    eventually,
+    fetchval,
+    refused_on_main,
+    serve,
+    start_eou,
+)
 
 FILE = {
     "size_bytes": 2048,
@@ -28,12 +36,6 @@ FILE = {
     "file_type": "fits",
     "instrument_module_id": 1,
 }
-
-
-async def start_eou(http: httpx.AsyncClient, obs_unit_id: int = 1, **extra: Any) -> dict[str, Any]:
-    r = await http.post("/executed_obs_units/start", json={"obs_unit_id": obs_unit_id, **extra})
-    assert r.status_code == 201, r.text
-    return dict(r.json())
 
 
 async def post_file(http: httpx.AsyncClient, eou: str, path: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from ccat_api.config import Settings
 from ccat_api.devstack.stack import Stack
 from tests.integration.conftest import Tokens
 from tests.integration.test_live import site_metric
-from tests.support import RAW_FILE, buffer_state, client, fetch, ok, serve
+from tests.support import RAW_FILE, buffer_state, client, fetch, ok, serve, start_eou
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ async def test_replica_down_loses_nothing_and_everything_settles_when_it_returns
     )
     site = settings.site_name
     async with serve(settings) as url, client(url, tokens.operator) as http:
-        unit = ok(await http.post("/executed_obs_units/start", json={"obs_unit_id": 1}), 201)
+        unit = await start_eou(http)
         files = [
             ok(
                 await http.post(
@@ -86,7 +86,7 @@ async def test_replica_down_loses_nothing_and_everything_settles_when_it_returns
             assert "Retry-After" in refused.headers
         # A critical write whose references the site has already checked needs nothing else
         # from the replica: it is accepted, and applied like the others.
-        late = ok(await http.post("/executed_obs_units/start", json={"obs_unit_id": 1}), 201)
+        late = await start_eou(http)
         assert late["status"] == "buffered"
         accepted.append(late)
         assert await worker.processor.run_once() == 1

@@ -28,6 +28,7 @@ from tests.support import (
     replica_paused,
     serve,
     settle,
+    start_eou,
     start_transfer,
 )
 
@@ -441,7 +442,7 @@ async def test_a_transfer_needs_a_complete_package_and_a_known_route(
     tokens: Tokens, secondary_settings: Settings
 ) -> None:
     async with serve(secondary_settings) as url, client(url, tokens.service) as http:
-        eou = ok(await http.post("/executed_obs_units/start", json={"obs_unit_id": 1}), 201)["id"]
+        eou = (await start_eou(http))["id"]
         building = ok(
             await http.post(
                 "/raw_data_package",

@@ -238,6 +238,11 @@ async def test_a_github_session_keeps_the_console_live_past_its_access_token(
             await expect(page.locator("#connection")).to_have_attribute(
                 "data-state", "live", timeout=WAIT_MS
             )
+            # "live" comes with the first stream open; each stream fetches its own ticket, so
+            # the second may still be on its way.
+            await expect(page.locator("#connection")).to_have_text(
+                "live (2 streams)", timeout=WAIT_MS
+            )
             first = await page.evaluate(f"sessionStorage.getItem('{TOKEN_KEY}')")
             assert len(refreshes) == 1
             assert len(sockets) == 2

@@ -13,29 +13,16 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from ccat_api.db.migrations.frozen_sql import frozen_sql
+
 revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-CLAIM_FENCE = r"""
-CREATE OR REPLACE FUNCTION ccat_claim_fence(p_site text, p_epoch bigint)
-RETURNS bigint LANGUAGE plpgsql AS $$
-BEGIN
-  INSERT INTO replay_fences AS f (site, epoch, updated_at) VALUES (p_site, p_epoch, now())
-    ON CONFLICT (site) DO UPDATE SET epoch = EXCLUDED.epoch, updated_at = now()
-    WHERE f.epoch <= EXCLUDED.epoch;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'replay lease epoch % for site % was superseded', p_epoch, p_site
-      USING ERRCODE = 'CCA01';
-  END IF;
-  RETURN p_epoch;
-END $$;
-"""
-
 
 def upgrade() -> None:
-    op.execute(CLAIM_FENCE)
+    op.execute(frozen_sql("0003_ccat_claim_fence"))
 
 
 def downgrade() -> None:

@@ -55,6 +55,10 @@ lint: install ## ruff lint and format check
 typecheck: install ## mypy --strict
 	$(BIN)/mypy
 
+.PHONY: env-example
+env-example: install ## Regenerate .env.example from the Settings model (a unit test compares them)
+	$(BIN)/ccat-api config example > .env.example
+
 .PHONY: unit
 unit: install ## Unit tests only (no services, seconds)
 	$(BIN)/pytest tests/unit -q

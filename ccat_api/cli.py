@@ -7,6 +7,7 @@ ccat-api process [--burst]                      the processor and LSN tracker al
 ccat-api tokens create --user LOGIN [--role R]  a token (creates the service account)
 ccat-api status [--watch]                       a site at a glance (via its gateway)
 ccat-api dead-letters list|show|retry|discard   act on dead letters (via its gateway)
+ccat-api config example                         .env.example, from the Settings model
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from ccat_api.buffering.worker import SiteWorker
-from ccat_api.config import Settings, load_settings
+from ccat_api.config import Settings, load_settings, render_env_example
 from ccat_api.db.engines import PrimaryDatabase
 from ccat_api.errors import CcatError
 from ccat_api.logs import configure_logging
@@ -39,10 +40,12 @@ tokens_app = typer.Typer(no_args_is_help=True, help="Create and revoke API token
 stack_app = typer.Typer(no_args_is_help=True, help="The local two-site stack.")
 wan_app = typer.Typer(no_args_is_help=True, help="Control the running stack's WAN simulator.")
 users_app = typer.Typer(no_args_is_help=True, help="Service accounts and users (on main).")
+config_app = typer.Typer(no_args_is_help=True, help="The settings and their defaults.")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(stack_app, name="stack")
 app.add_typer(wan_app, name="wan")
 app.add_typer(users_app, name="users")
+app.add_typer(config_app, name="config")
 app.add_typer(dead_letters_app, name="dead-letters")
 app.command("status")(operator_status)
 
@@ -322,6 +325,12 @@ def users_list() -> None:
     for row in asyncio.run(_on_main(settings, "users", work)):
         status = "active" if row.active else "disabled"
         typer.echo(f"{row.id:>5}  {row.login:<24} {row.role:<9} {status}")
+
+
+@config_app.command("example")
+def config_example() -> None:
+    """Print .env.example: every setting, its description and default (`make env-example`)."""
+    typer.echo(render_env_example(), nl=False)
 
 
 @stack_app.command("up")

@@ -1,23 +1,60 @@
-"""One typed Settings object for the whole service.
+"""One typed Settings object for the whole service; the model is where every default lives.
 
-dynaconf layers the sources (``config/settings.toml`` [default], the environment picked by
-``CCAT_ENV``, ``.env``, then ``CCAT_*`` variables, highest last); pydantic validates the result
-so a wrong value fails at start with the field's name instead of deep inside a request.
+``load_settings()`` layers, highest last: the model's defaults, the settings file's [default]
+and then the section named by ``CCAT_ENV`` (dynaconf), ``.env``, ``CCAT_*`` environment
+variables, then explicit overrides. pydantic validates the result, so a wrong value fails at
+start with the field's name, and a name that is no setting is refused with the nearest one.
+``Settings(...)`` takes its arguments and the defaults only.
 """
 
 from __future__ import annotations
 
-import os
+import difflib
+import json
+import textwrap
+import tomllib
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Self
 
 from dynaconf import Dynaconf
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER_SECRET = "change-me"  # noqa: S105 - the placeholder the validator refuses
-DEFAULT_SETTINGS_FILE = REPO_ROOT / "config" / "settings.toml"
+ENV_PREFIX = "CCAT_"
+# Package data, so an installed wheel layers the same site sections as a checkout.
+DEFAULT_SETTINGS_FILE = Path(__file__).resolve().with_name("settings.toml")
+
+# CCAT_* names that are not settings, so never refused as misspelled ones. The first two
+# choose what load_settings() layers and may also be set in .env.
+LAYER_ENV_NAMES = {
+    "CCAT_ENV": (
+        "Which section of the settings file to layer over its [default] (the shipped file has"
+        " main, secondary and development); unset: [default] alone."
+    ),
+    "CCAT_SETTINGS_FILE": "A settings file to read instead of ccat_api/settings.toml.",
+}
+# Read by other programs from the process environment only.
+TOOL_ENV_NAMES = {
+    "CCAT_FAILPOINTS": "crash points armed by tests (ccat_api/failpoints.py)",
+    "CCAT_FUZZ_EXAMPLES": "cases per operation in tests/integration/test_fuzz.py",
+    "CCAT_FUZZ_SEED": "the seed of those cases",
+    "CCAT_FUZZ_TIMEOUT_S": "the time the fuzz run may take",
+    "CCAT_STACK_STATE": "where `ccat-api stack up` records the local stack it started",
+    "CCAT_API_URL": "the gateway `ccat-api status` and `dead-letters` talk to",
+    "CCAT_API_TOKEN": "the token they send",
+}
+RESERVED_ENV_NAMES = frozenset(LAYER_ENV_NAMES) | frozenset(TOOL_ENV_NAMES)
 
 
 class SiteType(StrEnum):
@@ -25,79 +62,266 @@ class SiteType(StrEnum):
     SECONDARY = "secondary"
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        frozen=True, extra="forbid", env_prefix=ENV_PREFIX, env_file=".env"
+    )
 
-    site_name: str = Field(default="main", pattern=r"^[a-z][a-z0-9_-]{0,39}$")
-    site_type: SiteType = SiteType.MAIN
-    development: bool = False
+    site_name: str = Field(
+        default="main",
+        pattern=r"^[a-z][a-z0-9_-]{0,39}$",
+        description="Name of this site; namespaces every Redis key and is recorded in every"
+        " envelope.",
+    )
+    site_type: SiteType = Field(
+        default=SiteType.MAIN,
+        description="main: reads and writes go straight to the main database. secondary:"
+        " critical writes are buffered in Redis and replayed on main; reads merge the replica.",
+    )
+    development: bool = Field(
+        default=False,
+        description="Development conveniences: the ccat-dev-token admin token and the"
+        " placeholder session secret (never enable at a real site).",
+    )
 
-    main_db_url: str = "postgresql+asyncpg://ccat@127.0.0.1:5432/ccat"
-    local_db_url: str = ""
-    redis_url: str = ""
+    main_db_url: str = Field(
+        default="postgresql+asyncpg://ccat@127.0.0.1:5432/ccat",
+        description="The authoritative main database (over the WAN at a secondary site).",
+    )
+    local_db_url: str = Field(
+        default="",
+        description="The site's local streaming replica (secondary sites only; empty at main).",
+    )
+    redis_url: str = Field(
+        default="",
+        description="The site's Redis, with AOF and appendfsync always. A secondary site buffers"
+        " in it; at main it carries live monitoring across workers.",
+    )
 
-    log_level: str = "INFO"
-    # json: one object per line with request and tx ids (for log shippers); text: terminals.
-    log_format: str = Field(default="json", pattern=r"^(json|text)$")
-    access_log: bool = True
+    log_level: str = Field(
+        default="INFO", description="Logging level: DEBUG, INFO, WARNING or ERROR."
+    )
+    log_format: str = Field(
+        default="json",
+        pattern=r"^(json|text)$",
+        description="json: one object per line with request and tx ids (for log shippers);"
+        " text: for a terminal.",
+    )
+    access_log: bool = Field(
+        default=True,
+        description="One log line per HTTP request (method, route, status, duration, request"
+        " and tx ids).",
+    )
 
-    db_connect_timeout_s: float = Field(default=5.0, gt=0)
-    db_pool_size: int = Field(default=10, ge=1)
-    main_statement_timeout_s: float = Field(default=60.0, gt=0)
+    db_connect_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Bound on opening a database connection; past it a request answers 503"
+        " with Retry-After instead of hanging.",
+    )
+    db_pool_size: int = Field(
+        default=10, ge=1, description="Connections each database engine keeps per process."
+    )
+    main_statement_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Upper bound on one replay batch statement on main; past it the batch is"
+        " retried.",
+    )
 
-    token_cache_ttl_s: float = Field(default=30.0, ge=0)
-    reference_cache_ttl_s: float = Field(default=30.0, ge=0)
+    token_cache_ttl_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long a validated API token stays cached in-process (a revoked token"
+        " works at most this much longer).",
+    )
+    reference_cache_ttl_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long reference data (obs units, instrument modules) stays cached for"
+        " validation.",
+    )
 
-    tx_status_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
-    idempotency_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+    tx_status_ttl_s: int = Field(
+        default=7 * 24 * 3600,
+        ge=60,
+        description="How long a transaction's status stays readable after it became visible"
+        " (operators look transactions up long after they drained).",
+    )
+    idempotency_ttl_s: int = Field(
+        default=7 * 24 * 3600,
+        ge=60,
+        description="How long an Idempotency-Key answer is remembered.",
+    )
 
-    run_processor: bool = False
+    run_processor: bool = Field(
+        default=False,
+        description="Run the processor and LSN tracker inside the gateway (one active per site"
+        " via a lease) instead of as `ccat-api process`.",
+    )
 
-    processor_batch_size: int = Field(default=5000, ge=1, le=20000)
-    processor_poll_interval_s: float = Field(default=0.05, gt=0)
-    processor_lease_ttl_s: float = Field(default=10.0, gt=0)
-    processor_backoff_initial_s: float = Field(default=0.2, gt=0)
-    processor_backoff_max_s: float = Field(default=30.0, gt=0)
-    processor_main_timeout_s: float = Field(default=30.0, gt=0)
+    processor_batch_size: int = Field(
+        default=5000,
+        ge=1,
+        le=20000,
+        description="Transactions per replay batch (one DB transaction, two WAN round trips).",
+    )
+    processor_poll_interval_s: float = Field(
+        default=0.05, gt=0, description="Pause between looks at an empty buffer."
+    )
+    processor_lease_ttl_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Processor lease lifetime; a dead processor's lease expires after this and"
+        " another takes over.",
+    )
+    processor_backoff_initial_s: float = Field(
+        default=0.2,
+        gt=0,
+        description="First pause of the capped exponential backoff after a transient failure"
+        " (transient failures are never dead-lettered).",
+    )
+    processor_backoff_max_s: float = Field(default=30.0, gt=0, description="Cap of that backoff.")
+    processor_main_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Timeout for one round trip to main (connect, batch, LSN read).",
+    )
 
-    tracker_poll_interval_s: float = Field(default=0.01, gt=0)
-    tracker_replica_timeout_s: float = Field(default=2.0, gt=0)
+    tracker_poll_interval_s: float = Field(
+        default=0.01,
+        gt=0,
+        description="Replica replay-LSN poll while anything waits to become visible.",
+    )
+    tracker_replica_timeout_s: float = Field(
+        default=2.0, gt=0, description="Timeout for one replay-LSN read on the replica."
+    )
 
-    health_probe_timeout_s: float = Field(default=2.0, gt=0)
-    require_durable_redis: bool = True
-
-    # Writes that are not buffered (tokens, users, logins) go to main; past this they fail
-    # with 503 instead of hanging on a dead link.
-    main_request_timeout_s: float = Field(default=10.0, gt=0)
+    health_probe_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="Bound on each dependency probe behind GET /health and the site status.",
+    )
+    require_durable_redis: bool = Field(
+        default=True,
+        description="Refuse to start a secondary site whose Redis does not fsync its AOF on"
+        " every write.",
+    )
+    main_request_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Writes that are not buffered (tokens, users, logins) go to main; past this"
+        " they fail with 503 instead of hanging on a dead link.",
+    )
 
     # --- live monitoring -------------------------------------------------------------------
-    # A monitor connection is closed (code 4000, "reconnect") after this long, so credentials
-    # are checked again and no connection outlives a revoked token by more than this.
-    ws_max_lifetime_s: float = Field(default=3600.0, gt=0)
-    # Frames a monitor may fall behind before it is dropped (code 1013) as a slow consumer.
-    ws_queue_size: int = Field(default=256, ge=1)
-    ws_ticket_ttl_s: int = Field(default=30, ge=5, le=600)
-    # Events this close together share one fan-out pass and one frame per monitor.
-    ws_linger_s: float = Field(default=0.02, ge=0, le=1)
-    live_status_interval_s: float = Field(default=1.0, gt=0)
-    live_overview_interval_s: float = Field(default=5.0, gt=0)
-    live_debounce_s: float = Field(default=0.25, ge=0)
+    ws_max_lifetime_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="A monitor connection is closed (code 4000, reconnect) after this long, so"
+        " credentials are checked again and no connection outlives a revoked token by more.",
+    )
+    ws_queue_size: int = Field(
+        default=256,
+        ge=1,
+        description="Frames a monitor may fall behind before it is dropped (code 1013) as a"
+        " slow consumer.",
+    )
+    ws_ticket_ttl_s: int = Field(
+        default=30,
+        ge=5,
+        le=600,
+        description="Lifetime of a single-use ticket from POST /api/ws/tickets (browsers' way"
+        " to authenticate).",
+    )
+    ws_linger_s: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="Events this close together share one fan-out pass and one frame per"
+        " monitor: less CPU per event under load, at most this much added latency. 0 sends"
+        " each event at once.",
+    )
+    live_status_interval_s: float = Field(
+        default=1.0, gt=0, description="Period of the buffer-status stream."
+    )
+    live_overview_interval_s: float = Field(
+        default=5.0, gt=0, description="Refresh period of the transfer overview."
+    )
+    live_debounce_s: float = Field(
+        default=0.25,
+        ge=0,
+        description="Pause that folds a burst of events into one recomputation.",
+    )
 
     # --- access ----------------------------------------------------------------------------
-    public_url: str = "http://127.0.0.1:8000"
-    session_secret: str = PLACEHOLDER_SECRET
-    access_token_ttl_s: int = Field(default=900, ge=30)
-    refresh_token_ttl_s: int = Field(default=30 * 24 * 3600, ge=60)
-    post_login_redirect: str = "/auth/me"
-    token_usage_flush_s: float = Field(default=30.0, gt=0)
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The gateway's external URL (GitHub redirects back to"
+        " <public_url>/auth/github/callback).",
+    )
+    session_secret: str = Field(
+        default=PLACEHOLDER_SECRET,
+        description="Signs session tokens: random, 32 characters or more, the same at every"
+        " site. The placeholder is refused unless development is true.",
+    )
+    access_token_ttl_s: int = Field(
+        default=900, ge=30, description="Lifetime of a session's access token."
+    )
+    refresh_token_ttl_s: int = Field(
+        default=30 * 24 * 3600, ge=60, description="Lifetime of a session's refresh token."
+    )
+    post_login_redirect: str = Field(
+        default="/auth/me",
+        description="Where the browser lands after logging in (the refresh token is in an"
+        " HttpOnly cookie).",
+    )
+    token_usage_flush_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often API tokens' last-used times are written to main (in the"
+        " background).",
+    )
 
-    github_client_id: str = ""
-    github_client_secret: str = ""
-    github_org_name: str = ""
-    github_team_roles: dict[str, str] = Field(default_factory=dict)
-    github_default_role: str | None = None
-    github_oauth_url: str = "https://github.com"
-    github_api_url: str = "https://api.github.com"
+    github_client_id: str = Field(
+        default="",
+        description="The GitHub OAuth app's client id; GitHub login is offered when it and the"
+        " organisation are set.",
+    )
+    github_client_secret: str = Field(default="", description="The GitHub OAuth app's secret.")
+    github_org_name: str = Field(
+        default="", description="The GitHub organisation whose members may log in."
+    )
+    github_team_roles: dict[str, str] = Field(
+        default_factory=dict,
+        description='Team slug -> role, as JSON ({"telescope-operators": "operator"}); the'
+        " highest role among a person's teams wins.",
+    )
+    github_default_role: str | None = Field(
+        default=None,
+        description="Role for organisation members in no mapped team (empty: such members are"
+        " refused).",
+    )
+    github_oauth_url: str = Field(
+        default="https://github.com", description="Where GitHub's OAuth pages are."
+    )
+    github_api_url: str = Field(
+        default="https://api.github.com", description="Where GitHub's REST API is."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Settings(...) is what tests build: a developer's CCAT_* variables or .env must not
+        # change it. load_settings() adds those layers, and the settings file's section,
+        # which it picks per call.
+        return (init_settings,)
 
     @field_validator("github_default_role", mode="before")
     @classmethod
@@ -139,19 +363,133 @@ class Settings(BaseModel):
         return self.local_db_url if self.is_secondary else self.main_db_url
 
 
+class UnknownSettingError(SettingsError):
+    """A name that is no setting, where it was written, and the nearest valid name."""
+
+
+def _refuse_unknown(names: Iterable[str], valid: Iterable[str], where: str) -> None:
+    valid = list(valid)
+    unknown = [name for name in names if name not in valid]
+    if not unknown:
+        return
+    described = []
+    for name in unknown:
+        nearest = difflib.get_close_matches(name, valid, n=1)
+        described.append(f"{name} (did you mean {nearest[0]}?)" if nearest else name)
+    raise UnknownSettingError(f"{where}: not a setting: {', '.join(described)}")
+
+
+def _refuse_unknown_variables(env_vars: Mapping[str, str | None], where: str) -> None:
+    valid = {ENV_PREFIX + name.upper() for name in Settings.model_fields} | RESERVED_ENV_NAMES
+    # Names arrive lower-cased (settings are case-insensitive); other programs' variables
+    # (no CCAT_ prefix) are none of our business.
+    ours = [name.upper() for name in env_vars if name.upper().startswith(ENV_PREFIX)]
+    _refuse_unknown(ours, valid, where)
+
+
+class EnvironmentSource(EnvSettingsSource):
+    """``CCAT_*`` environment variables, refusing a name that is neither setting nor reserved."""
+
+    def __call__(self) -> dict[str, Any]:
+        _refuse_unknown_variables(self.env_vars, "environment variables")
+        return super().__call__()
+
+
+class DotEnvSource(DotEnvSettingsSource):
+    """``.env`` in the working directory, refusing a ``CCAT_*`` name that is no setting."""
+
+    def __call__(self) -> dict[str, Any]:
+        _refuse_unknown_variables(self.env_vars, str(self.env_file))
+        # The parent passes every other line through as an extra input for the model to
+        # refuse, but the file may hold other programs' variables and the reserved names.
+        return {
+            name: value
+            for name, value in super().__call__().items()
+            if name in self.settings_cls.model_fields
+        }
+
+
+class SiteFileSource(PydanticBaseSettingsSource):
+    """The settings file's [default], then the section ``CCAT_ENV`` names, layered by dynaconf.
+
+    Every section is checked, not only the one in use, so a misspelled key fails before the
+    day a site switches to its section.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path, environment: str) -> None:
+        super().__init__(settings_cls)
+        with path.open("rb") as file:
+            sections = tomllib.load(file)
+        for section, keys in sections.items():
+            if not isinstance(keys, dict):
+                raise SettingsError(f"{path}: {section} is outside a section such as [default]")
+            _refuse_unknown(keys, settings_cls.model_fields, f"{path} [{section}]")
+        environment = environment.lower()
+        # dynaconf layers nothing for a section it does not find, which would quietly run a
+        # site on another kind's settings.
+        if environment != "default" and environment not in sections:
+            nearest = difflib.get_close_matches(environment, list(sections), n=1)
+            hint = f" (did you mean {nearest[0]}?)" if nearest else ""
+            raise UnknownSettingError(f"CCAT_ENV={environment}: no [{environment}] in {path}{hint}")
+        # loaders=[]: environment variables and .env are pydantic-settings' job, not dynaconf's.
+        layered = Dynaconf(
+            settings_files=[str(path)], environments=True, env=environment, loaders=[]
+        )
+        self.values = {key.lower(): value for key, value in layered.as_dict().items()}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.values)
+
+
 def load_settings(
-    settings_file: Path | None = None, overrides: dict[str, Any] | None = None
+    settings_file: Path | None = None, overrides: Mapping[str, Any] | None = None
 ) -> Settings:
     """Read the layered configuration; ``overrides`` win over every source (tests, CLI flags)."""
-    path = settings_file or Path(os.environ.get("CCAT_SETTINGS_FILE", DEFAULT_SETTINGS_FILE))
-    layered = Dynaconf(
-        settings_files=[str(path)] if path.exists() else [],
-        environments=True,
-        # dynaconf would otherwise silently layer [development] when CCAT_ENV is unset.
-        env=os.environ.get("CCAT_ENV", "default"),
-        envvar_prefix="CCAT",
-        load_dotenv=True,
+    environment = EnvironmentSource(Settings)
+    dotenv = DotEnvSource(Settings)
+
+    def chosen(name: str) -> str | None:
+        return environment.env_vars.get(name.lower()) or dotenv.env_vars.get(name.lower())
+
+    site_file = SiteFileSource(
+        Settings,
+        settings_file or Path(chosen("CCAT_SETTINGS_FILE") or DEFAULT_SETTINGS_FILE),
+        chosen("CCAT_ENV") or "default",
     )
-    values = {key.lower(): value for key, value in layered.as_dict().items()}
+    values: dict[str, Any] = {}
+    for source in (site_file, dotenv, environment):  # lowest precedence first
+        values.update(source())
     values.update(overrides or {})
-    return Settings.model_validate(values)
+    return Settings(**values)
+
+
+def render_env_example() -> str:
+    """The text of ``.env.example``: every setting with its description and default."""
+    lines = [
+        "# Generated from the Settings model (ccat_api/config.py) by `make env-example`; a unit",
+        "# test keeps the two equal. Copy to .env and uncomment what this site changes.",
+        "# Highest wins: CCAT_* environment variables, .env, the settings file's CCAT_ENV section,",
+        "# its [default], the model's defaults. A CCAT_* name that is no setting is refused.",
+    ]
+    entries = [(name, text, "") for name, text in LAYER_ENV_NAMES.items()]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        entries.append((ENV_PREFIX + name.upper(), field.description or "", _env_value(default)))
+    for name, text, value in entries:
+        lines.append("")
+        lines.extend(textwrap.wrap(text, width=92, initial_indent="# ", subsequent_indent="# "))
+        lines.append(f"# {name}={value}")
+    return "\n".join(lines) + "\n"
+
+
+def _env_value(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)

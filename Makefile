@@ -67,6 +67,11 @@ unit: install ## Unit tests only (no services, seconds)
 test: lint typecheck ## Everything CI runs: lint, types, unit and integration tests
 	$(BIN)/pytest -q --durations=10
 
+.PHONY: fuzz
+fuzz: install ## Fuzz both sites' APIs from their OpenAPI (longer than CI's run, a fresh seed each time)
+	CCAT_FUZZ_EXAMPLES=$${CCAT_FUZZ_EXAMPLES:-40} CCAT_FUZZ_SEED=$${CCAT_FUZZ_SEED:-$$RANDOM$$RANDOM} \
+		CCAT_FUZZ_TIMEOUT_S=3600 $(BIN)/pytest tests/integration/test_fuzz.py -q -s --timeout=7200
+
 .PHONY: bench
 bench: install ## Benchmarks through the WAN simulator at 200 ms RTT (prints figures and ratios)
 	$(BIN)/python -m bench.run

@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.routing import Match
 
 from ccat_api.api import (
     auth,
@@ -31,6 +33,7 @@ from ccat_api.api import (
 from ccat_api.api import live as live_routes
 from ccat_api.api.deps import ReplayedAnswer
 from ccat_api.api.middleware import RequestContextMiddleware, UnderPrefix
+from ccat_api.api.routing import printable
 from ccat_api.config import Settings
 from ccat_api.db.failures import refused_value, unreachable
 from ccat_api.errors import CcatError, ServiceUnavailable, Unprocessable
@@ -48,8 +51,9 @@ def _field_of(loc: tuple[str | int, ...]) -> str:
     parts = [p for p in loc if p not in ("body", "query", "path", "header")]
     name = ""
     for part in parts:
+        # A key is the client's text: it may hold what an answer cannot encode.
         name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
-    return name or "body"
+    return printable(name) or "body"
 
 
 async def _ccat_error(_: Request, exc: Exception) -> JSONResponse:
@@ -62,7 +66,12 @@ async def _ccat_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    problems = [{"field": _field_of(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
+    errors = exc.errors()
+    if errors and errors[0]["type"] == "json_invalid":
+        reason = errors[0].get("ctx", {}).get("error", "not JSON")
+        position = errors[0]["loc"][-1]
+        return _not_json(f"body: not valid JSON ({reason} at byte {position})")
+    problems = [{"field": _field_of(tuple(e["loc"])), "message": e["msg"]} for e in errors]
     first = problems[0] if problems else {"field": "body", "message": "invalid request"}
     return JSONResponse(
         {
@@ -73,6 +82,59 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         },
         status_code=422,
     )
+
+
+def _not_json(detail: str) -> JSONResponse:
+    """One answer for a body that cannot be read as JSON, whichever layer noticed (FastAPI's
+    parser for bad syntax, Starlette's for bytes that are not UTF-8): the 422 every route
+    with a body documents, as it always was for bad syntax."""
+    error = Unprocessable(detail, field="body")
+    return JSONResponse(error.to_dict() | {"code": "invalid_json"}, error.status_code)
+
+
+# Starlette and FastAPI raise these themselves (no route, wrong method, unreadable body).
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+}
+_UNPARSEABLE_BODY = "There was an error parsing the body"
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """The framework's own refusals, in the one error shape."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.detail == _UNPARSEABLE_BODY:
+        return _not_json("body: could not be read as JSON (not UTF-8, or nested too deeply)")
+    headers = dict(exc.headers or {})
+    detail = str(exc.detail)
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"no route {request.url.path}"
+    elif exc.status_code == 405:
+        allowed = _methods_of(request)
+        headers["Allow"] = ", ".join(allowed)
+        detail = f"{request.method} is not allowed here; allowed: {', '.join(allowed)}"
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return JSONResponse(
+        {"detail": detail, "field": None, "code": code}, exc.status_code, headers=headers
+    )
+
+
+def _methods_of(request: Request) -> list[str]:
+    """Every method some route serves at this path. Starlette's own Allow header names only
+    the first route whose path matched, and a path here often has one route per method."""
+    methods: set[str] = set()
+    scope = {**request.scope, "method": "OPTIONS"}  # matches no route fully: partials only
+    for route in request.app.routes:
+        # Included routers hold one context per route (see _build_routes).
+        contexts = getattr(route, "effective_route_contexts", None)
+        for candidate in contexts() if contexts is not None else [route]:
+            match, _ = candidate.matches(scope)
+            if match is not Match.NONE:
+                methods |= set(getattr(candidate, "methods", None) or ())
+    return sorted(methods)
 
 
 async def _replayed_answer(_: Request, exc: Exception) -> JSONResponse:
@@ -186,6 +248,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, access_log_enabled=settings.access_log)
     app.add_exception_handler(CcatError, _ccat_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ReplayedAnswer, _replayed_answer)
     for backend_error in (RedisError, OSError):
         app.add_exception_handler(backend_error, _backend_unavailable)

@@ -7,12 +7,13 @@ import types
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ValidationError
+from pydantic import AwareDatetime, BaseModel, ValidationError
 
 from ccat_api.api.deps import Authorize, public
 from ccat_api.auth.permissions import Permission
@@ -66,35 +67,39 @@ class RouteInfo:
                 return kind
         return None
 
-    def integers(self) -> list[IntSlot]:
+    def integers(self) -> list[Slot]:
         """Every integer the route takes: in its path, its query string or its body (nested
         models and lists of them included)."""
+        return self.slots(int)
+
+    def slots(self, kind: type) -> list[Slot]:
+        """Every value of type ``kind`` the route takes, wherever it sits."""
         found = [
-            IntSlot("path", (p.name,), is_id=True)
+            Slot("path", (p.name,), is_id=True)
             for p in self.dependant.path_params
-            if _bare(p.field_info.annotation) is int
+            if _bare(p.field_info.annotation) is kind
         ]
         for param in self.dependant.query_params:
-            kind = _bare(param.field_info.annotation)
-            if isinstance(kind, type) and issubclass(kind, BaseModel):
-                found += [IntSlot("query", keys, is_id) for keys, is_id in _model_ints(kind)]
-            elif kind is int:
-                found.append(IntSlot("query", (param.name,), _names_an_id(param.name)))
+            bare = _bare(param.field_info.annotation)
+            if isinstance(bare, type) and issubclass(bare, BaseModel):
+                found += [Slot("query", keys, is_id) for keys, is_id in _model_slots(bare, kind)]
+            elif bare is kind:
+                found.append(Slot("query", (param.alias,), _names_an_id(param.name)))
         if self.body_model is not None:
-            found += [IntSlot("body", k, is_id) for k, is_id in _model_ints(self.body_model)]
+            found += [Slot("body", k, is_id) for k, is_id in _model_slots(self.body_model, kind)]
         return found
 
-    def integer_ids(self) -> list[IntSlot]:
+    def integer_ids(self) -> list[Slot]:
         return [slot for slot in self.integers() if slot.is_id]
 
-    def refuses(self, slot: IntSlot, value: int) -> bool:
+    def refuses(self, slot: Slot, value: Any) -> bool:
         """Whether validation alone (no request, no database) refuses ``value`` there."""
         if slot.where == "body":
             assert self.body_model is not None
             return _model_refuses(self.body_model, slot, value)
         params = self.dependant.path_params + self.dependant.query_params
         for param in params:
-            if param.name == slot.keys[0]:
+            if param.alias == slot.keys[0]:
                 return bool(param.validate(value, {}, loc=(slot.where,))[1])
         for param in params:
             kind = _bare(param.field_info.annotation)
@@ -105,8 +110,8 @@ class RouteInfo:
 
 
 @dataclass(frozen=True)
-class IntSlot:
-    """Where a route takes an integer, and the name its validation errors give it."""
+class Slot:
+    """Where a route takes a value, and the name its validation errors give it."""
 
     where: Literal["path", "query", "body"]
     keys: tuple[str | int, ...]
@@ -127,7 +132,7 @@ class IntSlot:
         return built
 
 
-def _model_refuses(model: type[BaseModel], slot: IntSlot, value: int) -> bool:
+def _model_refuses(model: type[BaseModel], slot: Slot, value: Any) -> bool:
     try:
         model.model_validate(slot.body(value))
     except ValidationError as exc:
@@ -138,6 +143,8 @@ def _model_refuses(model: type[BaseModel], slot: IntSlot, value: int) -> bool:
 def _bare(annotation: Any) -> Any:
     """``X`` from ``X``, ``Annotated[X, ...]`` and ``X | None``."""
     while True:
+        if annotation is AwareDatetime:  # a datetime that must carry its offset
+            return datetime
         origin = get_origin(annotation)
         if origin is Annotated:
             annotation = get_args(annotation)[0]
@@ -154,19 +161,19 @@ def _names_an_id(name: str) -> bool:
     return name == "id" or name.endswith("_id")
 
 
-def _model_ints(
-    model: type[BaseModel], prefix: tuple[str | int, ...] = ()
+def _model_slots(
+    model: type[BaseModel], kind: type, prefix: tuple[str | int, ...] = ()
 ) -> Iterator[tuple[tuple[str | int, ...], bool]]:
     for name, field in model.model_fields.items():
         key = (*prefix, field.alias or name)
-        kind = _bare(field.annotation)
-        if get_origin(kind) is list:
-            (item,) = get_args(kind)
-            kind, key = _bare(item), (*key, 0)
-        if kind is int:
+        bare = _bare(field.annotation)
+        if get_origin(bare) is list:
+            (item,) = get_args(bare)
+            bare, key = _bare(item), (*key, 0)
+        if bare is kind:
             yield key, _names_an_id(name)
-        elif isinstance(kind, type) and issubclass(kind, BaseModel):
-            yield from _model_ints(kind, key)
+        elif isinstance(bare, type) and issubclass(bare, BaseModel):
+            yield from _model_slots(bare, kind, key)
 
 
 def api_routes(app: FastAPI) -> list[RouteInfo]:

@@ -11,27 +11,28 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from ccat_api.api import examples
 from ccat_api.api.deps import PUBLIC, Authenticated, RuntimeDep
 from ccat_api.api.responses import documented, errors
+from ccat_api.api.routing import CheckedRoute
 from ccat_api.auth.identity import Via
 from ccat_api.auth.sessions import SessionTokens, end_session, refresh_session, start_session
 from ccat_api.auth.users import upsert_github_user
 from ccat_api.config import Settings
+from ccat_api.domain.inputs import Strict
+from ccat_api.domain.inputs import examples as with_examples
 from ccat_api.errors import BadRequest, Forbidden, Unauthorized
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(route_class=CheckedRoute, prefix="/auth", tags=["auth"])
 
 REFRESH_COOKIE = "ccat_refresh"
 LOCATION_HEADER = {"Location": {"description": "Where to go next", "schema": {"type": "string"}}}
 
 
-class RefreshRequest(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"refresh_token": "ccatr_..."}, {}]}
-    )
+class RefreshRequest(Strict):
+    model_config = with_examples({"refresh_token": "ccatr_..."}, {})
 
     refresh_token: str | None = Field(
         default=None, description="Omit to use the HttpOnly cookie set at login."

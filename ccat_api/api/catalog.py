@@ -19,13 +19,15 @@ from ccat_api.api import examples
 from ccat_api.api.deps import ReadAccess, RuntimeDep
 from ccat_api.api.resources import ListFilters, Resource, add_resource
 from ccat_api.api.responses import found, read_list, read_one
+from ccat_api.api.routing import CheckedRoute
 from ccat_api.db.models import Source, Telescope
 from ccat_api.domain import catalog as c
 from ccat_api.domain import visibility
-from ccat_api.domain.schemas import IntId, PageRead
+from ccat_api.domain.inputs import DateParam, IdParam, Whole
+from ccat_api.domain.schemas import PageRead
 from ccat_api.errors import InvalidReference, Unprocessable
 
-router = APIRouter()
+router = APIRouter(route_class=CheckedRoute)
 
 for resource in (
     Resource(
@@ -128,8 +130,8 @@ async def cone_search(
     ra_deg: Annotated[float, Query(ge=0, lt=360)],
     dec_deg: Annotated[float, Query(ge=-90, le=90)],
     radius_deg: Annotated[float, Query(gt=0, le=180)],
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[Whole, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[Whole, Query(ge=0, le=1_000_000)] = 0,
 ) -> PageRead[c.SourceWithDistance]:
     distance = _distance_deg(ra_deg, dec_deg).label("distance_deg")
     within = (Source.source_type == "fixed", distance <= radius_deg)
@@ -173,7 +175,7 @@ class HeatmapRead(BaseModel):
     altitude_deg: list[list[float]]
 
 
-StepMinutes = Annotated[int, Query(ge=1, le=240, description="Must divide a day evenly")]
+StepMinutes = Annotated[Whole, Query(ge=1, le=240, description="Must divide a day evenly")]
 
 
 async def _visibility_inputs(
@@ -204,12 +206,12 @@ async def _visibility_inputs(
     tags=["sources"],
 )
 async def source_visibility(
-    source_id: IntId,
+    source_id: IdParam,
     runtime: RuntimeDep,
     _: ReadAccess,
-    day: Annotated[date, Query(alias="date")],
+    day: Annotated[DateParam, Query(alias="date")],
     step_minutes: StepMinutes = 10,
-    site_id: Annotated[IntId | None, Query()] = None,
+    site_id: Annotated[IdParam | None, Query()] = None,
 ) -> VisibilityRead:
     target, location, site = await _visibility_inputs(runtime, source_id, site_id, step_minutes)
     result = await asyncio.to_thread(visibility.curve, target, location, day, step_minutes)
@@ -226,13 +228,13 @@ async def source_visibility(
     tags=["sources"],
 )
 async def source_visibility_heatmap(
-    source_id: IntId,
+    source_id: IdParam,
     runtime: RuntimeDep,
     _: ReadAccess,
-    start: date,
-    end: date,
+    start: DateParam,
+    end: DateParam,
     step_minutes: StepMinutes = 30,
-    site_id: Annotated[IntId | None, Query()] = None,
+    site_id: Annotated[IdParam | None, Query()] = None,
 ) -> HeatmapRead:
     if end < start:
         raise Unprocessable("end: before start", field="end")

@@ -12,9 +12,10 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from ccat_api.api.deps import PUBLIC
+from ccat_api.api.routing import CheckedRoute
 from ccat_api.errors import NotFound
 
-router = APIRouter(tags=["console"], dependencies=[PUBLIC])
+router = APIRouter(route_class=CheckedRoute, tags=["console"], dependencies=[PUBLIC])
 
 ASSETS = {
     "index.html": "text/html; charset=utf-8",

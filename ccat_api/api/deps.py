@@ -103,7 +103,9 @@ async def get_reader(request: Request) -> MergedReader:
 ReaderDep = Annotated[MergedReader, Depends(get_reader)]
 
 
-async def get_ledger(request: Request) -> TransactionLedger:
+async def get_ledger(request: Request, _: BufferReadAccess) -> TransactionLedger:
+    """The buffer's ledger, after the caller is known to be allowed to see the buffer: a site
+    without one answers 404, and whether a route exists is not for strangers to learn."""
     ledger = runtime_of(request).ledger
     if ledger is None:
         raise NotFound("this site applies writes directly; it keeps no buffer")

@@ -11,14 +11,15 @@ from fastapi.responses import Response
 from ccat_api.api import examples
 from ccat_api.api.deps import WRITE_ROUTE, ReadAccess, ReaderDep, WriteContextDep, submit_write
 from ccat_api.api.responses import WRITE_CHANGED, WRITE_CREATED, found, page_of, read_list, read_one
+from ccat_api.api.routing import CheckedRoute
 from ccat_api.buffering.reads import Condition, Eq, OrderBy
 from ccat_api.domain import observations
+from ccat_api.domain.inputs import IdParam, Uuid, Whole
 from ccat_api.domain.schemas import (
     ExecutedObsUnitDetails,
     ExecutedObsUnitFinish,
     ExecutedObsUnitRead,
     ExecutedObsUnitStart,
-    IntId,
     PackageDetails,
     PageRead,
     RawDataFileRead,
@@ -26,7 +27,9 @@ from ccat_api.domain.schemas import (
     WriteAccepted,
 )
 
-router = APIRouter(prefix="/executed_obs_units", tags=["executed obs units"])
+router = APIRouter(
+    route_class=CheckedRoute, prefix="/executed_obs_units", tags=["executed obs units"]
+)
 MAX_FILES_PER_UNIT = 100_000
 
 
@@ -51,7 +54,7 @@ async def start_executed_obs_unit(body: ExecutedObsUnitStart, ctx: WriteContextD
     summary="Finish a running executed obs unit (critical)",
 )
 async def finish_executed_obs_unit(
-    executed_obs_unit_id: UUID,
+    executed_obs_unit_id: Uuid,
     body: ExecutedObsUnitFinish,
     ctx: WriteContextDep,
 ) -> Response:
@@ -66,7 +69,7 @@ async def finish_executed_obs_unit(
     summary="One executed obs unit, including buffered changes",
 )
 async def get_executed_obs_unit(
-    executed_obs_unit_id: UUID, reader: ReaderDep, _: ReadAccess
+    executed_obs_unit_id: Uuid, reader: ReaderDep, _: ReadAccess
 ) -> ExecutedObsUnitRead:
     return ExecutedObsUnitRead.model_validate(
         await found(reader, "executed_obs_units", executed_obs_unit_id, "executed obs unit")
@@ -82,15 +85,15 @@ async def get_executed_obs_unit(
 async def list_executed_obs_units(
     reader: ReaderDep,
     _: ReadAccess,
-    obs_unit_id: Annotated[IntId | None, Query()] = None,
+    obs_unit_id: Annotated[IdParam | None, Query()] = None,
     status: Annotated[
         Literal["running", "success", "failed", "interrupted"] | None, Query()
     ] = None,
     order: Annotated[
         Literal["start_time", "-start_time", "created_at", "-created_at"], Query()
     ] = "-start_time",
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+    limit: Annotated[Whole, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[Whole, Query(ge=0, le=100_000)] = 0,
 ) -> PageRead[ExecutedObsUnitRead]:
     where: list[Condition] = []
     if obs_unit_id is not None:
@@ -114,7 +117,7 @@ async def list_executed_obs_units(
     summary="An executed obs unit with its packages, their files and transfers (all merged)",
 )
 async def executed_obs_unit_details(
-    executed_obs_unit_id: UUID, reader: ReaderDep, _: ReadAccess
+    executed_obs_unit_id: Uuid, reader: ReaderDep, _: ReadAccess
 ) -> ExecutedObsUnitDetails:
     unit = await found(reader, "executed_obs_units", executed_obs_unit_id, "executed obs unit")
     mine = [Eq("executed_obs_unit_id", executed_obs_unit_id)]

@@ -46,9 +46,10 @@ from sqlalchemy.exc import DBAPIError
 from ccat_api.api import examples
 from ccat_api.api.deps import Authenticated, BufferReadAccess, runtime_of
 from ccat_api.api.responses import documented
+from ccat_api.api.routing import CheckedRoute
 from ccat_api.auth.identity import Identity, Via
 from ccat_api.auth.permissions import Permission
-from ccat_api.errors import CcatError, Forbidden, ServiceUnavailable, Unauthorized
+from ccat_api.errors import BadRequest, CcatError, Forbidden, ServiceUnavailable, Unauthorized
 from ccat_api.live import metrics as site_metrics
 from ccat_api.live.hub import Subscription
 from ccat_api.live.models import SiteStatus
@@ -61,7 +62,7 @@ from ccat_api.live.services import (
 from ccat_api.metrics import WEBSOCKET_CONNECTIONS, WEBSOCKET_DROPPED
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["live"])
+router = APIRouter(route_class=CheckedRoute, tags=["live"])
 
 CLOSE_LIFETIME = 4000
 CLOSE_UNAUTHORIZED = 4401
@@ -124,12 +125,14 @@ async def metrics(request: Request, _: BufferReadAccess) -> Response:
 async def transactions_ws(websocket: WebSocket) -> None:
     live = live_of(websocket.app.state)
     tx_id = websocket.query_params.get("tx_id")
-    if tx_id is not None:
-        try:
-            tx_id = str(uuid.UUID(tx_id))
-        except ValueError:
-            await _refuse(websocket, CLOSE_BAD_PARAMETER, "tx_id: not a UUID")
-            return
+
+    def check_parameters() -> None:
+        nonlocal tx_id
+        if tx_id is not None:
+            try:
+                tx_id = str(uuid.UUID(tx_id))
+            except ValueError:
+                raise BadRequest("tx_id: not a UUID", field="tx_id") from None
 
     async def first_frames() -> list[str]:
         if tx_id is None:
@@ -152,6 +155,7 @@ async def transactions_ws(websocket: WebSocket) -> None:
         subscribe=lambda: live.hub.subscribe(TRANSACTIONS_STREAM, tx_id),
         unsubscribe=live.hub.unsubscribe,
         first_frames=first_frames,
+        check_parameters=check_parameters,
     )
 
 
@@ -189,9 +193,11 @@ async def _monitor(
     subscribe: Callable[[], Subscription],
     unsubscribe: Callable[[Subscription], None],
     first_frames: Callable[[], Awaitable[list[str]]],
+    check_parameters: Callable[[], None] = lambda: None,
 ) -> None:
-    """Authenticate, subscribe, send the opening frames, then forward frames until the client
-    leaves, falls too far behind, the lifetime ends, or the server stops."""
+    """Authenticate, check the parameters, subscribe, send the opening frames, then forward
+    frames until the client leaves, falls too far behind, the lifetime ends, or the server
+    stops. Parameters are looked at only once the caller is known and allowed."""
     runtime = runtime_of(websocket)
     live = live_of(websocket.app.state)
     await websocket.accept()
@@ -199,6 +205,7 @@ async def _monitor(
         identity = await _authenticate(websocket, live)
         if not identity.allows(permission):
             raise Forbidden(f"role {identity.role!r} may not watch this: it needs {permission}")
+        check_parameters()
     except (RedisError, DBAPIError, OSError) as exc:
         # Redis (single-use tickets) or the replica (tokens) is down: the credential may be
         # fine, so not 4401, which tells clients to stop; 1013 tells them to come back.
@@ -208,6 +215,8 @@ async def _monitor(
     except CcatError as exc:
         if isinstance(exc, Forbidden):
             code = CLOSE_FORBIDDEN
+        elif isinstance(exc, BadRequest):
+            code = CLOSE_BAD_PARAMETER
         elif isinstance(exc, ServiceUnavailable):
             code = CLOSE_TRY_AGAIN_LATER
         else:
@@ -315,11 +324,6 @@ async def _authenticate(websocket: WebSocket, live: LiveServices) -> Identity:
     if ticket:
         return await live.tickets.redeem(ticket)
     raise Unauthorized("send 'Authorization: Bearer <token>' or ?ticket= from POST /api/ws/tickets")
-
-
-async def _refuse(websocket: WebSocket, code: int, reason: str) -> None:
-    await websocket.accept()
-    await _close(websocket, code, reason)
 
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:

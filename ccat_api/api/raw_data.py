@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated, Literal
-from uuid import UUID
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -11,8 +10,10 @@ from fastapi.responses import Response
 from ccat_api.api import examples
 from ccat_api.api.deps import WRITE_ROUTE, ReadAccess, ReaderDep, WriteContextDep, submit_write
 from ccat_api.api.responses import WRITE_CHANGED, WRITE_CREATED, found, page_of, read_list, read_one
+from ccat_api.api.routing import CheckedRoute
 from ccat_api.buffering.reads import Condition, Eq, OrderBy
 from ccat_api.domain import raw_data
+from ccat_api.domain.inputs import Uuid, Whole
 from ccat_api.domain.schemas import (
     PageRead,
     RawDataFileBulkCreate,
@@ -25,7 +26,7 @@ from ccat_api.domain.schemas import (
 )
 from ccat_api.errors import Unprocessable
 
-router = APIRouter(tags=["raw data"])
+router = APIRouter(route_class=CheckedRoute, tags=["raw data"])
 
 
 @router.post(
@@ -64,13 +65,13 @@ async def create_raw_data_files(body: RawDataFileBulkCreate, ctx: WriteContextDe
 async def list_raw_data_files(
     reader: ReaderDep,
     _: ReadAccess,
-    executed_obs_unit_id: UUID | None = None,
-    raw_data_package_id: UUID | None = None,
+    executed_obs_unit_id: Uuid | None = None,
+    raw_data_package_id: Uuid | None = None,
     order: Annotated[
         Literal["created_at", "-created_at", "relative_path", "-relative_path"], Query()
     ] = "created_at",
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[Whole, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[Whole, Query(ge=0, le=1_000_000)] = 0,
 ) -> PageRead[RawDataFileRead]:
     where: list[Condition] = []
     if executed_obs_unit_id is not None:
@@ -98,7 +99,7 @@ async def list_raw_data_files(
     responses=read_one(examples.RAW_DATA_FILE),
     summary="One raw data file, including buffered changes",
 )
-async def get_raw_data_file(file_id: UUID, reader: ReaderDep, _: ReadAccess) -> RawDataFileRead:
+async def get_raw_data_file(file_id: Uuid, reader: ReaderDep, _: ReadAccess) -> RawDataFileRead:
     return RawDataFileRead.model_validate(
         await found(reader, "raw_data_files", file_id, "raw data file")
     )
@@ -124,7 +125,7 @@ async def create_raw_data_package(body: RawDataPackageCreate, ctx: WriteContextD
     summary="Mark a building package complete, with its final file count and size (critical)",
 )
 async def finalize_raw_data_package(
-    package_id: UUID,
+    package_id: Uuid,
     body: RawDataPackageFinalize,
     ctx: WriteContextDep,
 ) -> Response:
@@ -140,7 +141,7 @@ async def finalize_raw_data_package(
     summary="A raw data package with its files",
 )
 async def get_raw_data_package(
-    package_id: UUID, reader: ReaderDep, _: ReadAccess
+    package_id: Uuid, reader: ReaderDep, _: ReadAccess
 ) -> RawDataPackageWithFiles:
     package = await found(reader, "raw_data_packages", package_id, "raw data package")
     files = await reader.page(

@@ -10,7 +10,6 @@ import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
-from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
@@ -22,7 +21,8 @@ from ccat_api.auth.permissions import Permission
 from ccat_api.buffering.envelope import new_uuid7
 from ccat_api.buffering.reads import Condition, Eq, NameLike, OrderBy, Page
 from ccat_api.domain import main_writes
-from ccat_api.domain.schemas import IntId, PageRead
+from ccat_api.domain.inputs import IdParam, Uuid, Whole
+from ccat_api.domain.schemas import PageRead
 from ccat_api.errors import Unprocessable
 from ccat_api.runtime import Runtime
 
@@ -83,7 +83,7 @@ def page_of_rows(read: type[BaseModel], page: Page) -> dict[str, Any]:
 
 def add_resource(router: APIRouter, spec: Resource) -> None:
     read, filters_model = spec.read, spec.filters
-    key_type: Any = UUID if spec.uuid_ids else IntId
+    key_type: Any = Uuid if spec.uuid_ids else IdParam
     writer = Annotated[Identity, Depends(Authorize(spec.write_permission))]
     tags: list[str | Any] = list(spec.tags) or [spec.noun + "s"]
     example = spec.example
@@ -93,8 +93,8 @@ def add_resource(router: APIRouter, spec: Resource) -> None:
         _: ReadAccess,
         filters: Annotated[filters_model, Query()],  # type: ignore[valid-type]
         order: str = spec.order_fields[0],
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+        limit: Annotated[Whole, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[Whole, Query(ge=0, le=1_000_000)] = 0,
     ) -> Any:
         page = await reader.page(
             spec.table,

@@ -10,10 +10,11 @@ from fastapi.responses import JSONResponse
 from ccat_api.api import examples
 from ccat_api.api.deps import PUBLIC, BufferReadAccess, LedgerDep, ReadAccess, RuntimeDep
 from ccat_api.api.responses import documented
+from ccat_api.api.routing import CheckedRoute
 from ccat_api.db.migrate import current_head
 from ccat_api.live.models import BufferStats, SiteInfo
 
-router = APIRouter(tags=["site"])
+router = APIRouter(route_class=CheckedRoute, tags=["site"])
 
 
 @router.get(
@@ -39,7 +40,7 @@ async def health(request: Request) -> JSONResponse:
     responses=documented(examples.BUFFER_STATS, 401, 403, 404, 503),
     summary="Buffer depth, age, dead letters (404 at the main site, which keeps no buffer)",
 )
-async def buffer_stats(ledger: LedgerDep, _: BufferReadAccess) -> BufferStats:
+async def buffer_stats(_: BufferReadAccess, ledger: LedgerDep) -> BufferStats:
     return BufferStats.model_validate(asdict(await ledger.stats()))
 
 

@@ -11,30 +11,29 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from ccat_api.api import examples
 from ccat_api.api.deps import AccountAccess, RuntimeDep, TokensAccess, account_id
 from ccat_api.api.responses import documented, errors
+from ccat_api.api.routing import CheckedRoute
 from ccat_api.auth.identity import Identity
 from ccat_api.auth.permissions import Permission
 from ccat_api.auth.tokens import issue_token, list_tokens, revoke_token
-from ccat_api.domain.schemas import IntId
+from ccat_api.domain.inputs import LAX, IdParam, Strict
+from ccat_api.domain.inputs import examples as with_examples
 from ccat_api.errors import NotFound, Unprocessable
 
-router = APIRouter(tags=["tokens"])
+router = APIRouter(route_class=CheckedRoute, tags=["tokens"])
 
 
-class TokenCreate(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"name": "laptop", "scopes": ["read:observations"], "expires_in_days": 90}]
-        },
+class TokenCreate(Strict):
+    model_config = with_examples(
+        {"name": "laptop", "scopes": ["read:observations"], "expires_in_days": 90}
     )
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")
-    scopes: list[Permission] | None = Field(
+    scopes: list[Annotated[Permission, LAX]] | None = Field(
         default=None, description="Limit the token to these permissions (default: all granted)"
     )
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
@@ -128,7 +127,7 @@ async def create_my_token(
     responses=errors(401, 403, 404, 422, 503),
     summary="Revoke one of my tokens (any token, with manage:tokens)",
 )
-async def revoke(token_id: IntId, identity: AccountAccess, runtime: RuntimeDep) -> None:
+async def revoke(token_id: IdParam, identity: AccountAccess, runtime: RuntimeDep) -> None:
     owner = None if identity.allows(Permission.MANAGE_TOKENS) else account_id(identity)
     if not await revoke_token(runtime.main_db, token_id, owner_id=owner):
         raise NotFound(f"no active token {token_id} of yours")
@@ -143,7 +142,7 @@ async def revoke(token_id: IntId, identity: AccountAccess, runtime: RuntimeDep) 
 async def all_tokens(
     _: TokensAccess,
     runtime: RuntimeDep,
-    user_id: Annotated[IntId | None, Query()] = None,
+    user_id: Annotated[IdParam | None, Query()] = None,
 ) -> list[TokenRead]:
     return _read(await list_tokens(runtime.read_db, user_id))
 
@@ -156,6 +155,6 @@ async def all_tokens(
     summary="Create a token for a user, e.g. an instrument's service account (admin)",
 )
 async def create_token_for(
-    user_id: IntId, body: TokenCreate, identity: TokensAccess, runtime: RuntimeDep
+    user_id: IdParam, body: TokenCreate, identity: TokensAccess, runtime: RuntimeDep
 ) -> TokenIssued:
     return await _issue(runtime, user_id, body, _scopes_for(identity, body.scopes))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Annotated, Literal
-from uuid import UUID
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query
@@ -12,11 +11,13 @@ from fastapi import APIRouter, Query
 from ccat_api.api import examples
 from ccat_api.api.deps import BufferOperateAccess, BufferReadAccess, LedgerDep, RuntimeDep
 from ccat_api.api.responses import READ_CODES, documented, errors, read_list, read_one
+from ccat_api.api.routing import CheckedRoute
 from ccat_api.db.models import AppliedTransaction
+from ccat_api.domain.inputs import Uuid, Whole
 from ccat_api.domain.schemas import PageRead, RetryResult, TransactionRead
 from ccat_api.errors import NotFound
 
-router = APIRouter(prefix="/transactions", tags=["transactions"])
+router = APIRouter(route_class=CheckedRoute, prefix="/transactions", tags=["transactions"])
 
 
 @router.get(
@@ -25,7 +26,7 @@ router = APIRouter(prefix="/transactions", tags=["transactions"])
     responses=read_one(examples.TRANSACTION),
     summary="State of one transaction: buffered, applied (with LSN), visible, failed",
 )
-async def get_transaction(tx_id: UUID, runtime: RuntimeDep, _: BufferReadAccess) -> TransactionRead:
+async def get_transaction(tx_id: Uuid, runtime: RuntimeDep, _: BufferReadAccess) -> TransactionRead:
     if runtime.ledger is not None:
         status = await runtime.ledger.get(str(tx_id))
         if status is None:
@@ -55,13 +56,13 @@ async def get_transaction(tx_id: UUID, runtime: RuntimeDep, _: BufferReadAccess)
     " the main site, which keeps no buffer)",
 )
 async def list_transactions(
-    ledger: LedgerDep,
     _: BufferReadAccess,
+    ledger: LedgerDep,
     state: Annotated[
         Literal["buffered", "applied", "visible", "failed", "discarded"] | None, Query()
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[Whole, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[Whole, Query(ge=0, le=1_000_000)] = 0,
 ) -> PageRead[TransactionRead]:
     found, total = await ledger.recent(state, limit=limit, offset=offset)
     return PageRead[TransactionRead](
@@ -78,7 +79,7 @@ async def list_transactions(
     responses=documented(examples.RETRY_RESULT, *READ_CODES, 404, 409),
     summary="Re-buffer a dead letter and the dead letters that depended on it (admin)",
 )
-async def retry_transaction(tx_id: UUID, ledger: LedgerDep, _: BufferOperateAccess) -> RetryResult:
+async def retry_transaction(_: BufferOperateAccess, tx_id: Uuid, ledger: LedgerDep) -> RetryResult:
     return RetryResult(retried=await ledger.retry(str(tx_id)))
 
 
@@ -88,5 +89,5 @@ async def retry_transaction(tx_id: UUID, ledger: LedgerDep, _: BufferOperateAcce
     responses=errors(*READ_CODES, 404, 409),
     summary="Give up on a dead letter for good (admin)",
 )
-async def discard_transaction(tx_id: UUID, ledger: LedgerDep, _: BufferOperateAccess) -> None:
+async def discard_transaction(_: BufferOperateAccess, tx_id: Uuid, ledger: LedgerDep) -> None:
     await ledger.discard(str(tx_id))

@@ -5,7 +5,6 @@ staging jobs (driven from main)."""
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
-from uuid import UUID
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -31,12 +30,13 @@ from ccat_api.api.responses import (
     read_list,
     read_one,
 )
+from ccat_api.api.routing import CheckedRoute
 from ccat_api.auth.permissions import Permission
 from ccat_api.buffering.reads import Condition, Eq, MergedReader, OneOf, OrderBy
 from ccat_api.db.models import RawDataPackageStatus, TransferStatus
 from ccat_api.domain import staging, transfers
+from ccat_api.domain.inputs import IdParam, Uuid, Whole
 from ccat_api.domain.schemas import (
-    IntId,
     Overview,
     PageRead,
     PhysicalCopyCreate,
@@ -53,12 +53,12 @@ from ccat_api.domain.schemas import (
 )
 from ccat_api.runtime import Runtime
 
-router = APIRouter(tags=["transfer"])
+router = APIRouter(route_class=CheckedRoute, tags=["transfer"])
 PREFIX = "/api/transfer"
 
 Order = Annotated[Literal["created_at", "-created_at", "updated_at", "-updated_at"], Query()]
-Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+Limit = Annotated[Whole, Query(ge=1, le=1000)]
+Offset = Annotated[Whole, Query(ge=0, le=1_000_000)]
 
 
 def _order(order: str) -> list[OrderBy]:
@@ -88,7 +88,7 @@ async def start_transfer(body: TransferCreate, ctx: WriteContextDep) -> Response
     summary="Report a transfer's progress, completion or failure (critical)",
 )
 async def update_transfer(
-    transfer_id: UUID, body: TransferUpdate, ctx: WriteContextDep
+    transfer_id: Uuid, body: TransferUpdate, ctx: WriteContextDep
 ) -> Response:
     return await submit_write(
         ctx, await transfers.progress(ctx, transfer_id, body), status_code=200
@@ -102,7 +102,7 @@ async def update_transfer(
     openapi_extra=WRITE_ROUTE,
     summary="Put a failed transfer back to pending for another attempt (critical)",
 )
-async def reset_transfer(transfer_id: UUID, ctx: WriteContextDep) -> Response:
+async def reset_transfer(transfer_id: Uuid, ctx: WriteContextDep) -> Response:
     return await submit_write(ctx, await transfers.reset(ctx, transfer_id), status_code=200)
 
 
@@ -114,7 +114,7 @@ async def reset_transfer(transfer_id: UUID, ctx: WriteContextDep) -> Response:
     openapi_extra=WRITE_ROUTE,
     summary="Append a line to a transfer's log (critical)",
 )
-async def add_log(transfer_id: UUID, body: TransferLogCreate, ctx: WriteContextDep) -> Response:
+async def add_log(transfer_id: Uuid, body: TransferLogCreate, ctx: WriteContextDep) -> Response:
     return await submit_write(ctx, await transfers.log(ctx, transfer_id, body), status_code=201)
 
 
@@ -128,8 +128,8 @@ async def list_transfers(
     reader: ReaderDep,
     _: ReadAccess,
     status: Annotated[list[TransferStatus] | None, Query()] = None,
-    raw_data_package_id: UUID | None = None,
-    route_id: Annotated[IntId | None, Query()] = None,
+    raw_data_package_id: Uuid | None = None,
+    route_id: Annotated[IdParam | None, Query()] = None,
     order: Order = "-created_at",
     limit: Limit = 100,
     offset: Offset = 0,
@@ -151,7 +151,7 @@ async def list_transfers(
     responses=read_one(examples.TRANSFER),
     summary="One transfer",
 )
-async def get_transfer(transfer_id: UUID, reader: ReaderDep, _: ReadAccess) -> TransferRead:
+async def get_transfer(transfer_id: Uuid, reader: ReaderDep, _: ReadAccess) -> TransferRead:
     row = await found(reader, "data_transfers", transfer_id, "transfer")
     return TransferRead.model_validate(row)
 
@@ -163,7 +163,7 @@ async def get_transfer(transfer_id: UUID, reader: ReaderDep, _: ReadAccess) -> T
     summary="A transfer's log, oldest first (404 for an unknown transfer)",
 )
 async def transfer_logs(
-    transfer_id: UUID, reader: ReaderDep, _: ReadAccess, limit: Limit = 1000, offset: Offset = 0
+    transfer_id: Uuid, reader: ReaderDep, _: ReadAccess, limit: Limit = 1000, offset: Offset = 0
 ) -> PageRead[TransferLogRead]:
     # Merged, so the log of a transfer still in this site's buffer is found too.
     await found(reader, "data_transfers", transfer_id, "transfer")
@@ -199,7 +199,7 @@ async def add_copy(body: PhysicalCopyCreate, ctx: WriteContextDep) -> Response:
     openapi_extra=WRITE_ROUTE,
     summary="Mark a physical copy verified, corrupt or deleted (critical)",
 )
-async def update_copy(copy_id: UUID, body: PhysicalCopyUpdate, ctx: WriteContextDep) -> Response:
+async def update_copy(copy_id: Uuid, body: PhysicalCopyUpdate, ctx: WriteContextDep) -> Response:
     return await submit_write(ctx, await transfers.update_copy(ctx, copy_id, body), status_code=200)
 
 
@@ -212,8 +212,8 @@ async def update_copy(copy_id: UUID, body: PhysicalCopyUpdate, ctx: WriteContext
 async def list_copies(
     reader: ReaderDep,
     _: ReadAccess,
-    raw_data_package_id: UUID | None = None,
-    data_location_id: Annotated[IntId | None, Query()] = None,
+    raw_data_package_id: Uuid | None = None,
+    data_location_id: Annotated[IdParam | None, Query()] = None,
     order: Order = "created_at",
     limit: Limit = 100,
     offset: Offset = 0,
@@ -233,7 +233,7 @@ async def list_copies(
     responses=read_one(examples.PHYSICAL_COPY),
     summary="One physical copy, including buffered changes",
 )
-async def get_copy(copy_id: UUID, reader: ReaderDep, _: ReadAccess) -> PhysicalCopyRead:
+async def get_copy(copy_id: Uuid, reader: ReaderDep, _: ReadAccess) -> PhysicalCopyRead:
     return PhysicalCopyRead.model_validate(
         await found(reader, "physical_copies", copy_id, "physical copy")
     )
@@ -287,7 +287,7 @@ async def list_packages(
     reader: ReaderDep,
     _: ReadAccess,
     status: Annotated[list[RawDataPackageStatus] | None, Query()] = None,
-    executed_obs_unit_id: UUID | None = None,
+    executed_obs_unit_id: Uuid | None = None,
     order: Order = "-created_at",
     limit: Limit = 100,
     offset: Offset = 0,
@@ -348,7 +348,7 @@ async def create_staging_job(
     tags=["staging"],
 )
 async def update_staging_job(
-    job_id: UUID, body: staging.StagingJobUpdate, _: StagingAccess, runtime: RuntimeDep
+    job_id: Uuid, body: staging.StagingJobUpdate, _: StagingAccess, runtime: RuntimeDep
 ) -> staging.StagingJobRead:
     return staging.StagingJobRead.model_validate(
         await staging.update_job(runtime.main_db, job_id, body)
@@ -383,7 +383,7 @@ async def list_staging_jobs(
     tags=["staging"],
 )
 async def get_staging_job(
-    job_id: UUID, runtime: RuntimeDep, _: ReadAccess
+    job_id: Uuid, runtime: RuntimeDep, _: ReadAccess
 ) -> staging.StagingJobWithPackages:
     return staging.StagingJobWithPackages.model_validate(
         await staging.job_with_packages(runtime.read_db, job_id)

@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Body
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from ccat_api.api import examples
 from ccat_api.api.deps import AccountAccess, RuntimeDep, UsersAccess, account_id
 from ccat_api.api.responses import documented
+from ccat_api.api.routing import CheckedRoute
 from ccat_api.auth.users import (
     create_service_account,
     get_preferences,
@@ -19,9 +20,10 @@ from ccat_api.auth.users import (
     set_preferences,
     update_user,
 )
-from ccat_api.domain.schemas import IntId, json_safe
+from ccat_api.domain.inputs import IdParam, Strict, json_safe
+from ccat_api.domain.inputs import examples as with_examples
 
-router = APIRouter(tags=["users"])
+router = APIRouter(route_class=CheckedRoute, tags=["users"])
 
 MAX_PREFERENCES_BYTES = 64 * 1024
 
@@ -38,21 +40,16 @@ class UserRead(BaseModel):
     last_login_at: datetime | None
 
 
-class ServiceAccountCreate(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"login": "prime-cam-daq", "role": "service"}]},
-    )
+class ServiceAccountCreate(Strict):
+    model_config = with_examples({"login": "prime-cam-daq", "role": "service"})
 
     login: str = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9._-]*$")
     role: str = Field(min_length=1, max_length=50)
     name: str = Field(default="", max_length=200)
 
 
-class UserUpdate(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"role": "observer"}, {"active": False}]}
-    )
+class UserUpdate(Strict):
+    model_config = with_examples({"role": "observer"}, {"active": False})
 
     role: str | None = Field(default=None, min_length=1, max_length=50)
     active: bool | None = None
@@ -97,7 +94,7 @@ async def create_user(body: ServiceAccountCreate, _: UsersAccess, runtime: Runti
     summary="Change a user's role or disable the account (admin)",
 )
 async def change_user(
-    user_id: IntId, body: UserUpdate, _: UsersAccess, runtime: RuntimeDep
+    user_id: IdParam, body: UserUpdate, _: UsersAccess, runtime: RuntimeDep
 ) -> UserRead:
     row = await update_user(runtime.main_db, user_id, role=body.role, active=body.active)
     return UserRead.model_validate(row._mapping)

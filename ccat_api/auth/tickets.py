@@ -2,8 +2,10 @@
 
 Browsers cannot set an Authorization header on a WebSocket, and a URL ends up in logs and
 history. So a client with a bearer token first asks ``POST /api/ws/tickets`` for a ticket: a
-signed, single-use identity that expires in ``ws_ticket_ttl_s`` (30 s). Use is recorded in
-Redis when the site has one (so no worker accepts a ticket twice), else in this process.
+signed, single-use identity that expires in ``ws_ticket_ttl_s`` (30 s), valid only at the site
+that issued it (sites share the signing secret but not the record of used tickets). Use is
+recorded in Redis when the site has one (so no worker accepts a ticket twice), else in this
+process.
 On redemption the account, and the API token or the session it was issued to, are checked
 again, from the site's database with the same short cache as bearer tokens: a ticket
 outlives neither a revocation nor a logout by more than that cache.
@@ -35,6 +37,7 @@ class TicketIssuer:
     def __init__(
         self,
         secret: str,
+        site: str,
         directory: Directory,
         redis: Redis | None,
         keys: SiteKeys,
@@ -44,6 +47,7 @@ class TicketIssuer:
         token_cache_ttl_s: float,
     ) -> None:
         self._serializer = URLSafeTimedSerializer(secret, salt=SALT)
+        self._site = site
         self._directory = directory
         self._db = db
         # token id -> why it no longer authenticates ("" while it does), when it expires
@@ -59,6 +63,7 @@ class TicketIssuer:
         return self._serializer.dumps(
             {
                 "jti": secrets.token_urlsafe(12),
+                "site": self._site,
                 "uid": identity.user_id,
                 "login": identity.login,
                 "role": identity.role,
@@ -79,6 +84,11 @@ class TicketIssuer:
             raise Unauthorized("the WebSocket ticket has expired; ask for a new one") from None
         except BadSignature:
             raise Unauthorized("the WebSocket ticket is not valid") from None
+        if claims.get("site") != self._site:
+            raise Unauthorized(
+                f"the WebSocket ticket was issued by site {claims.get('site')!r}, not this one"
+                f" ({self._site}); ask this site for a ticket"
+            )
         if not await self._first_use(str(claims["jti"])):
             raise Unauthorized("the WebSocket ticket was already used; ask for a new one")
         identity = Identity(

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ccat_api.domain.schemas import Conditions, IntId, Name, Strict, examples
+from ccat_api.domain.inputs import Conditions, IdParam, IntId, Name, Strict, examples
 from ccat_api.errors import Unprocessable
 
 Slug = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
@@ -89,7 +89,7 @@ class SubObservingProgramRead(Read):
 
 
 class SubProgramFilters(Search):
-    observing_program_id: IntId | None = None
+    observing_program_id: IdParam | None = None
 
 
 # --- sources --------------------------------------------------------------------------------
@@ -244,10 +244,10 @@ class ObsUnitRead(Read):
 
 
 class ObsUnitFilters(Search):
-    observing_program_id: IntId | None = None
-    sub_observing_program_id: IntId | None = None
-    instrument_id: IntId | None = None
-    source_id: IntId | None = None
+    observing_program_id: IdParam | None = None
+    sub_observing_program_id: IdParam | None = None
+    instrument_id: IdParam | None = None
+    source_id: IdParam | None = None
 
 
 # --- observatory and instruments ------------------------------------------------------------
@@ -289,8 +289,8 @@ class InstrumentRead(Read):
 
 
 class InstrumentFilters(Search):
-    site_id: IntId | None = None
-    telescope_id: IntId | None = None
+    site_id: IdParam | None = None
+    telescope_id: IdParam | None = None
 
 
 class InstrumentModuleRead(Read):
@@ -302,7 +302,7 @@ class InstrumentModuleRead(Read):
 
 
 class ModuleFilters(BaseModel):
-    instrument_id: IntId | None = None
+    instrument_id: IdParam | None = None
 
 
 class ModuleConfigurationCreate(Strict):
@@ -323,7 +323,7 @@ class ModuleConfigurationRead(Read):
 
 
 class ModuleConfigurationFilters(BaseModel):
-    instrument_module_id: IntId | None = None
+    instrument_module_id: IdParam | None = None
 
 
 class ObservationModeRead(Read):
@@ -356,7 +356,7 @@ class ObservationConfigurationRead(Read):
 
 
 class ObservationConfigurationFilters(BaseModel):
-    observation_mode_id: IntId | None = None
+    observation_mode_id: IdParam | None = None
 
 
 # --- data locations and routes --------------------------------------------------------------
@@ -401,7 +401,7 @@ class DataLocationRead(Read):
 
 
 class DataLocationFilters(Search):
-    site_id: IntId | None = None
+    site_id: IdParam | None = None
     role: Literal["source", "buffer", "long_term_archive", "processing"] | None = None
     location_type: Literal["disk", "s3", "tape"] | None = None
 
@@ -457,6 +457,6 @@ class RouteRead(Read):
 
 
 class RouteFilters(Search):
-    origin_location_id: IntId | None = None
-    destination_location_id: IntId | None = None
+    origin_location_id: IdParam | None = None
+    destination_location_id: IdParam | None = None
     route_type: Literal["direct", "relay"] | None = None

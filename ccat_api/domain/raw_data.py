@@ -14,8 +14,8 @@ from ccat_api.buffering.builder import TransactionBuilder
 from ccat_api.buffering.reads import Eq
 from ccat_api.db.models import RawDataPackageStatus
 from ccat_api.domain.context import PreparedWrite, WriteContext
+from ccat_api.domain.inputs import INT64_MAX
 from ccat_api.domain.schemas import (
-    INT64_MAX,
     RawDataFileBulkCreate,
     RawDataFileCreate,
     RawDataFileFields,

@@ -6,75 +6,27 @@ naming the field before anything is looked up or buffered.
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
-from typing import Annotated, Any, Generic, Literal, Self, TypeVar
+from typing import Any, Generic, Literal, Self, TypeVar
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-INT64_MAX = 2**63 - 1
-INT32_MAX = 2**31 - 1
-# Sizes stay exact in every JSON client (JavaScript numbers) and sums stay inside bigint.
-MAX_FILE_SIZE_BYTES = 2**53
-CONDITIONS_MAX_DEPTH = 6
-CONDITIONS_MAX_STRING = 10_000
-
-
-def json_safe(value: Any, path: str = "conditions", depth: int = 0) -> Any:
-    """Free-form JSON must survive PostgreSQL's jsonb and every hop in between: no NUL
-    characters (jsonb refuses them), finite numbers, 64-bit integers, bounded depth."""
-    if depth > CONDITIONS_MAX_DEPTH:
-        raise ValueError(f"{path}: nested deeper than {CONDITIONS_MAX_DEPTH} levels")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if "\x00" in key:
-                raise ValueError(f"{path}: a key contains a NUL character")
-            json_safe(item, f"{path}.{key}", depth + 1)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            json_safe(item, f"{path}[{i}]", depth + 1)
-    elif isinstance(value, str):
-        if "\x00" in value:
-            raise ValueError(f"{path}: contains a NUL character")
-        if len(value) > CONDITIONS_MAX_STRING:
-            raise ValueError(f"{path}: longer than {CONDITIONS_MAX_STRING} characters")
-    elif isinstance(value, bool) or value is None:
-        pass
-    elif isinstance(value, int):
-        if not -INT64_MAX - 1 <= value <= INT64_MAX:
-            raise ValueError(f"{path}: integer outside the 64-bit range")
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{path}: numbers must be finite")
-    else:  # pragma: no cover - JSON decoding produces nothing else
-        raise ValueError(f"{path}: unsupported value {type(value).__name__}")
-    return value
-
-
-Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
-RelativePath = Annotated[
-    str, Field(min_length=1, max_length=1024, pattern=r"^[^/\x00-\x1f][^\x00-\x1f]*$")
-]
-Checksum = Annotated[str, Field(min_length=8, max_length=200, pattern=r"^[A-Za-z0-9:+/=_-]+$")]
-Conditions = Annotated[dict[str, Any], Field(max_length=50), AfterValidator(json_safe)]
-FileType = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9._+-]+$")]
-# Every integer key on main is a PostgreSQL integer (int4). A larger number names no record,
-# and the driver refuses to send it at all (a DataError, not a miss): refused here instead,
-# as a 422 naming the field, in bodies, paths and query strings alike.
-IntId = Annotated[int, Field(gt=0, le=INT32_MAX)]
-
-
-class Strict(BaseModel):
-    """Request bodies: unknown fields and non-finite numbers are refused."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-def examples(*items: dict[str, Any]) -> ConfigDict:
-    """Examples for the OpenAPI document; the rest of the config comes from Strict."""
-    return ConfigDict(json_schema_extra={"examples": list(items)})
-
+from ccat_api.domain.inputs import (
+    MAX_FILE_SIZE_BYTES,
+    Checksum,
+    Conditions,
+    FileType,
+    IntId,
+    Message,
+    Name,
+    Path,
+    RelativePath,
+    Strict,
+    Timestamp,
+    Uuid,
+    examples,
+)
 
 # --- writes ----------------------------------------------------------------------------------
 
@@ -82,18 +34,14 @@ def examples(*items: dict[str, Any]) -> ConfigDict:
 class ExecutedObsUnitStart(Strict):
     obs_unit_id: IntId
     instrument_module_id: IntId | None = None
-    start_time: AwareDatetime | None = Field(
+    start_time: Timestamp | None = Field(
         default=None, description="When the observation started; defaults to now."
     )
     mean_pwv_mm: float | None = Field(default=None, ge=0, le=50)
     mean_elevation_deg: float | None = Field(default=None, ge=-90, le=90)
     conditions: Conditions = Field(default_factory=dict)
 
-    model_config = ConfigDict(
-        extra="forbid",
-        allow_inf_nan=False,
-        json_schema_extra={"examples": [{"obs_unit_id": 1, "instrument_module_id": 2}]},
-    )
+    model_config = examples({"obs_unit_id": 1, "instrument_module_id": 2})
 
 
 class ExecutedObsUnitFinish(Strict):
@@ -102,7 +50,7 @@ class ExecutedObsUnitFinish(Strict):
     )
 
     status: Literal["success", "failed", "interrupted"] = "success"
-    end_time: AwareDatetime | None = Field(default=None, description="Defaults to now.")
+    end_time: Timestamp | None = Field(default=None, description="Defaults to now.")
     mean_pwv_mm: float | None = Field(default=None, ge=0, le=50)
     mean_elevation_deg: float | None = Field(default=None, ge=-90, le=90)
     conditions: Conditions | None = Field(
@@ -132,8 +80,8 @@ class RawDataFileCreate(RawDataFileFields):
         }
     )
 
-    executed_obs_unit_id: UUID
-    raw_data_package_id: UUID | None = None
+    executed_obs_unit_id: Uuid
+    raw_data_package_id: Uuid | None = None
 
 
 class RawDataFileBulkCreate(Strict):
@@ -176,9 +124,9 @@ class RawDataPackageCreate(Strict):
     )
 
     name: Name
-    executed_obs_unit_id: UUID
+    executed_obs_unit_id: Uuid
     instrument_module_id: IntId
-    raw_data_file_ids: list[UUID] = Field(
+    raw_data_file_ids: list[Uuid] = Field(
         default_factory=list, max_length=10000, description="Existing files to pack."
     )
     files: list[RawDataFileFields] = Field(
@@ -315,12 +263,9 @@ class RetryResult(BaseModel):
 
 # --- data transfer --------------------------------------------------------------------------
 
-Path = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^\x00-\x1f]+$")]
-Message = Annotated[str, Field(min_length=1, max_length=10_000, pattern=r"^[^\x00]+$")]
-
 
 class TransferCreate(Strict):
-    raw_data_package_id: UUID
+    raw_data_package_id: Uuid
     route_id: IntId
 
     model_config = examples(
@@ -334,7 +279,7 @@ class TransferUpdate(Strict):
     status: Literal["transferring", "completed", "failed"]
     bytes_transferred: int | None = Field(default=None, ge=0, le=2**62)
     error: Message | None = None
-    at: AwareDatetime | None = Field(default=None, description="When it happened; default now")
+    at: Timestamp | None = Field(default=None, description="When it happened; default now")
 
 
 class TransferLogCreate(Strict):
@@ -342,7 +287,7 @@ class TransferLogCreate(Strict):
 
     level: Literal["debug", "info", "warning", "error"] = "info"
     message: Message
-    at: AwareDatetime | None = None
+    at: Timestamp | None = None
 
 
 class PhysicalCopyCreate(Strict):
@@ -354,7 +299,7 @@ class PhysicalCopyCreate(Strict):
         }
     )
 
-    raw_data_package_id: UUID
+    raw_data_package_id: Uuid
     data_location_id: IntId
     path: Path
     checksum: Checksum | None = None

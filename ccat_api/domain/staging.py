@@ -27,8 +27,8 @@ from ccat_api.db.models import (
     StagingJobPackage,
     StagingStatus,
 )
+from ccat_api.domain.inputs import IntId, Message, Strict, Uuid, examples
 from ccat_api.domain.references import ReferenceData
-from ccat_api.domain.schemas import IntId, Message, Strict, examples
 from ccat_api.errors import InvalidReference, NotFound, StateConflict, Unprocessable
 
 STAGING_NEXT = {
@@ -54,7 +54,7 @@ class StagingJobCreate(Strict):
         }
     )
 
-    raw_data_package_ids: list[UUID] = Field(min_length=1, max_length=1000)
+    raw_data_package_ids: list[Uuid] = Field(min_length=1, max_length=1000)
     destination_location_id: IntId
 
 
@@ -85,7 +85,7 @@ class ArchiveTransferCreate(Strict):
         {"raw_data_package_id": "019a4c2e-7f00-7000-8000-000000000003", "data_location_id": 3}
     )
 
-    raw_data_package_id: UUID
+    raw_data_package_id: Uuid
     data_location_id: IntId
 
 
@@ -109,7 +109,7 @@ class ArchiveTransferRead(BaseModel):
 
 class ArchiveFilters(BaseModel):
     status: Literal["pending", "in_progress", "completed", "failed"] | None = None
-    raw_data_package_id: UUID | None = None
+    raw_data_package_id: Uuid | None = None
 
 
 async def _location_with_role(

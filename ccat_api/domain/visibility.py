@@ -126,13 +126,14 @@ def _altaz(target: Target, site: SiteLocation, times: tuple[datetime, ...]) -> n
     location = EarthLocation(
         lat=site.latitude_deg * u.deg, lon=site.longitude_deg * u.deg, height=site.elevation_m * u.m
     )
-    obstime = Time(list(times), scale="utc")
-    frame = AltAz(obstime=obstime, location=location)
     with warnings.catch_warnings():
-        # Beyond the bundled Earth-orientation tables astropy extrapolates and says so;
-        # the error (arcseconds) is far below what scheduling needs.
+        # Beyond the bundled Earth-orientation tables astropy extrapolates and says so, and
+        # outside the years its leap-second table knows (before 1960, a few years ahead)
+        # ERFA calls the year dubious: seconds at most, far below what scheduling needs.
         warnings.simplefilter("ignore", AstropyWarning)
         warnings.simplefilter("ignore", ErfaWarning)
+        obstime = Time(list(times), scale="utc")
+        frame = AltAz(obstime=obstime, location=location)
         if target.source_type == "fixed":
             coord = SkyCoord(ra=target.ra_deg * u.deg, dec=target.dec_deg * u.deg, frame="icrs")
         else:

@@ -60,7 +60,8 @@ class LiveServices:
                 interval_s=settings.live_overview_interval_s, debounce_s=settings.live_debounce_s,
             ),
             tickets=TicketIssuer(
-                settings.session_secret, runtime.directory, runtime.redis, runtime.keys,
+                settings.session_secret, settings.site_name, runtime.directory, runtime.redis,
+                runtime.keys,
                 ttl_s=settings.ws_ticket_ttl_s, db=runtime.read_db,
                 token_cache_ttl_s=settings.token_cache_ttl_s,
             ),

@@ -5,6 +5,7 @@ what is wrong; never a 5xx, never data."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from joserfc import jwt
 from joserfc.jwk import OctKey
+from websockets.asyncio.client import connect
 
 from ccat_api.app import create_app
 from ccat_api.auth.permissions import Permission
@@ -19,6 +21,7 @@ from ccat_api.auth.tokens import ensure_service_account, issue_token, revoke_tok
 from ccat_api.config import Settings
 from ccat_api.db.engines import PrimaryDatabase, make_engine
 from ccat_api.devstack.stack import Stack
+from tests.integration.conftest import Tokens
 from tests.routes import RouteInfo, api_routes, requirement
 from tests.support import client, serve
 
@@ -123,13 +126,18 @@ def _cases(
     return cases
 
 
+@pytest.mark.parametrize("site_type", ["secondary", "main"])
 async def test_every_protected_route_refuses_every_bad_credential_clearly(
-    bad: BadCredentials, secondary_settings: Settings
+    bad: BadCredentials, secondary_settings: Settings, main_settings: Settings, site_type: str
 ) -> None:
-    routes = _protected_routes(secondary_settings)
+    """At both kinds of site, before anything is looked up: the sample paths name records
+    that do not exist, and routes a site does not serve (the buffer's, at main) would answer
+    404, so a 404 here is existence told before authorization."""
+    settings = secondary_settings if site_type == "secondary" else main_settings
+    routes = _protected_routes(settings)
     assert len(routes) > 20
     failures = []
-    async with serve(secondary_settings) as url, client(url) as http:
+    async with serve(settings) as url, client(url) as http:
         for route, permission in routes:
             for case, headers, status, phrase in _cases(bad, permission):
                 r = await http.request(route.method, route.sample_path(), headers=headers, json={})
@@ -171,3 +179,53 @@ async def test_a_scoped_token_may_do_exactly_what_its_scopes_allow(
         me = (await http.get("/auth/me")).json()
         assert me["permissions"] == ["read:observations"]
         assert me["role"] == "admin"
+
+
+async def test_a_websocket_ticket_opens_a_monitor_only_at_the_site_that_issued_it(
+    tokens: Tokens, secondary_settings: Settings, main_settings: Settings
+) -> None:
+    """Sites share the signing secret but not the record of used tickets: without the site in
+    the ticket, one issued at main could be redeemed once more at every other site."""
+    async with (
+        serve(secondary_settings) as site_url,
+        serve(main_settings) as main_url,
+        client(site_url, tokens.observer) as site,
+        client(main_url, tokens.observer) as main,
+    ):
+        for issuer, issuer_url, other_url, other_name in (
+            (main, main_url, site_url, secondary_settings.site_name),
+            (site, site_url, main_url, main_settings.site_name),
+        ):
+            ticket = (await issuer.post("/api/ws/tickets")).json()["ticket"]
+            code, reason = await _monitor_close(other_url, f"/api/ws/buffer?ticket={ticket}")
+            assert code == 4401
+            assert "issued by site" in reason
+            assert other_name in reason
+            # Refused elsewhere, the ticket is still good once, where it was issued.
+            async with connect(_ws(issuer_url, f"/api/ws/buffer?ticket={ticket}")) as ws:
+                assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "hello"
+
+
+async def test_a_monitor_checks_credentials_before_its_parameters(
+    tokens: Tokens, main_settings: Settings
+) -> None:
+    async with serve(main_settings) as url:
+        code, _ = await _monitor_close(url, "/api/ws/transactions?tx_id=not-a-uuid")
+        assert code == 4401
+        code, _ = await _monitor_close(url, "/api/ws/transactions?tx_id=not-a-uuid", tokens.viewer)
+        assert code == 4403
+        code, _ = await _monitor_close(url, "/api/ws/transactions?tx_id=not-a-uuid", tokens.admin)
+        assert code == 4422
+
+
+def _ws(base_url: str, path: str) -> str:
+    return base_url.replace("http://", "ws://", 1) + path
+
+
+async def _monitor_close(base_url: str, path: str, token: str | None = None) -> tuple[int, str]:
+    """The close code and reason a monitor gets when the gateway refuses it."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with connect(_ws(base_url, path), additional_headers=headers) as ws:
+        await asyncio.wait_for(ws.wait_closed(), 10)
+    assert ws.close_code is not None
+    return ws.close_code, ws.close_reason or ""

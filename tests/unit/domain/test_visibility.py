@@ -81,3 +81,16 @@ def test_a_constant_elevation_source_keeps_its_elevation_all_day() -> None:
     result = visibility.curve(target, CERRO_CHAJNANTOR, date(2026, 3, 1), 60)
     assert {s["altitude_deg"] for s in result["samples"]} == {45.0}
     assert {s["azimuth_deg"] for s in result["samples"]} == {0.0}
+
+
+@pytest.mark.parametrize("year", [1, 1900, 2035, 9999])
+@pytest.mark.parametrize(
+    "target", [Target("fixed", ra_deg=83.8, dec_deg=-5.4), Target("solar_system", body="mars")]
+)
+def test_a_curve_for_a_year_outside_the_leap_second_table_computes_without_warning(
+    year: int, target: Target
+) -> None:
+    """Found by the fuzzer: ERFA calls such years dubious, and the warning escaped the
+    filter (warnings are errors in tests, a 500 then; noise in production logs)."""
+    curve = visibility.curve(target, CERRO_CHAJNANTOR, date(year, 6, 1), 240)
+    assert -90 <= curve["max_altitude_deg"] <= 90

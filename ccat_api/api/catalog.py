@@ -23,7 +23,7 @@ from ccat_api.api.routing import CheckedRoute
 from ccat_api.db.models import Source, Telescope
 from ccat_api.domain import catalog as c
 from ccat_api.domain import visibility
-from ccat_api.domain.inputs import DateParam, IdParam, Whole
+from ccat_api.domain.inputs import DateParam, DecimalDigits, IdParam
 from ccat_api.domain.schemas import PageRead
 from ccat_api.errors import InvalidReference, Unprocessable
 
@@ -130,8 +130,8 @@ async def cone_search(
     ra_deg: Annotated[float, Query(ge=0, lt=360)],
     dec_deg: Annotated[float, Query(ge=-90, le=90)],
     radius_deg: Annotated[float, Query(gt=0, le=180)],
-    limit: Annotated[Whole, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[Whole, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000), DecimalDigits] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000), DecimalDigits] = 0,
 ) -> PageRead[c.SourceWithDistance]:
     distance = _distance_deg(ra_deg, dec_deg).label("distance_deg")
     within = (Source.source_type == "fixed", distance <= radius_deg)
@@ -175,7 +175,9 @@ class HeatmapRead(BaseModel):
     altitude_deg: list[list[float]]
 
 
-StepMinutes = Annotated[Whole, Query(ge=1, le=240, description="Must divide a day evenly")]
+StepMinutes = Annotated[
+    int, Query(ge=1, le=240, description="Must divide a day evenly"), DecimalDigits
+]
 
 
 async def _visibility_inputs(

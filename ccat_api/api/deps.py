@@ -129,7 +129,13 @@ IDEMPOTENCY_KEY_PARAMETER = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "schema": {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH},
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH,
+        # What str.isprintable() takes of the Latin-1 a header can carry (a test checks).
+        "pattern": r"^[^\x00-\x1f\x7f-\xa0\xad]+$",
+    },
     "description": "Retry-safe key: the same key and body return the first answer and write"
     " nothing new; the same key with another body is a 422. Scoped per token.",
 }

@@ -14,7 +14,7 @@ from ccat_api.api.responses import WRITE_CHANGED, WRITE_CREATED, found, page_of,
 from ccat_api.api.routing import CheckedRoute
 from ccat_api.buffering.reads import Condition, Eq, OrderBy
 from ccat_api.domain import observations
-from ccat_api.domain.inputs import IdParam, Uuid, Whole
+from ccat_api.domain.inputs import DecimalDigits, IdParam, Uuid
 from ccat_api.domain.schemas import (
     ExecutedObsUnitDetails,
     ExecutedObsUnitFinish,
@@ -92,8 +92,8 @@ async def list_executed_obs_units(
     order: Annotated[
         Literal["start_time", "-start_time", "created_at", "-created_at"], Query()
     ] = "-start_time",
-    limit: Annotated[Whole, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[Whole, Query(ge=0, le=100_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000), DecimalDigits] = 100,
+    offset: Annotated[int, Query(ge=0, le=100_000), DecimalDigits] = 0,
 ) -> PageRead[ExecutedObsUnitRead]:
     where: list[Condition] = []
     if obs_unit_id is not None:

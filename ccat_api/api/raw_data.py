@@ -13,7 +13,7 @@ from ccat_api.api.responses import WRITE_CHANGED, WRITE_CREATED, found, page_of,
 from ccat_api.api.routing import CheckedRoute
 from ccat_api.buffering.reads import Condition, Eq, OrderBy
 from ccat_api.domain import raw_data
-from ccat_api.domain.inputs import Uuid, Whole
+from ccat_api.domain.inputs import DecimalDigits, Uuid
 from ccat_api.domain.schemas import (
     PageRead,
     RawDataFileBulkCreate,
@@ -70,8 +70,8 @@ async def list_raw_data_files(
     order: Annotated[
         Literal["created_at", "-created_at", "relative_path", "-relative_path"], Query()
     ] = "created_at",
-    limit: Annotated[Whole, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[Whole, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000), DecimalDigits] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000), DecimalDigits] = 0,
 ) -> PageRead[RawDataFileRead]:
     where: list[Condition] = []
     if executed_obs_unit_id is not None:

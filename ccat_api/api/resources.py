@@ -21,7 +21,7 @@ from ccat_api.auth.permissions import Permission
 from ccat_api.buffering.envelope import new_uuid7
 from ccat_api.buffering.reads import Condition, Eq, NameLike, OrderBy, Page
 from ccat_api.domain import main_writes
-from ccat_api.domain.inputs import IdParam, Uuid, Whole
+from ccat_api.domain.inputs import DecimalDigits, IdParam, Uuid
 from ccat_api.domain.schemas import PageRead
 from ccat_api.errors import Unprocessable
 from ccat_api.runtime import Runtime
@@ -93,8 +93,8 @@ def add_resource(router: APIRouter, spec: Resource) -> None:
         _: ReadAccess,
         filters: Annotated[filters_model, Query()],  # type: ignore[valid-type]
         order: str = spec.order_fields[0],
-        limit: Annotated[Whole, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[Whole, Query(ge=0, le=1_000_000)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000), DecimalDigits] = 100,
+        offset: Annotated[int, Query(ge=0, le=1_000_000), DecimalDigits] = 0,
     ) -> Any:
         page = await reader.page(
             spec.table,

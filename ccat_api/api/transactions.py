@@ -13,7 +13,7 @@ from ccat_api.api.deps import BufferOperateAccess, BufferReadAccess, LedgerDep, 
 from ccat_api.api.responses import READ_CODES, documented, errors, read_list, read_one
 from ccat_api.api.routing import CheckedRoute
 from ccat_api.db.models import AppliedTransaction
-from ccat_api.domain.inputs import Uuid, Whole
+from ccat_api.domain.inputs import DecimalDigits, Uuid
 from ccat_api.domain.schemas import PageRead, RetryResult, TransactionRead
 from ccat_api.errors import NotFound
 
@@ -61,8 +61,8 @@ async def list_transactions(
     state: Annotated[
         Literal["buffered", "applied", "visible", "failed", "discarded"] | None, Query()
     ] = None,
-    limit: Annotated[Whole, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[Whole, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000), DecimalDigits] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000), DecimalDigits] = 0,
 ) -> PageRead[TransactionRead]:
     found, total = await ledger.recent(state, limit=limit, offset=offset)
     return PageRead[TransactionRead](

@@ -35,7 +35,7 @@ from ccat_api.auth.permissions import Permission
 from ccat_api.buffering.reads import Condition, Eq, MergedReader, OneOf, OrderBy
 from ccat_api.db.models import RawDataPackageStatus, TransferStatus
 from ccat_api.domain import staging, transfers
-from ccat_api.domain.inputs import IdParam, Uuid, Whole
+from ccat_api.domain.inputs import DecimalDigits, IdParam, Uuid
 from ccat_api.domain.schemas import (
     Overview,
     PageRead,
@@ -57,8 +57,8 @@ router = APIRouter(route_class=CheckedRoute, tags=["transfer"])
 PREFIX = "/api/transfer"
 
 Order = Annotated[Literal["created_at", "-created_at", "updated_at", "-updated_at"], Query()]
-Limit = Annotated[Whole, Query(ge=1, le=1000)]
-Offset = Annotated[Whole, Query(ge=0, le=1_000_000)]
+Limit = Annotated[int, Query(ge=1, le=1000), DecimalDigits]
+Offset = Annotated[int, Query(ge=0, le=1_000_000), DecimalDigits]
 
 
 def _order(order: str) -> list[OrderBy]:

@@ -139,6 +139,9 @@ Message = Annotated[str, Field(min_length=1, max_length=10_000, pattern=r"^[^\x0
 
 # --- in paths and query strings (text) -------------------------------------------------------
 
-Whole = Annotated[int, BeforeValidator(_decimal_digits)]
-IdParam = Annotated[int, BeforeValidator(_decimal_digits), Field(gt=0, le=INT32_MAX)]
+# Put it after a parameter's constraints (``Annotated[int, Query(ge=1), DecimalDigits]``):
+# FastAPI writes them into the OpenAPI document as JSON Schema only in that order (the other
+# way it emits raw gt/le keys that no client understands).
+DecimalDigits = BeforeValidator(_decimal_digits)
+IdParam = Annotated[int, Field(gt=0, le=INT32_MAX), DecimalDigits]
 DateParam = Annotated[date, BeforeValidator(_iso_date)]

@@ -97,7 +97,7 @@ async def run_schemathesis(
 ) -> tuple[int, str]:
     argv = [
         sys.executable, "-m", "schemathesis.cli", "run", f"{url}/openapi.json",
-        "--checks", CHECKS,
+        "--checks", os.environ.get("CCAT_FUZZ_CHECKS", CHECKS),
         "--header", f"Authorization: Bearer {token}",
         "--max-examples", str(FUZZ_EXAMPLES),
         "--seed", str(FUZZ_SEED),

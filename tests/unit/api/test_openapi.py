@@ -282,3 +282,33 @@ def test_every_request_body_has_an_example() -> None:
         if not schema.get("examples"):
             missing.append(f"{method} {path}")
     assert missing == []
+
+
+def test_every_constraint_is_written_as_json_schema() -> None:
+    """FastAPI emits a parameter's bounds as raw ``gt``/``le`` keys (which no client or fuzzer
+    reads) when a validator comes before them in its annotation; the fuzzer then generated
+    out-of-range ids that the document seemed to allow."""
+    raw = {"gt", "ge", "lt", "le"}
+
+    def misspelled(value: Any, where: str) -> Iterator[str]:
+        if isinstance(value, dict):
+            if "type" in value and raw & set(value):
+                yield where
+            for key, item in value.items():
+                yield from misspelled(item, f"{where}/{key}")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                yield from misspelled(item, f"{where}[{i}]")
+
+    assert list(misspelled(_document(), "")) == []
+
+
+def test_the_idempotency_key_pattern_admits_exactly_the_printable_latin_1() -> None:
+    import re
+
+    from ccat_api.api.deps import IDEMPOTENCY_KEY_PARAMETER
+
+    schema = IDEMPOTENCY_KEY_PARAMETER["schema"]
+    assert isinstance(schema, dict)
+    pattern = re.compile(schema["pattern"])
+    assert [hex(i) for i in range(256) if bool(pattern.match(chr(i))) != chr(i).isprintable()] == []

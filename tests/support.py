@@ -99,14 +99,16 @@ async def buffer_state(redis_url: str, site: str) -> dict[str, int]:
     redis = make_redis(redis_url)
     try:
         overlay = 0
-        async for key in redis.scan_iter(match=f"{keys.prefix}:ov:*"):
+        async for key in redis.scan_iter(match=keys.overlay("*")):
             overlay += int(await redis.hlen(key))
         return {
             "stream": int(await redis.xlen(keys.stream)),
             "overlay": overlay,
             "dead": int(await redis.zcard(keys.dead)),
             "awaiting_replica": int(await redis.zcard(keys.applied)),
-            "idempotency": len([k async for k in redis.scan_iter(match=f"{keys.prefix}:idem:*")]),
+            "idempotency": len(
+                [k async for k in redis.scan_iter(match=keys.idempotency("*", "*"))]
+            ),
         }
     finally:
         await redis.aclose()

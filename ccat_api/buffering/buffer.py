@@ -60,7 +60,7 @@ class WriteBuffer:
         self, envelope: Envelope, answer: Answer, claim: IdempotencyClaim | None = None
     ) -> Accepted | Answer:
         """Buffer the envelope; or, for an Idempotency-Key seen before, the first answer."""
-        idem_key = self._keys.idempotency(claim.principal, claim.key) if claim else ""
+        idem_keys = [self._keys.idempotency(claim.principal, claim.key)] if claim else []
         idem_record = (
             orjson.dumps(
                 {"hash": claim.request_hash, "status": answer.status_code, "body": answer.body}
@@ -70,16 +70,24 @@ class WriteBuffer:
         )
         try:
             reply = await self._scripts.accept(
+                keys=[
+                    self._keys.tx(envelope.tx_id),
+                    self._keys.seq,
+                    self._keys.stream,
+                    self._keys.recent,
+                    self._keys.stats,
+                    *idem_keys,
+                ],
                 args=[
-                    self._keys.prefix,
+                    self._keys.events,
+                    *self._keys.overlay_families,
                     envelope.tx_id,
                     envelope.to_json(),
                     overlay_plan(envelope),
-                    idem_key,
                     idem_record,
                     self._idempotency_ttl_s,
                     int(time.time() * 1000),
-                ]
+                ],
             )
         except (RedisError, OSError) as exc:
             raise BufferUnavailable(f"the write buffer cannot take writes now: {exc}") from exc

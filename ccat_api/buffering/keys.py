@@ -1,4 +1,4 @@
-"""Every Redis key of a site, its type and lifetime. The Lua scripts build the same names.
+"""Every Redis key of a site, its type and lifetime; the Lua scripts spell none of them.
 
 All keys live under ``P = ccat:{site}`` so several sites (or test runs) share one Redis.
 
@@ -22,6 +22,14 @@ All keys live under ``P = ccat:{site}`` so several sites (or test runs) share on
   kept forever, changed only inside the scripts whose change they count.
 - ``P:wsticket:{jti}`` (string, ticket TTL): a WebSocket ticket already used.
 - ``P:events`` (pub/sub channel): state changes for monitors.
+
+How the scripts get them: a key known before the call (``P:seq``, or the status hash of the
+one transaction a script handles) is passed as KEYS, as Redis Cluster asks, so the call
+names what the script touches. Keys a script finds only as it runs (the status hashes of a
+batch, the overlay keys of the models a plan names) are built in Lua by appending to a
+family prefix passed as an argument: ``tx_prefix`` and ``overlay_families``, which ``tx()``,
+``overlay()`` and ``overlay_index()`` build their names from too. The events channel is not
+a key and comes as an argument.
 """
 
 from __future__ import annotations
@@ -30,7 +38,8 @@ CONSUMER_GROUP = "processor"
 # One active processor per site (the lease holder) reads as this consumer, so a successor
 # finds its predecessor's unacknowledged entries in the same pending list.
 CONSUMER_NAME = "active"
-TX_ID_LENGTH = 36
+# Joins the model and the entry ("column=value") in an index or unique-claim key name.
+ENTRY_SEPARATOR = ":"
 
 
 class SiteKeys:
@@ -47,18 +56,31 @@ class SiteKeys:
         self.processor = f"{self.prefix}:processor"
         self.events = f"{self.prefix}:events"
         self.stats = f"{self.prefix}:stats"
+        self.tx_prefix = f"{self.prefix}:tx:"
+        self.overlay_prefix = f"{self.prefix}:ov:"
+        self.overlay_filed_prefix = f"{self.prefix}:ovx:"
+        self.overlay_index_prefix = f"{self.prefix}:ovi:"
+        self.overlay_unique_prefix = f"{self.prefix}:ovu:"
+        # In the order overlay.lua's overlay_families() takes them.
+        self.overlay_families = (
+            self.overlay_prefix,
+            self.overlay_filed_prefix,
+            self.overlay_index_prefix,
+            self.overlay_unique_prefix,
+            ENTRY_SEPARATOR,
+        )
 
     def ws_ticket(self, jti: str) -> str:
         return f"{self.prefix}:wsticket:{jti}"
 
     def tx(self, tx_id: str) -> str:
-        return f"{self.prefix}:tx:{tx_id}"
+        return self.tx_prefix + tx_id
 
     def overlay(self, model: str) -> str:
-        return f"{self.prefix}:ov:{model}"
+        return self.overlay_prefix + model
 
     def overlay_index(self, model: str, entry: str) -> str:
-        return f"{self.prefix}:ovi:{model}:{entry}"
+        return self.overlay_index_prefix + model + ENTRY_SEPARATOR + entry
 
     def idempotency(self, principal: str, key: str) -> str:
         return f"{self.prefix}:idem:{principal}:{key}"

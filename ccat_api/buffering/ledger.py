@@ -138,12 +138,21 @@ class TransactionLedger:
             if raw_env is None:
                 continue
             reply = await self._scripts.retry(
+                keys=[
+                    self._keys.tx(candidate),
+                    self._keys.seq,
+                    self._keys.stream,
+                    self._keys.recent,
+                    self._keys.dead,
+                    self._keys.stats,
+                ],
                 args=[
-                    self._keys.prefix,
+                    self._keys.events,
+                    *self._keys.overlay_families,
                     candidate,
                     int(time.time() * 1000),
                     overlay_plan(Envelope.from_json(raw_env)),
-                ]
+                ],
             )
             outcome = text(reply[0])
             if outcome == "conflict":
@@ -169,7 +178,8 @@ class TransactionLedger:
 
     async def discard(self, tx_id: str) -> None:
         reply = await self._scripts.discard(
-            args=[self._keys.prefix, tx_id, int(time.time() * 1000), self._status_ttl_s]
+            keys=[self._keys.tx(tx_id), self._keys.dead, self._keys.stats],
+            args=[self._keys.events, tx_id, int(time.time() * 1000), self._status_ttl_s],
         )
         if text(reply[0]) == "not_failed":
             state = text(reply[1])

@@ -375,14 +375,17 @@ class Processor:
             "held": [[tx_id, stream_ids[tx_id]] for tx_id in triage.held],
         }
         await self._scripts.finish(
+            keys=[self._keys.stream, self._keys.applied, self._keys.dead, self._keys.stats],
             args=[
-                self._keys.prefix,
+                self._keys.events,
+                *self._keys.overlay_families,
+                self._keys.tx_prefix,
                 CONSUMER_GROUP,
                 int(time.time() * 1000),
                 outcome.lsn,
                 orjson.dumps(results),
                 int(batch_ms),
-            ]
+            ],
         )
         for tx_id, (code, error) in failed.items():
             log.warning(

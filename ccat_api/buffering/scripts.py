@@ -1,5 +1,8 @@
 """The Lua scripts, each prefixed with the shared overlay functions.
 
+A script gets every key it knows in advance as KEYS and the key prefixes it builds the rest
+from as arguments, all from keys.py (its docstring says which); the Lua spells no key name.
+
 A script is called by its SHA1 and, on NOSCRIPT (a restarted Redis starts with an empty
 script cache), loaded and called again. This is what redis-py's Script objects do too; a
 direct EVALSHA skips their per-call bookkeeping, which shows on the write path.
@@ -31,12 +34,13 @@ class Script:
     async def load(self) -> None:
         await self._redis.script_load(self._source)
 
-    async def __call__(self, *, args: Sequence[Arg]) -> Any:
+    async def __call__(self, *, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        command = ("EVALSHA", self._sha, len(keys), *keys, *args)
         try:
-            return await self._redis.execute_command("EVALSHA", self._sha, 0, *args)  # type: ignore[no-untyped-call]
+            return await self._redis.execute_command(*command)  # type: ignore[no-untyped-call]
         except NoScriptError:
             await self._redis.script_load(self._source)
-            return await self._redis.execute_command("EVALSHA", self._sha, 0, *args)  # type: ignore[no-untyped-call]
+            return await self._redis.execute_command(*command)  # type: ignore[no-untyped-call]
 
 
 class Scripts:

@@ -101,15 +101,18 @@ class LsnTracker:
         settled: list[str] = []
         while True:
             ready, oldest_left = await self._scripts.visible(
+                keys=[self._keys.applied, self._keys.recent, self._keys.stats],
                 args=[
-                    self._keys.prefix,
+                    self._keys.events,
+                    *self._keys.overlay_families,
+                    self._keys.tx_prefix,
                     lsn,
                     int(time.time() * 1000),
                     self._status_ttl_s,
                     SETTLE_LIMIT,
                     RECENT_CAP,
                     UNIQUE_CLAIM_GRACE_MS,
-                ]
+                ],
             )
             settled += [r.decode() for r in ready]
             if len(ready) < SETTLE_LIMIT:

@@ -1,33 +1,37 @@
 -- Atomic accept of one transaction: idempotency, unique claims, sequence number,
 -- dependencies, stream append, state, overlay layers. Either all of it happens or nothing.
--- ARGV: prefix, tx_id, envelope json, plan json, idempotency key (or ''), idempotency
+-- KEYS: the transaction's status hash, seq, stream, recent, stats, and the idempotency key
+--       when the request has one
+-- ARGV: events channel, overlay families (5), tx_id, envelope json, plan json, idempotency
 --       record json, idempotency ttl seconds, now (ms)
-local prefix, tx_id, envelope, plan_json = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local idem_key, idem_record, idem_ttl, now_ms = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
+local txkey, seq_key, stream_key, recent_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local stats_key, idem_key = KEYS[5], KEYS[6]
+local channel, overlay = ARGV[1], overlay_families(unpack(ARGV, 2, 6))
+local tx_id, envelope, plan_json = ARGV[7], ARGV[8], ARGV[9]
+local idem_record, idem_ttl, now_ms = ARGV[10], tonumber(ARGV[11]), ARGV[12]
 local plan = cjson.decode(plan_json)
 
-if idem_key ~= '' then
+if idem_key then
   local prior = redis.call('GET', idem_key)
   if prior then
     return {'duplicate', prior}
   end
 end
 
-local conflict = unique_conflict(prefix, plan)
+local conflict = unique_conflict(overlay, plan)
 if conflict then
   return conflict
 end
 
-local seq = redis.call('INCR', prefix .. ':seq')
+local seq = redis.call('INCR', seq_key)
 
 -- A transaction depends on the newest pending transaction that wrote any record it writes
 -- or references; that one depends on older ones in turn, so the chain orders them all.
 local deps, seen = {}, {}
 local function depend_on(model, pk)
-  local layers = redis.call('HGET', prefix .. ':ov:' .. model, pk)
+  local layers = redis.call('HGET', overlay.record .. model, pk)
   if layers then
-    local newest = string.match(layers, '([^\n]+)$')
-    local dep = string.sub(newest, 1, 36)
+    local dep = layer_tx(string.match(layers, '([^\n]+)$'))
     if dep ~= tx_id and not seen[dep] then
       seen[dep] = true
       table.insert(deps, dep)
@@ -43,21 +47,21 @@ end
 local deps_csv = table.concat(deps, ',')
 
 local stream_id = redis.call(
-  'XADD', prefix .. ':stream', '*', 'tx', tx_id, 'seq', seq, 'deps', deps_csv, 'env', envelope)
+  'XADD', stream_key, '*', 'tx', tx_id, 'seq', seq, 'deps', deps_csv, 'env', envelope)
 
 for _, step in ipairs(plan.steps) do
-  add_layer(prefix, step.model, step.pk,
+  add_layer(overlay, step.model, step.pk,
     tx_id .. '|' .. seq .. '|' .. step.op .. '|' .. step.layer, seq)
-  file_entries(prefix, step.model, step.pk, step.index, step.unique)
+  file_entries(overlay, step.model, step.pk, step.index, step.unique)
 end
 
-redis.call('HSET', prefix .. ':tx:' .. tx_id,
+redis.call('HSET', txkey,
   'state', 'buffered', 'seq', seq, 'created_at', now_ms, 'stream_id', stream_id,
   'touched', plan.touched, 'deps', deps_csv, 'attempts', 0)
-redis.call('ZADD', prefix .. ':recent', seq, tx_id)
-if idem_key ~= '' then
+redis.call('ZADD', recent_key, seq, tx_id)
+if idem_key then
   redis.call('SET', idem_key, idem_record, 'EX', idem_ttl)
 end
-count(prefix, 'accepted', 1)
-publish(prefix, {tx_id = tx_id, state = 'buffered', seq = seq, at = tonumber(now_ms)})
+count(stats_key, 'accepted', 1)
+publish(channel, {tx_id = tx_id, state = 'buffered', seq = seq, at = tonumber(now_ms)})
 return {'accepted', seq, stream_id, deps_csv}

@@ -3,42 +3,45 @@
 -- acknowledged and removed from the stream, all in one step: a crash before this script
 -- leaves the entries pending, and the replay then finds them in applied_transactions.
 -- Held transactions (a dependency is still waiting behind them) move to the stream's end.
--- ARGV: prefix, group, now (ms), commit lsn, results json, batch duration on main (ms)
+-- KEYS: stream, applied, dead, stats
+-- ARGV: events channel, overlay families (5), status hash prefix, group, now (ms),
+--       commit lsn, results json, batch duration on main (ms)
 --   results = {applied = {{tx_id, stream_id}...}, failed = {{tx_id, stream_id, code, error}...},
 --              held = {{tx_id, stream_id}...}}
-local prefix, group, now_ms, lsn = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local results = cjson.decode(ARGV[5])
-local batch_ms = tonumber(ARGV[6] or '0')
-local stream = prefix .. ':stream'
+local stream_key, applied_key, dead_key, stats_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local channel, overlay = ARGV[1], overlay_families(unpack(ARGV, 2, 6))
+local tx_prefix, group, now_ms, lsn = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+local results = cjson.decode(ARGV[11])
+local batch_ms = tonumber(ARGV[12] or '0')
 
 local events = {}
-count(prefix, 'applied', #results.applied)
-count(prefix, 'failed', #results.failed)
+count(stats_key, 'applied', #results.applied)
+count(stats_key, 'failed', #results.failed)
 if #results.applied + #results.failed > 0 then
-  count(prefix, 'batches', 1)
-  count(prefix, 'batch_transactions', #results.applied + #results.failed)
-  count(prefix, 'batch_ms', math.floor(batch_ms))
+  count(stats_key, 'batches', 1)
+  count(stats_key, 'batch_transactions', #results.applied + #results.failed)
+  count(stats_key, 'batch_ms', math.floor(batch_ms))
 end
 if #results.applied > 0 then
-  redis.call('HSET', prefix .. ':stats', 'main_lsn', lsn)
+  redis.call('HSET', stats_key, 'main_lsn', lsn)
 end
 
 for _, item in ipairs(results.applied) do
   local tx_id, stream_id = item[1], item[2]
-  redis.call('HSET', prefix .. ':tx:' .. tx_id,
+  redis.call('HSET', tx_prefix .. tx_id,
     'state', 'applied', 'applied_at', now_ms, 'lsn', lsn)
-  redis.call('HDEL', prefix .. ':tx:' .. tx_id, 'last_error')
-  redis.call('ZADD', prefix .. ':applied', lsn, tx_id)
-  redis.call('XACK', stream, group, stream_id)
-  redis.call('XDEL', stream, stream_id)
+  redis.call('HDEL', tx_prefix .. tx_id, 'last_error')
+  redis.call('ZADD', applied_key, lsn, tx_id)
+  redis.call('XACK', stream_key, group, stream_id)
+  redis.call('XDEL', stream_key, stream_id)
   table.insert(events, {tx_id = tx_id, state = 'applied', lsn = tonumber(lsn),
     at = tonumber(now_ms)})
 end
 
 for _, item in ipairs(results.failed) do
   local tx_id, stream_id, code, err = item[1], item[2], item[3], item[4]
-  local txkey = prefix .. ':tx:' .. tx_id
-  local entry = redis.call('XRANGE', stream, stream_id, stream_id)
+  local txkey = tx_prefix .. tx_id
+  local entry = redis.call('XRANGE', stream_key, stream_id, stream_id)
   local envelope = ''
   if entry[1] then
     local fields = entry[1][2]
@@ -54,22 +57,22 @@ for _, item in ipairs(results.failed) do
   redis.call('HSET', txkey, 'state', 'failed', 'failed_at', now_ms,
     'error_code', code, 'error', err)
   local seq = redis.call('HGET', txkey, 'seq') or '0'
-  redis.call('ZADD', prefix .. ':dead', seq, tx_id)
-  drop_layers(prefix, tx_id, redis.call('HGET', txkey, 'touched') or '', 0)
-  redis.call('XACK', stream, group, stream_id)
-  redis.call('XDEL', stream, stream_id)
+  redis.call('ZADD', dead_key, seq, tx_id)
+  drop_layers(overlay, tx_id, redis.call('HGET', txkey, 'touched') or '', 0)
+  redis.call('XACK', stream_key, group, stream_id)
+  redis.call('XDEL', stream_key, stream_id)
   table.insert(events, {tx_id = tx_id, state = 'failed', code = code, error = err,
     at = tonumber(now_ms)})
 end
 for _, item in ipairs(results.held) do
   local tx_id, stream_id = item[1], item[2]
-  local entry = redis.call('XRANGE', stream, stream_id, stream_id)
+  local entry = redis.call('XRANGE', stream_key, stream_id, stream_id)
   if entry[1] then
-    local moved = redis.call('XADD', stream, '*', unpack(entry[1][2]))
-    redis.call('HSET', prefix .. ':tx:' .. tx_id, 'stream_id', moved)
+    local moved = redis.call('XADD', stream_key, '*', unpack(entry[1][2]))
+    redis.call('HSET', tx_prefix .. tx_id, 'stream_id', moved)
   end
-  redis.call('XACK', stream, group, stream_id)
-  redis.call('XDEL', stream, stream_id)
+  redis.call('XACK', stream_key, group, stream_id)
+  redis.call('XDEL', stream_key, stream_id)
 end
-publish_all(prefix, events)
+publish_all(channel, events)
 return #results.applied + #results.failed + #results.held

@@ -1,26 +1,30 @@
 -- Transactions whose commit LSN the local replica has replayed become visible: their overlay
 -- layers are dropped (a record stays while a newer pending transaction still has a layer).
--- ARGV: prefix, replay lsn, now (ms), status ttl (s), max per call, recent cap, claim grace (ms)
-local prefix, replay_lsn, now_ms = ARGV[1], ARGV[2], ARGV[3]
-local ttl, limit, recent_cap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local claim_grace_ms = tonumber(ARGV[7])
-local ready = redis.call('ZRANGEBYSCORE', prefix .. ':applied', '-inf', replay_lsn,
+-- KEYS: applied, recent, stats
+-- ARGV: events channel, overlay families (5), status hash prefix, replay lsn, now (ms),
+--       status ttl (s), max per call, recent cap, claim grace (ms)
+local applied_key, recent_key, stats_key = KEYS[1], KEYS[2], KEYS[3]
+local channel, overlay = ARGV[1], overlay_families(unpack(ARGV, 2, 6))
+local tx_prefix, replay_lsn, now_ms = ARGV[7], ARGV[8], ARGV[9]
+local ttl, limit, recent_cap = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local claim_grace_ms = tonumber(ARGV[13])
+local ready = redis.call('ZRANGEBYSCORE', applied_key, '-inf', replay_lsn,
   'LIMIT', 0, limit)
 local events = {}
 for _, tx_id in ipairs(ready) do
-  local txkey = prefix .. ':tx:' .. tx_id
-  drop_layers(prefix, tx_id, redis.call('HGET', txkey, 'touched') or '', claim_grace_ms)
+  local txkey = tx_prefix .. tx_id
+  drop_layers(overlay, tx_id, redis.call('HGET', txkey, 'touched') or '', claim_grace_ms)
   redis.call('HSET', txkey, 'state', 'visible', 'visible_at', now_ms)
   redis.call('EXPIRE', txkey, ttl)
-  redis.call('ZREM', prefix .. ':applied', tx_id)
+  redis.call('ZREM', applied_key, tx_id)
   table.insert(events, {tx_id = tx_id, state = 'visible', lsn = tonumber(replay_lsn),
     at = tonumber(now_ms)})
 end
-publish_all(prefix, events)
-count(prefix, 'visible', #ready)
+publish_all(channel, events)
+count(stats_key, 'visible', #ready)
 if #ready > 0 then
-  redis.call('ZREMRANGEBYRANK', prefix .. ':recent', 0, -(recent_cap + 1))
+  redis.call('ZREMRANGEBYRANK', recent_key, 0, -(recent_cap + 1))
 end
 -- The oldest commit LSN still waiting (false when none), so the tracker knows when to look.
-local oldest = redis.call('ZRANGE', prefix .. ':applied', 0, 0, 'WITHSCORES')
+local oldest = redis.call('ZRANGE', applied_key, 0, 0, 'WITHSCORES')
 return {ready, oldest[2] or false}

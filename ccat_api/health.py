@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import asdict
 from typing import Any
 
 import asyncpg
@@ -123,7 +122,3 @@ class HealthProbe:
         except Exception as exc:
             return {"ok": False, "error": str(exc) or type(exc).__name__}
         return {"ok": True}
-
-
-def stats_dict(stats: object) -> dict[str, Any]:
-    return asdict(stats)  # type: ignore[call-overload, no-any-return]

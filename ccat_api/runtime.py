@@ -21,14 +21,15 @@ from ccat_api.auth.sessions import SessionAuthenticator, SessionSigner
 from ccat_api.auth.tokens import TokenAuthenticator
 from ccat_api.auth.usage import TokenUsage
 from ccat_api.buffering.buffer import WriteBuffer
+from ccat_api.buffering.direct import DirectApply
 from ccat_api.buffering.executor import BatchExecutor
+from ccat_api.buffering.gateway import WriteGateway
 from ccat_api.buffering.keys import SiteKeys
 from ccat_api.buffering.lease import Lease
 from ccat_api.buffering.ledger import TransactionLedger
 from ccat_api.buffering.overlay import Overlay
 from ccat_api.buffering.processor import Backoff, Processor
 from ccat_api.buffering.reads import MergedReader
-from ccat_api.buffering.site import BufferedSite, DirectSite, WriteSite
 from ccat_api.buffering.tracker import LsnTracker
 from ccat_api.buffering.worker import SiteWorker
 from ccat_api.config import Settings
@@ -63,7 +64,7 @@ class Runtime:
     main_db: PrimaryDatabase
     redis: Redis | None
     reader: MergedReader
-    site: WriteSite
+    gateway: WriteGateway
     ledger: TransactionLedger | None
     buffer: WriteBuffer | None
     directory: Directory
@@ -98,15 +99,16 @@ class Runtime:
         buffer: WriteBuffer | None = None
         ledger: TransactionLedger | None = None
         overlay: Overlay | None = None
-        site: WriteSite
         if settings.is_secondary:
             assert redis is not None
             buffer = WriteBuffer(redis, keys, idempotency_ttl_s=settings.idempotency_ttl_s)
             overlay = Overlay(redis, keys)
             ledger = TransactionLedger(redis, keys, status_ttl_s=settings.tx_status_ttl_s)
-            site = BufferedSite(buffer)
+            gateway = WriteGateway(buffer=buffer)
         else:
-            site = DirectSite(main_db, settings.site_name, redis=redis, keys=keys)
+            gateway = WriteGateway(
+                direct=DirectApply(main_db, settings.site_name, redis=redis, keys=keys)
+            )
         directory = Directory(read_db, cache_ttl_s=settings.token_cache_ttl_s)
         signer = SessionSigner(settings.session_secret, access_ttl_s=settings.access_token_ttl_s)
         return cls(
@@ -116,7 +118,7 @@ class Runtime:
             main_db=main_db,
             redis=redis,
             reader=MergedReader(read_db, overlay),
-            site=site,
+            gateway=gateway,
             ledger=ledger,
             buffer=buffer,
             directory=directory,

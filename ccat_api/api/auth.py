@@ -21,9 +21,9 @@ from ccat_api.auth.identity import Via
 from ccat_api.auth.sessions import SessionTokens, end_session, refresh_session, start_session
 from ccat_api.auth.users import upsert_github_user
 from ccat_api.config import Settings
-from ccat_api.domain.inputs import Strict
-from ccat_api.domain.inputs import examples as with_examples
 from ccat_api.errors import BadRequest, Forbidden, Unauthorized
+from ccat_api.schemas.inputs import Strict
+from ccat_api.schemas.inputs import examples as with_examples
 
 router = APIRouter(route_class=CheckedRoute, prefix="/auth", tags=["auth"])
 

@@ -2,32 +2,26 @@
 
 Every dependency is ``async def`` (FastAPI runs plain ``def`` ones in a thread pool, a thread
 hand-off per request), and the write path resolves a single one: authentication, the
-permission check and the Idempotency-Key lookup happen in ``get_write_context``.
+permission check and the Idempotency-Key claim happen in ``get_write_context``. What a write
+does after that is the gateway's (``buffering/gateway.py``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Annotated, Any
 
-import orjson
 from fastapi import Depends, Request
-from fastapi.responses import Response
 from starlette.requests import HTTPConnection
 
 from ccat_api.auth.identity import Identity, Via
 from ccat_api.auth.permissions import Permission
-from ccat_api.buffering.buffer import Answer, IdempotencyClaim
 from ccat_api.buffering.envelope import Principal
+from ccat_api.buffering.idempotency import MAX_KEY_LENGTH
 from ccat_api.buffering.ledger import TransactionLedger
 from ccat_api.buffering.reads import MergedReader
-from ccat_api.domain.context import PreparedWrite, WriteContext
+from ccat_api.domain.context import WriteContext
 from ccat_api.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from ccat_api.logs import TX_ID
 from ccat_api.runtime import Runtime
-
-MAX_IDEMPOTENCY_KEY_LENGTH = 200
 
 
 def runtime_of(connection: HTTPConnection) -> Runtime:
@@ -115,14 +109,6 @@ async def get_ledger(request: Request, _: BufferReadAccess) -> TransactionLedger
 LedgerDep = Annotated[TransactionLedger, Depends(get_ledger)]
 
 
-class ReplayedAnswer(Exception):
-    """Control flow, not an error: a retried request gets the first answer, verbatim."""
-
-    def __init__(self, answer: Answer) -> None:
-        super().__init__("replayed idempotent answer")
-        self.answer = answer
-
-
 # Documented on every write route (see WRITE_ROUTE); read straight from the headers, since a
 # declared Header parameter costs a pass of FastAPI's parameter machinery per request.
 IDEMPOTENCY_KEY_PARAMETER = {
@@ -132,7 +118,7 @@ IDEMPOTENCY_KEY_PARAMETER = {
     "schema": {
         "type": "string",
         "minLength": 1,
-        "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH,
+        "maxLength": MAX_KEY_LENGTH,
         # What str.isprintable() takes of the Latin-1 a header can carry (a test checks).
         "pattern": r"^[^\x00-\x1f\x7f-\xa0\xad]+$",
     },
@@ -143,60 +129,27 @@ WRITE_ROUTE: dict[str, Any] = {"parameters": [IDEMPOTENCY_KEY_PARAMETER]}
 
 
 async def get_write_context(request: Request, identity: WriteAccess) -> WriteContext:
-    """Who writes, and, for a retried request, its first answer (raised as ReplayedAnswer):
-    a retry validated against today's state would be refused for what its first attempt
-    changed (a finished unit, a taken path)."""
+    """Who writes and, for a request with an Idempotency-Key, its claim (a retried one is
+    answered here with its first answer: see WriteGateway.claim)."""
     runtime = runtime_of(request)
     claim = None
-    idempotency_key = request.headers.get("idempotency-key")
-    if idempotency_key is not None:
-        claim = await _claim(request, identity, idempotency_key)
-        prior = await runtime.site.prior_answer(claim)
-        if prior is not None:
-            raise ReplayedAnswer(prior)
+    key = request.headers.get("idempotency-key")
+    if key is not None:
+        claim = await runtime.gateway.claim(
+            identity.principal_key,
+            key,
+            method=request.method,
+            path=request.url.path,
+            body=await request.body(),
+        )
     return WriteContext(
         site_name=runtime.settings.site_name,
         principal=Principal(token_id=identity.token_id, name=identity.login, role=identity.role),
         reader=runtime.reader,
         references=runtime.references,
-        site=runtime.site,
+        gateway=runtime.gateway,
         claim=claim,
     )
 
 
 WriteContextDep = Annotated[WriteContext, Depends(get_write_context)]
-
-
-async def _claim(request: Request, identity: Identity, key: str) -> IdempotencyClaim:
-    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
-        raise BadRequest(
-            f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY_LENGTH} printable characters",
-            field="Idempotency-Key",
-        )
-    raw = await request.body()
-    try:
-        # The same parser FastAPI uses, then a canonical form: key order and spacing of a
-        # retried body do not matter.
-        canonical = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
-    except ValueError:
-        canonical = raw
-    digest = hashlib.sha256(
-        request.method.encode() + b" " + request.url.path.encode() + b"\n" + canonical
-    ).hexdigest()
-    return IdempotencyClaim(principal=identity.principal_key, key=key, request_hash=digest)
-
-
-async def submit_write(ctx: WriteContext, prepared: PreparedWrite, *, status_code: int) -> Response:
-    """Hand the prepared write to this site and answer with what the site says (for a
-    concurrent duplicate of an Idempotency-Key: the first answer, byte for byte)."""
-    TX_ID.set(prepared.envelope.tx_id)
-    body = {
-        "id": str(prepared.id),
-        "tx_id": prepared.envelope.tx_id,
-        "status": ctx.site.status,
-        "ids": [str(i) for i in prepared.created],
-    }
-    answer = await ctx.site.submit(prepared.envelope, Answer(status_code, body), ctx.claim)
-    return Response(
-        orjson.dumps(answer.body), status_code=answer.status_code, media_type="application/json"
-    )

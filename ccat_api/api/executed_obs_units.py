@@ -9,23 +9,30 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from ccat_api.api import examples
-from ccat_api.api.deps import WRITE_ROUTE, ReadAccess, ReaderDep, WriteContextDep, submit_write
-from ccat_api.api.responses import WRITE_CHANGED, WRITE_CREATED, found, page_of, read_list, read_one
+from ccat_api.api.deps import WRITE_ROUTE, ReadAccess, ReaderDep, WriteContextDep
+from ccat_api.api.responses import (
+    WRITE_CHANGED,
+    WRITE_CREATED,
+    answered,
+    found,
+    page_of,
+    read_list,
+    read_one,
+)
 from ccat_api.api.routing import CheckedRoute
 from ccat_api.buffering.reads import Condition, Eq, OrderBy
 from ccat_api.domain import observations
-from ccat_api.domain.inputs import DecimalDigits, IdParam, Uuid
-from ccat_api.domain.schemas import (
+from ccat_api.schemas.common import PageRead, WriteAccepted
+from ccat_api.schemas.inputs import DecimalDigits, IdParam, Uuid
+from ccat_api.schemas.observations import (
     ExecutedObsUnitDetails,
     ExecutedObsUnitFinish,
     ExecutedObsUnitRead,
     ExecutedObsUnitStart,
     PackageDetails,
-    PageRead,
-    RawDataFileRead,
-    TransferRead,
-    WriteAccepted,
 )
+from ccat_api.schemas.raw_data import RawDataFileRead
+from ccat_api.schemas.transfers import TransferRead
 
 router = APIRouter(
     route_class=CheckedRoute, prefix="/executed_obs_units", tags=["executed obs units"]
@@ -43,7 +50,7 @@ MAX_FILES_PER_UNIT = 100_000
 )
 async def start_executed_obs_unit(body: ExecutedObsUnitStart, ctx: WriteContextDep) -> Response:
     prepared = await observations.start(ctx, body)
-    return await submit_write(ctx, prepared, status_code=201)
+    return answered(await ctx.gateway.submit(prepared, ctx.claim, status_code=201))
 
 
 @router.put(
@@ -59,7 +66,7 @@ async def finish_executed_obs_unit(
     ctx: WriteContextDep,
 ) -> Response:
     prepared = await observations.finish(ctx, executed_obs_unit_id, body)
-    return await submit_write(ctx, prepared, status_code=200)
+    return answered(await ctx.gateway.submit(prepared, ctx.claim, status_code=200))
 
 
 @router.get(

@@ -8,23 +8,30 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from ccat_api.api import examples
-from ccat_api.api.deps import WRITE_ROUTE, ReadAccess, ReaderDep, WriteContextDep, submit_write
-from ccat_api.api.responses import WRITE_CHANGED, WRITE_CREATED, found, page_of, read_list, read_one
+from ccat_api.api.deps import WRITE_ROUTE, ReadAccess, ReaderDep, WriteContextDep
+from ccat_api.api.responses import (
+    WRITE_CHANGED,
+    WRITE_CREATED,
+    answered,
+    found,
+    page_of,
+    read_list,
+    read_one,
+)
 from ccat_api.api.routing import CheckedRoute
 from ccat_api.buffering.reads import Condition, Eq, OrderBy
 from ccat_api.domain import raw_data
-from ccat_api.domain.inputs import DecimalDigits, Uuid
-from ccat_api.domain.schemas import (
-    PageRead,
+from ccat_api.errors import Unprocessable
+from ccat_api.schemas.common import PageRead, WriteAccepted
+from ccat_api.schemas.inputs import DecimalDigits, Uuid
+from ccat_api.schemas.raw_data import (
     RawDataFileBulkCreate,
     RawDataFileCreate,
     RawDataFileRead,
     RawDataPackageCreate,
     RawDataPackageFinalize,
     RawDataPackageWithFiles,
-    WriteAccepted,
 )
-from ccat_api.errors import Unprocessable
 
 router = APIRouter(route_class=CheckedRoute, tags=["raw data"])
 
@@ -38,7 +45,8 @@ router = APIRouter(route_class=CheckedRoute, tags=["raw data"])
     summary="Register one raw data file (critical)",
 )
 async def create_raw_data_file(body: RawDataFileCreate, ctx: WriteContextDep) -> Response:
-    return await submit_write(ctx, await raw_data.create_file(ctx, body), status_code=201)
+    prepared = await raw_data.create_file(ctx, body)
+    return answered(await ctx.gateway.submit(prepared, ctx.claim, status_code=201))
 
 
 @router.post(
@@ -50,7 +58,8 @@ async def create_raw_data_file(body: RawDataFileCreate, ctx: WriteContextDep) ->
     summary="Register up to 1000 raw data files in one transaction (critical)",
 )
 async def create_raw_data_files(body: RawDataFileBulkCreate, ctx: WriteContextDep) -> Response:
-    return await submit_write(ctx, await raw_data.create_files(ctx, body), status_code=201)
+    prepared = await raw_data.create_files(ctx, body)
+    return answered(await ctx.gateway.submit(prepared, ctx.claim, status_code=201))
 
 
 @router.get(
@@ -114,7 +123,8 @@ async def get_raw_data_file(file_id: Uuid, reader: ReaderDep, _: ReadAccess) -> 
     summary="Create a raw data package, packing existing files and/or new ones (critical)",
 )
 async def create_raw_data_package(body: RawDataPackageCreate, ctx: WriteContextDep) -> Response:
-    return await submit_write(ctx, await raw_data.create_package(ctx, body), status_code=201)
+    prepared = await raw_data.create_package(ctx, body)
+    return answered(await ctx.gateway.submit(prepared, ctx.claim, status_code=201))
 
 
 @router.put(
@@ -129,9 +139,8 @@ async def finalize_raw_data_package(
     body: RawDataPackageFinalize,
     ctx: WriteContextDep,
 ) -> Response:
-    return await submit_write(
-        ctx, await raw_data.finalize_package(ctx, package_id, body), status_code=200
-    )
+    prepared = await raw_data.finalize_package(ctx, package_id, body)
+    return answered(await ctx.gateway.submit(prepared, ctx.claim, status_code=200))
 
 
 @router.get(

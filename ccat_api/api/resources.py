@@ -20,11 +20,11 @@ from ccat_api.auth.identity import Identity
 from ccat_api.auth.permissions import Permission
 from ccat_api.buffering.envelope import new_uuid7
 from ccat_api.buffering.reads import Condition, Eq, NameLike, OrderBy, Page
-from ccat_api.domain import main_writes
-from ccat_api.domain.inputs import DecimalDigits, IdParam, Uuid
-from ccat_api.domain.schemas import PageRead
+from ccat_api.direct import rows
 from ccat_api.errors import Unprocessable
 from ccat_api.runtime import Runtime
+from ccat_api.schemas.common import PageRead
+from ccat_api.schemas.inputs import DecimalDigits, IdParam, Uuid
 
 # (runtime, the values to write, the current row or None when creating): may refuse or adjust.
 Validator = Callable[[Runtime, dict[str, Any], dict[str, Any] | None], Awaitable[None]]
@@ -141,9 +141,7 @@ def add_resource(router: APIRouter, spec: Resource) -> None:
                 values["id"] = new_uuid7()
             if spec.validate is not None:
                 await spec.validate(runtime, values, None)
-            return read.model_validate(
-                await main_writes.insert_row(runtime.main_db, spec.table, values)
-            )
+            return read.model_validate(await rows.insert_row(runtime.main_db, spec.table, values))
 
         router.add_api_route(
             spec.path,
@@ -169,7 +167,7 @@ def add_resource(router: APIRouter, spec: Resource) -> None:
             # Checked against main's row, locked, not against this site's (lagging) replica.
             check = functools.partial(spec.validate, runtime, changes) if spec.validate else None
             return read.model_validate(
-                await main_writes.update_row(runtime.main_db, spec.table, item_id, changes, check)
+                await rows.update_row(runtime.main_db, spec.table, item_id, changes, check)
             )
 
         router.add_api_route(
@@ -189,7 +187,7 @@ def add_resource(router: APIRouter, spec: Resource) -> None:
             runtime: RuntimeDep,
             _: writer,
         ) -> None:
-            await main_writes.delete_row(runtime.main_db, spec.table, item_id)
+            await rows.delete_row(runtime.main_db, spec.table, item_id)
 
         router.add_api_route(
             spec.path + "/{item_id}",

@@ -6,12 +6,15 @@ from __future__ import annotations
 from typing import Any, TypeVar
 from uuid import UUID
 
+import orjson
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from ccat_api.api import examples
+from ccat_api.buffering.idempotency import Answer
 from ccat_api.buffering.reads import MergedReader, Page, Row
-from ccat_api.domain.schemas import PageRead
 from ccat_api.errors import NotFound
+from ccat_api.schemas.common import PageRead
 
 ReadT = TypeVar("ReadT", bound=BaseModel)
 Responses = dict[int | str, dict[str, Any]]
@@ -125,8 +128,6 @@ def documented(
 # away (503); 422 wherever a parameter or body can be invalid.
 READ_CODES = (401, 403, 422, 503)
 WRITE_CODES = (400, 401, 403, 404, 409, 422, 503)
-READ_ERRORS = errors(*READ_CODES)
-WRITE_ERRORS = errors(*WRITE_CODES)
 # Critical writes answer the same shape at both kinds of site.
 WRITE_CREATED = documented(examples.WRITE_ACCEPTED, *WRITE_CODES, status=201)
 WRITE_CHANGED = documented(examples.WRITE_ACCEPTED, *WRITE_CODES)
@@ -157,3 +158,10 @@ async def found(reader: MergedReader, table: str, pk: UUID | int, noun: str) -> 
     if row is None:
         raise NotFound(f"{noun} {pk} not found")
     return row
+
+
+def answered(answer: Answer) -> Response:
+    """A critical write's answer as the gateway gave it (for a retry: the first, verbatim)."""
+    return Response(
+        orjson.dumps(answer.body), status_code=answer.status_code, media_type="application/json"
+    )

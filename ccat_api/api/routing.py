@@ -1,4 +1,4 @@
-"""The route class every router of the gateway uses.
+"""The route class every router of the gateway uses, and the 405s a literal path needs.
 
 JSON text may spell a lone UTF-16 surrogate (``"\\ud800"``); Python's parser turns it into a
 string that no UTF-8 encoder (the envelope's, PostgreSQL's, the answer's) will take. Such a
@@ -12,10 +12,13 @@ import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 Location = tuple[str | int, ...]
@@ -88,3 +91,40 @@ def is_text(value: str) -> bool:
 def printable(value: str) -> str:
     """A string safe to put in an answer: surrogates written as their escapes."""
     return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class LiteralPathRefusal(Route):
+    """A 405 for a method that reaches a literal path only through a sibling's template."""
+
+
+async def _method_not_allowed(_: Request) -> Response:
+    raise HTTPException(status_code=405)
+
+
+def refuse_other_methods_on_literal_paths(app: FastAPI) -> None:
+    """``/executed_obs_units/start`` also matches the template of its sibling
+    ``/executed_obs_units/{executed_obs_unit_id}``: a GET there would reach the read by id and
+    be refused as a malformed id (422), where the document says the path serves POST only.
+    Routes matched first answer 405 for the methods only a template brings."""
+    routes: list[tuple[str, set[str], Any]] = []
+    for route in app.routes:
+        contexts = getattr(route, "effective_route_contexts", None)
+        for candidate in contexts() if contexts is not None else [route]:
+            methods = getattr(candidate, "methods", None)
+            if methods:
+                path, regex = getattr(candidate, "path", ""), getattr(candidate, "path_regex", None)
+                routes.append((path, set(methods), regex))
+    refusals = []
+    for path in sorted({p for p, _, _ in routes if "{" not in p}):
+        own = set().union(*(m for p, m, _ in routes if p == path))
+        borrowed = set().union(
+            *(m for p, m, regex in routes if "{" in p and regex.match(path) is not None)
+        )
+        if borrowed - own:
+            refusals.append(
+                LiteralPathRefusal(
+                    path, _method_not_allowed, methods=sorted(borrowed - own),
+                    include_in_schema=False,
+                )
+            )  # fmt: skip
+    app.router.routes[:0] = refusals

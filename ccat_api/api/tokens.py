@@ -20,9 +20,9 @@ from ccat_api.api.routing import CheckedRoute
 from ccat_api.auth.identity import Identity
 from ccat_api.auth.permissions import Permission
 from ccat_api.auth.tokens import issue_token, list_tokens, revoke_token
-from ccat_api.domain.inputs import LAX, IdParam, Strict
-from ccat_api.domain.inputs import examples as with_examples
 from ccat_api.errors import NotFound, Unprocessable
+from ccat_api.schemas.inputs import LAX, IdParam, Strict
+from ccat_api.schemas.inputs import examples as with_examples
 
 router = APIRouter(route_class=CheckedRoute, tags=["tokens"])
 

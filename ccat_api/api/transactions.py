@@ -13,9 +13,9 @@ from ccat_api.api.deps import BufferOperateAccess, BufferReadAccess, LedgerDep, 
 from ccat_api.api.responses import READ_CODES, documented, errors, read_list, read_one
 from ccat_api.api.routing import CheckedRoute
 from ccat_api.db.models import AppliedTransaction
-from ccat_api.domain.inputs import DecimalDigits, Uuid
-from ccat_api.domain.schemas import PageRead, RetryResult, TransactionRead
 from ccat_api.errors import NotFound
+from ccat_api.schemas.common import PageRead, RetryResult, TransactionRead
+from ccat_api.schemas.inputs import DecimalDigits, Uuid
 
 router = APIRouter(route_class=CheckedRoute, prefix="/transactions", tags=["transactions"])
 

@@ -17,13 +17,13 @@ from ccat_api.api.deps import (
     RuntimeDep,
     StagingAccess,
     WriteContextDep,
-    submit_write,
 )
 from ccat_api.api.resources import Resource, add_resource
 from ccat_api.api.responses import (
     READ_CODES,
     WRITE_CHANGED,
     WRITE_CREATED,
+    answered,
     documented,
     found,
     page_of,
@@ -32,26 +32,36 @@ from ccat_api.api.responses import (
 )
 from ccat_api.api.routing import CheckedRoute
 from ccat_api.auth.permissions import Permission
-from ccat_api.buffering.reads import Condition, Eq, MergedReader, OneOf, OrderBy
+from ccat_api.buffering.reads import Condition, Eq, OneOf, OrderBy
 from ccat_api.db.models import RawDataPackageStatus, TransferStatus
-from ccat_api.domain import staging, transfers
-from ccat_api.domain.inputs import DecimalDigits, IdParam, Uuid
-from ccat_api.domain.schemas import (
+from ccat_api.direct import staging
+from ccat_api.domain import transfers
+from ccat_api.domain.overview import transfer_overview
+from ccat_api.runtime import Runtime
+from ccat_api.schemas.common import PageRead, WriteAccepted
+from ccat_api.schemas.inputs import DecimalDigits, IdParam, Uuid
+from ccat_api.schemas.raw_data import RawDataPackageRead
+from ccat_api.schemas.staging import (
+    ArchiveFilters,
+    ArchiveTransferCreate,
+    ArchiveTransferRead,
+    ArchiveTransferUpdate,
+    StagingJobCreate,
+    StagingJobRead,
+    StagingJobUpdate,
+    StagingJobWithPackages,
+)
+from ccat_api.schemas.transfers import (
     Overview,
-    PageRead,
     PhysicalCopyCreate,
     PhysicalCopyRead,
     PhysicalCopyUpdate,
-    RawDataPackageRead,
-    RouteCounts,
     TransferCreate,
     TransferLogCreate,
     TransferLogRead,
     TransferRead,
     TransferUpdate,
-    WriteAccepted,
 )
-from ccat_api.runtime import Runtime
 
 router = APIRouter(route_class=CheckedRoute, tags=["transfer"])
 PREFIX = "/api/transfer"
@@ -77,7 +87,8 @@ def _order(order: str) -> list[OrderBy]:
     summary="Start transferring a complete package along a route (critical)",
 )
 async def start_transfer(body: TransferCreate, ctx: WriteContextDep) -> Response:
-    return await submit_write(ctx, await transfers.start(ctx, body), status_code=201)
+    prepared = await transfers.start(ctx, body)
+    return answered(await ctx.gateway.submit(prepared, ctx.claim, status_code=201))
 
 
 @router.put(
@@ -90,9 +101,8 @@ async def start_transfer(body: TransferCreate, ctx: WriteContextDep) -> Response
 async def update_transfer(
     transfer_id: Uuid, body: TransferUpdate, ctx: WriteContextDep
 ) -> Response:
-    return await submit_write(
-        ctx, await transfers.progress(ctx, transfer_id, body), status_code=200
-    )
+    prepared = await transfers.progress(ctx, transfer_id, body)
+    return answered(await ctx.gateway.submit(prepared, ctx.claim, status_code=200))
 
 
 @router.post(
@@ -103,7 +113,8 @@ async def update_transfer(
     summary="Put a failed transfer back to pending for another attempt (critical)",
 )
 async def reset_transfer(transfer_id: Uuid, ctx: WriteContextDep) -> Response:
-    return await submit_write(ctx, await transfers.reset(ctx, transfer_id), status_code=200)
+    prepared = await transfers.reset(ctx, transfer_id)
+    return answered(await ctx.gateway.submit(prepared, ctx.claim, status_code=200))
 
 
 @router.post(
@@ -115,7 +126,8 @@ async def reset_transfer(transfer_id: Uuid, ctx: WriteContextDep) -> Response:
     summary="Append a line to a transfer's log (critical)",
 )
 async def add_log(transfer_id: Uuid, body: TransferLogCreate, ctx: WriteContextDep) -> Response:
-    return await submit_write(ctx, await transfers.log(ctx, transfer_id, body), status_code=201)
+    prepared = await transfers.log(ctx, transfer_id, body)
+    return answered(await ctx.gateway.submit(prepared, ctx.claim, status_code=201))
 
 
 @router.get(
@@ -189,7 +201,8 @@ async def transfer_logs(
     summary="Record a physical copy of a package at a data location (critical)",
 )
 async def add_copy(body: PhysicalCopyCreate, ctx: WriteContextDep) -> Response:
-    return await submit_write(ctx, await transfers.add_copy(ctx, body), status_code=201)
+    prepared = await transfers.add_copy(ctx, body)
+    return answered(await ctx.gateway.submit(prepared, ctx.claim, status_code=201))
 
 
 @router.put(
@@ -200,7 +213,8 @@ async def add_copy(body: PhysicalCopyCreate, ctx: WriteContextDep) -> Response:
     summary="Mark a physical copy verified, corrupt or deleted (critical)",
 )
 async def update_copy(copy_id: Uuid, body: PhysicalCopyUpdate, ctx: WriteContextDep) -> Response:
-    return await submit_write(ctx, await transfers.update_copy(ctx, copy_id, body), status_code=200)
+    prepared = await transfers.update_copy(ctx, copy_id, body)
+    return answered(await ctx.gateway.submit(prepared, ctx.claim, status_code=200))
 
 
 @router.get(
@@ -252,31 +266,6 @@ async def overview(reader: ReaderDep, _: ReadAccess) -> Overview:
     return await transfer_overview(reader)
 
 
-async def transfer_overview(reader: MergedReader) -> Overview:
-    by_route = await reader.count_by("data_transfers", ["route_id", "status"])
-    transfers_by_status = {s.value: 0 for s in TransferStatus}
-    routes: dict[int, dict[str, int]] = {}
-    for (route_id, status), count in by_route.items():
-        transfers_by_status[status] = transfers_by_status.get(status, 0) + count
-        routes.setdefault(route_id, {})[status] = count
-    packages = await reader.count_by("raw_data_packages", ["status"])
-    in_flight = await reader.sums(
-        "data_transfers",
-        ["bytes_total", "bytes_transferred"],
-        [Eq("status", TransferStatus.TRANSFERRING.value)],
-    )
-    return Overview(
-        transfers_by_status=transfers_by_status,
-        packages_by_status={
-            **{s.value: 0 for s in RawDataPackageStatus},
-            **{status: count for (status,), count in packages.items()},
-        },
-        routes=[RouteCounts(route_id=r, by_status=c) for r, c in sorted(routes.items())],
-        bytes_in_flight=in_flight["bytes_total"] - in_flight["bytes_transferred"],
-        failed_transfers=transfers_by_status.get(TransferStatus.FAILED.value, 0),
-    )
-
-
 @router.get(
     f"{PREFIX}/packages",
     response_model=PageRead[RawDataPackageRead],
@@ -314,8 +303,8 @@ add_resource(
     router,
     Resource(
         f"{PREFIX}/archive", "long_term_archive_transfers", "long-term-archive transfer",
-        staging.ArchiveTransferRead, staging.ArchiveFilters, ("requested_at", "completed_at"),
-        staging.ArchiveTransferCreate, staging.ArchiveTransferUpdate,
+        ArchiveTransferRead, ArchiveFilters, ("requested_at", "completed_at"),
+        ArchiveTransferCreate, ArchiveTransferUpdate,
         write_permission=Permission.MANAGE_CATALOG, uuid_ids=True, validate=_validate_archive,
         tags=["transfer"], example=examples.ARCHIVE_TRANSFER,
     ),
@@ -328,36 +317,34 @@ add_resource(
 @router.post(
     "/api/staging/jobs",
     status_code=201,
-    response_model=staging.StagingJobWithPackages,
+    response_model=StagingJobWithPackages,
     responses=documented(examples.STAGING_JOB_WITH_PACKAGES, 401, 403, 409, 422, 503, status=201),
     summary="Stage archived packages to a processing location (written to main)",
     tags=["staging"],
 )
 async def create_staging_job(
-    body: staging.StagingJobCreate, identity: StagingAccess, runtime: RuntimeDep
-) -> staging.StagingJobWithPackages:
+    body: StagingJobCreate, identity: StagingAccess, runtime: RuntimeDep
+) -> StagingJobWithPackages:
     job = await staging.create_job(runtime.main_db, runtime.references, body, identity.login)
-    return staging.StagingJobWithPackages.model_validate(job)
+    return StagingJobWithPackages.model_validate(job)
 
 
 @router.put(
     "/api/staging/jobs/{job_id}",
-    response_model=staging.StagingJobRead,
+    response_model=StagingJobRead,
     responses=documented(examples.STAGING_JOB, *READ_CODES, 404, 409),
     summary="Move a staging job along: staging, completed, failed, cancelled (main)",
     tags=["staging"],
 )
 async def update_staging_job(
-    job_id: Uuid, body: staging.StagingJobUpdate, _: StagingAccess, runtime: RuntimeDep
-) -> staging.StagingJobRead:
-    return staging.StagingJobRead.model_validate(
-        await staging.update_job(runtime.main_db, job_id, body)
-    )
+    job_id: Uuid, body: StagingJobUpdate, _: StagingAccess, runtime: RuntimeDep
+) -> StagingJobRead:
+    return StagingJobRead.model_validate(await staging.update_job(runtime.main_db, job_id, body))
 
 
 @router.get(
     "/api/staging/jobs",
-    response_model=PageRead[staging.StagingJobRead],
+    response_model=PageRead[StagingJobRead],
     responses=read_list(examples.STAGING_JOB),
     summary="Staging jobs by status (order=created_at|updated_at; newest first by default)",
     tags=["staging"],
@@ -369,22 +356,22 @@ async def list_staging_jobs(
     order: Order = "-created_at",
     limit: Limit = 100,
     offset: Offset = 0,
-) -> PageRead[staging.StagingJobRead]:
+) -> PageRead[StagingJobRead]:
     where: list[Condition] = [Eq("status", status)] if status else []
     page = await reader.page("staging_jobs", where, _order(order), limit=limit, offset=offset)
-    return page_of(staging.StagingJobRead, page)
+    return page_of(StagingJobRead, page)
 
 
 @router.get(
     "/api/staging/jobs/{job_id}",
-    response_model=staging.StagingJobWithPackages,
+    response_model=StagingJobWithPackages,
     responses=read_one(examples.STAGING_JOB_WITH_PACKAGES),
     summary="A staging job with its packages",
     tags=["staging"],
 )
 async def get_staging_job(
     job_id: Uuid, runtime: RuntimeDep, _: ReadAccess
-) -> staging.StagingJobWithPackages:
-    return staging.StagingJobWithPackages.model_validate(
+) -> StagingJobWithPackages:
+    return StagingJobWithPackages.model_validate(
         await staging.job_with_packages(runtime.read_db, job_id)
     )

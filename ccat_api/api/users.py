@@ -20,8 +20,8 @@ from ccat_api.auth.users import (
     set_preferences,
     update_user,
 )
-from ccat_api.domain.inputs import IdParam, Strict, json_safe
-from ccat_api.domain.inputs import examples as with_examples
+from ccat_api.schemas.inputs import IdParam, Strict, json_safe
+from ccat_api.schemas.inputs import examples as with_examples
 
 router = APIRouter(route_class=CheckedRoute, tags=["users"])
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 from redis.asyncio import Redis
@@ -18,28 +17,12 @@ from redis.exceptions import RedisError
 
 from ccat_api.buffering.catalog import buffered
 from ccat_api.buffering.envelope import Envelope
+from ccat_api.buffering.idempotency import Answer, IdempotencyClaim, replay
 from ccat_api.buffering.keys import SiteKeys
-from ccat_api.buffering.overlay import overlay_plan
+from ccat_api.buffering.layers import overlay_plan
 from ccat_api.buffering.scripts import Scripts
 from ccat_api.buffering.wire import text, text_map
-from ccat_api.errors import BufferUnavailable, IdempotencyKeyReused, UniqueConflict
-
-
-@dataclass(frozen=True, slots=True)
-class IdempotencyClaim:
-    """A client's Idempotency-Key, scoped to its principal, with a digest of the request."""
-
-    principal: str
-    key: str
-    request_hash: str
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """What the client was (or will be) told; replayed verbatim for a repeated key."""
-
-    status_code: int
-    body: dict[str, Any]
+from ccat_api.errors import BufferUnavailable, UniqueConflict
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +77,7 @@ class WriteBuffer:
         outcome = text(reply[0])
         if outcome == "duplicate":
             assert claim is not None
-            return _check_prior(claim, reply[1])
+            return replay(claim, orjson.loads(reply[1]))
         if outcome == "conflict":
             model, entry = text(reply[1]), text(reply[2])
             column = entry.split("=", 1)[0]
@@ -115,7 +98,7 @@ class WriteBuffer:
             raw = await self._redis.get(self._keys.idempotency(claim.principal, claim.key))
         except (RedisError, OSError) as exc:
             raise BufferUnavailable(f"the write buffer is unavailable now: {exc}") from exc
-        return None if raw is None else _check_prior(claim, raw)
+        return None if raw is None else replay(claim, orjson.loads(raw))
 
     async def warm_up(self) -> None:
         """Connect and load the scripts at start, so the first write pays for neither."""
@@ -132,13 +115,3 @@ class WriteBuffer:
                 " second could be lost; set appendfsync always"
             )
         return None
-
-
-def _check_prior(claim: IdempotencyClaim, raw: bytes | str) -> Answer:
-    prior = orjson.loads(raw)
-    if prior["hash"] != claim.request_hash:
-        raise IdempotencyKeyReused(
-            f"Idempotency-Key {claim.key!r} was already used with a different request",
-            field="Idempotency-Key",
-        )
-    return Answer(status_code=int(prior["status"]), body=prior["body"])

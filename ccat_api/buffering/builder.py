@@ -10,12 +10,23 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from ccat_api.buffering.catalog import BUFFERED, BufferedModel, buffered
 from ccat_api.buffering.envelope import Envelope, Op, Principal, RecordRef, Step, new_uuid7
+
+
+@dataclass(frozen=True)
+class PreparedWrite:
+    """A critical write, built: its envelope, the id of the record it is about (the answer's
+    ``id``) and every record it creates (``ids``)."""
+
+    envelope: Envelope
+    id: UUID
+    created: list[UUID]
 
 
 def unique_entry(column: str, encoded_value: Any) -> str:

@@ -8,7 +8,6 @@ Only the index columns (what list endpoints filter by) are chosen here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 
 from sqlalchemy import Table, UniqueConstraint
 
@@ -87,8 +86,3 @@ def buffered(name: str) -> BufferedModel:
         return BUFFERED[name]
     except KeyError:
         raise KeyError(f"{name!r} is not a buffered model") from None
-
-
-@cache
-def codec_for(table_name: str) -> RowCodec:
-    return RowCodec(models.Base.metadata.tables[table_name])

@@ -12,7 +12,6 @@ release would add a round trip per batch.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +20,8 @@ import asyncpg
 import orjson
 
 from ccat_api.buffering.catalog import BUFFERED
-from ccat_api.buffering.envelope import SUPPORTED_SCHEMA_VERSIONS, BufferedTransaction, Op
+from ccat_api.buffering.envelope import SUPPORTED_SCHEMA_VERSIONS, BufferedTransaction
+from ccat_api.buffering.payload import build_payload
 
 LEASE_SUPERSEDED = "CCA01"
 # SQLSTATE class 22: the input itself is unreadable (for example a NUL in JSON text).
@@ -68,71 +68,6 @@ def refuse_reason(tx: BufferedTransaction) -> tuple[str, str] | None:
         if unknown:
             return "schema_mismatch", f"{step.model} has no columns {sorted(unknown)}"
     return None
-
-
-def build_payload(txs: Sequence[BufferedTransaction], *, fast: bool = True) -> dict[str, Any]:
-    """Set-based groups for the fast path (``fast``), or each transaction's steps for the
-    careful path, which main asks for (``needs_steps``) when the fast path cannot be used.
-
-    Grouping is safe because every foreign key points from a lower to a higher rank in the
-    schema's dependency order: inserts run parents first, then updates (coalesced per row),
-    then deletes children first. Updates of a row inserted in the same batch are folded into
-    the inserted row.
-    """
-    inserts: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-    updates: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-    deletes: dict[str, list[str]] = defaultdict(list)
-    payload_txs = []
-    for tx in txs:
-        entry: dict[str, Any] = {"tx_id": tx.envelope.tx_id, "seq": tx.seq, "deps": list(tx.deps)}
-        payload_txs.append(entry)
-        if not fast:
-            entry["steps"] = [
-                {"op": step.op.value, "model": step.model, "row": step.row()}
-                for step in tx.envelope.steps
-            ]
-            continue
-        for step in tx.envelope.steps:
-            if step.op is Op.INSERT:
-                inserts[step.model][step.pk] = step.row()
-            elif step.op is Op.UPDATE:
-                if step.pk in inserts[step.model]:
-                    inserts[step.model][step.pk].update(step.values)
-                else:
-                    updates[step.model].setdefault(step.pk, {"id": step.pk}).update(step.values)
-            else:
-                deletes[step.model].append(step.pk)
-    if not fast:
-        return {"txs": payload_txs}
-
-    def rank(model: str) -> int:
-        return BUFFERED[model].rank
-
-    groups: list[dict[str, Any]] = []
-    for model in sorted(inserts, key=rank):
-        groups += _group_by_columns(model, "insert", inserts[model].values())
-    for model in sorted(updates, key=rank):
-        groups += _group_by_columns(model, "update", updates[model].values())
-    for model in sorted(deletes, key=rank, reverse=True):
-        groups.append(
-            {
-                "model": model,
-                "op": "delete",
-                "columns": ["id"],
-                "rows": [{"id": pk} for pk in dict.fromkeys(deletes[model])],
-            }
-        )
-    return {"txs": payload_txs, "groups": groups}
-
-
-def _group_by_columns(model: str, op: str, rows: Any) -> list[dict[str, Any]]:
-    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        by_columns[tuple(sorted(row))].append(row)
-    return [
-        {"model": model, "op": op, "columns": list(columns), "rows": group}
-        for columns, group in by_columns.items()
-    ]
 
 
 class BatchExecutor:

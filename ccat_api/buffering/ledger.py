@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from ccat_api.buffering.envelope import Envelope
 from ccat_api.buffering.keys import SiteKeys
-from ccat_api.buffering.overlay import overlay_plan
+from ccat_api.buffering.layers import overlay_plan
 from ccat_api.buffering.scripts import Scripts
 from ccat_api.buffering.wire import text, text_map
 from ccat_api.errors import NotFound, StateConflict, UniqueConflict

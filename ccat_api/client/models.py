@@ -1,6 +1,6 @@
 """The SDK's inputs and outputs, as pydantic models.
 
-Request bodies and most answers are the server's own schemas from ``ccat_api.domain.schemas``
+Request bodies and most answers are the server's own schemas from ``ccat_api.schemas``
 (pure pydantic, no server dependencies), so a body the gateway would refuse for its shape is
 refused here first.
 """
@@ -11,16 +11,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ccat_api.domain.schemas import (
+from ccat_api.live.models import BufferStats, SiteInfo
+from ccat_api.schemas.common import PageRead, RetryResult, TransactionRead, WriteAccepted
+from ccat_api.schemas.observations import (
     ExecutedObsUnitDetails,
     ExecutedObsUnitFinish,
     ExecutedObsUnitRead,
     ExecutedObsUnitStart,
     PackageDetails,
-    PageRead,
-    PhysicalCopyCreate,
-    PhysicalCopyRead,
-    PhysicalCopyUpdate,
+)
+from ccat_api.schemas.raw_data import (
     RawDataFileBulkCreate,
     RawDataFileCreate,
     RawDataFileFields,
@@ -29,18 +29,19 @@ from ccat_api.domain.schemas import (
     RawDataPackageFinalize,
     RawDataPackageRead,
     RawDataPackageWithFiles,
-    RetryResult,
+)
+from ccat_api.schemas.transfers import Overview as TransferOverview
+from ccat_api.schemas.transfers import (
+    PhysicalCopyCreate,
+    PhysicalCopyRead,
+    PhysicalCopyUpdate,
     RouteCounts,
-    TransactionRead,
     TransferCreate,
     TransferLogCreate,
     TransferLogRead,
     TransferRead,
     TransferUpdate,
-    WriteAccepted,
 )
-from ccat_api.domain.schemas import Overview as TransferOverview
-from ccat_api.live.models import BufferStats, SiteInfo
 
 __all__ = [
     "BufferStats",

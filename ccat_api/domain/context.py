@@ -4,13 +4,12 @@ builder for the envelope. Handlers get one per request."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from uuid import UUID
 
-from ccat_api.buffering.buffer import IdempotencyClaim
 from ccat_api.buffering.builder import TransactionBuilder
-from ccat_api.buffering.envelope import Envelope, Principal
+from ccat_api.buffering.envelope import Principal
+from ccat_api.buffering.gateway import WriteGateway
+from ccat_api.buffering.idempotency import IdempotencyClaim
 from ccat_api.buffering.reads import MergedReader
-from ccat_api.buffering.site import WriteSite
 from ccat_api.domain.references import ReferenceData
 from ccat_api.errors import InvalidReference
 
@@ -21,7 +20,7 @@ class WriteContext:
     principal: Principal
     reader: MergedReader
     references: ReferenceData
-    site: WriteSite
+    gateway: WriteGateway
     claim: IdempotencyClaim | None = None
 
     def builder(self) -> TransactionBuilder:
@@ -36,10 +35,3 @@ class WriteContext:
                 f"{field}: instrument module {module_id} does not exist", field=field
             )
         return module.instrument_id
-
-
-@dataclass(frozen=True)
-class PreparedWrite:
-    envelope: Envelope
-    id: UUID
-    created: list[UUID]

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from ccat_api.buffering.builder import PreparedWrite
 from ccat_api.db.models import ExecutedObsUnitStatus
-from ccat_api.domain.context import PreparedWrite, WriteContext
-from ccat_api.domain.schemas import ExecutedObsUnitFinish, ExecutedObsUnitStart
+from ccat_api.domain.context import WriteContext
 from ccat_api.errors import InvalidReference, NotFound, StateConflict, Unprocessable
+from ccat_api.schemas.observations import ExecutedObsUnitFinish, ExecutedObsUnitStart
 
 MODEL = "executed_obs_units"
 

@@ -10,19 +10,19 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from ccat_api.buffering.builder import TransactionBuilder
+from ccat_api.buffering.builder import PreparedWrite, TransactionBuilder
 from ccat_api.buffering.reads import Eq
 from ccat_api.db.models import RawDataPackageStatus
-from ccat_api.domain.context import PreparedWrite, WriteContext
-from ccat_api.domain.inputs import INT64_MAX
-from ccat_api.domain.schemas import (
+from ccat_api.domain.context import WriteContext
+from ccat_api.errors import InvalidReference, NotFound, StateConflict, UniqueConflict, Unprocessable
+from ccat_api.schemas.inputs import INT64_MAX
+from ccat_api.schemas.raw_data import (
     RawDataFileBulkCreate,
     RawDataFileCreate,
     RawDataFileFields,
     RawDataPackageCreate,
     RawDataPackageFinalize,
 )
-from ccat_api.errors import InvalidReference, NotFound, StateConflict, UniqueConflict, Unprocessable
 
 FILES = "raw_data_files"
 PACKAGES = "raw_data_packages"

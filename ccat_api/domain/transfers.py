@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from ccat_api.buffering.builder import TransactionBuilder
+from ccat_api.buffering.builder import PreparedWrite, TransactionBuilder
 from ccat_api.buffering.reads import Eq, OneOf
 from ccat_api.db.models import (
     CopyStatus,
@@ -26,15 +26,15 @@ from ccat_api.db.models import (
     RawDataPackageStatus,
     TransferStatus,
 )
-from ccat_api.domain.context import PreparedWrite, WriteContext
-from ccat_api.domain.schemas import (
+from ccat_api.domain.context import WriteContext
+from ccat_api.errors import InvalidReference, NotFound, StateConflict, Unprocessable
+from ccat_api.schemas.transfers import (
     PhysicalCopyCreate,
     PhysicalCopyUpdate,
     TransferCreate,
     TransferLogCreate,
     TransferUpdate,
 )
-from ccat_api.errors import InvalidReference, NotFound, StateConflict, Unprocessable
 
 TRANSFERS = "data_transfers"
 LOGS = "data_transfer_logs"

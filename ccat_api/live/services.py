@@ -8,6 +8,7 @@ import asyncio
 from dataclasses import dataclass
 
 from ccat_api.auth.tickets import TicketIssuer
+from ccat_api.domain.overview import transfer_overview
 from ccat_api.health import HealthProbe
 from ccat_api.live.feeds import Feed
 from ccat_api.live.hub import EventHub
@@ -33,9 +34,6 @@ class LiveServices:
 
     @classmethod
     def build(cls, runtime: Runtime, health: HealthProbe) -> LiveServices:
-        # Imported here: the transfer routes import the live layer's dependencies.
-        from ccat_api.api.transfers import transfer_overview
-
         settings = runtime.settings
         hub = EventHub(
             runtime.redis, runtime.keys,

@@ -18,7 +18,7 @@ from ccat_api.app import create_app
 from ccat_api.config import Settings
 from ccat_api.db.models import Base
 from ccat_api.devstack.stack import Stack
-from ccat_api.domain.inputs import INT32_MAX
+from ccat_api.schemas.inputs import INT32_MAX
 from tests.integration.conftest import Tokens
 from tests.routes import RouteInfo, api_routes, requirement
 from tests.support import buffer_state, client, fetch, serve
@@ -640,6 +640,10 @@ async def test_the_frameworks_own_refusals_come_in_the_one_error_shape(
         assert r.json()["code"] == "method_not_allowed"
         r = await http.delete("/users/me/preferences")
         assert r.headers["allow"] == "GET, PUT"
+        # A literal path is its own resource, though a sibling's template matches it too.
+        r = await http.get("/executed_obs_units/start")
+        assert r.status_code == 405
+        assert r.headers["allow"] == "POST"
         r = await http.get("/no/such/route")
         assert r.status_code == 404
         assert set(r.json()) == shape

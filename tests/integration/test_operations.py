@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator
+from typing import Any
 
+import orjson
+from redis.asyncio import Redis
+
+from ccat_api.buffering.keys import SiteKeys
 from ccat_api.buffering.worker import SiteWorker
 from ccat_api.config import Settings
 from ccat_api.devstack.stack import Stack
@@ -100,11 +106,25 @@ async def test_discarded_dead_letter_leaves_the_dead_letter_list(
         assert (await http.get(f"/executed_obs_units/{eou['id']}")).status_code == 404
 
 
+async def subscribe(redis: Redis, keys: SiteKeys) -> AsyncGenerator[dict[str, Any]]:
+    """The site's events channel as the scripts publish it: one event, or a JSON array of a
+    batch's events, per message."""
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(keys.events)
+    try:
+        async for message in pubsub.listen():
+            if message.get("type") == "message":
+                decoded = orjson.loads(message["data"])
+                for event in decoded if isinstance(decoded, list) else [decoded]:
+                    yield event
+    finally:
+        await pubsub.unsubscribe(keys.events)
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
 async def test_every_state_change_is_published_for_monitors(
     stack: Stack, tokens: Tokens, secondary_settings: Settings, worker: SiteWorker
 ) -> None:
-    from ccat_api.buffering.events import subscribe
-    from ccat_api.buffering.keys import SiteKeys
     from ccat_api.runtime import make_redis
 
     redis = make_redis(secondary_settings.redis_url)

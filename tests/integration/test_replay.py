@@ -529,9 +529,10 @@ async def test_a_batch_main_cannot_read_is_split_and_only_the_culprit_dead_lette
 ) -> None:
     """A transaction that slipped past validation (say, buffered by an older gateway) with a
     value PostgreSQL cannot parse must not stop the site's replay."""
-    from ccat_api.buffering.buffer import Answer, WriteBuffer
+    from ccat_api.buffering.buffer import WriteBuffer
     from ccat_api.buffering.builder import TransactionBuilder
     from ccat_api.buffering.envelope import Principal
+    from ccat_api.buffering.idempotency import Answer
     from ccat_api.buffering.keys import SiteKeys
 
     redis = make_redis(secondary_settings.redis_url)

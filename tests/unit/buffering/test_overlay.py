@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 import orjson
 
 from ccat_api.buffering.envelope import Op
-from ccat_api.buffering.overlay import Layer, OverlayRecord, parse_layers
+from ccat_api.buffering.layers import Layer, parse_layers
+from ccat_api.buffering.overlay import OverlayRecord
 
 PK = str(uuid.uuid4())
 EOU = str(uuid.uuid4())

@@ -15,91 +15,134 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from ccat_api import visibility
 from ccat_api.api import examples
 from ccat_api.api.deps import ReadAccess, RuntimeDep
 from ccat_api.api.resources import ListFilters, Resource, add_resource
 from ccat_api.api.responses import found, read_list, read_one
 from ccat_api.api.routing import CheckedRoute
 from ccat_api.db.models import Source, Telescope
-from ccat_api.domain import catalog as c
-from ccat_api.domain import visibility
-from ccat_api.domain.inputs import DateParam, DecimalDigits, IdParam
-from ccat_api.domain.schemas import PageRead
 from ccat_api.errors import InvalidReference, Unprocessable
+from ccat_api.schemas.common import PageRead
+from ccat_api.schemas.inputs import DateParam, DecimalDigits, IdParam
+from ccat_api.schemas.observatory import (
+    DataLocationCreate,
+    DataLocationFilters,
+    DataLocationRead,
+    DataLocationUpdate,
+    InstrumentFilters,
+    InstrumentModuleRead,
+    InstrumentRead,
+    ModuleConfigurationCreate,
+    ModuleConfigurationFilters,
+    ModuleConfigurationRead,
+    ModuleFilters,
+    ObservationConfigurationCreate,
+    ObservationConfigurationFilters,
+    ObservationConfigurationRead,
+    ObservationModeRead,
+    ObservatoryRead,
+    RouteCreate,
+    RouteFilters,
+    RouteRead,
+    RouteUpdate,
+    SiteRead,
+    TelescopeRead,
+)
+from ccat_api.schemas.programs import (
+    ObservingProgramCreate,
+    ObservingProgramRead,
+    ObservingProgramUpdate,
+    ObsUnitCreate,
+    ObsUnitFilters,
+    ObsUnitRead,
+    ObsUnitUpdate,
+    Search,
+    SourceCreate,
+    SourceFilters,
+    SourceRead,
+    SourceUpdate,
+    SourceWithDistance,
+    SubObservingProgramCreate,
+    SubObservingProgramRead,
+    SubObservingProgramUpdate,
+    SubProgramFilters,
+    validate_source,
+)
 
 router = APIRouter(route_class=CheckedRoute)
 
 for resource in (
     Resource(
         "/observing_programs", "observing_programs", "observing program",
-        c.ObservingProgramRead, c.Search, ("id", "short_name", "name"),
-        c.ObservingProgramCreate, c.ObservingProgramUpdate, deletable=True,
+        ObservingProgramRead, Search, ("id", "short_name", "name"),
+        ObservingProgramCreate, ObservingProgramUpdate, deletable=True,
         tags=["programs"], example=examples.OBSERVING_PROGRAM,
     ),
     Resource(
         "/sub_observing_programs", "sub_observing_programs", "sub-program",
-        c.SubObservingProgramRead, c.SubProgramFilters, ("id", "short_name", "name"),
-        c.SubObservingProgramCreate, c.SubObservingProgramUpdate, deletable=True,
+        SubObservingProgramRead, SubProgramFilters, ("id", "short_name", "name"),
+        SubObservingProgramCreate, SubObservingProgramUpdate, deletable=True,
         tags=["programs"], example=examples.SUB_OBSERVING_PROGRAM,
     ),
     Resource(
         "/obs_units", "obs_units", "obs unit",
-        c.ObsUnitRead, c.ObsUnitFilters, ("id", "name", "priority"),
-        c.ObsUnitCreate, c.ObsUnitUpdate, tags=["programs"], example=examples.OBS_UNIT,
+        ObsUnitRead, ObsUnitFilters, ("id", "name", "priority"),
+        ObsUnitCreate, ObsUnitUpdate, tags=["programs"], example=examples.OBS_UNIT,
     ),
     Resource(
         "/sources", "sources", "source",
-        c.SourceRead, c.SourceFilters, ("name", "id", "ra_deg", "dec_deg"),
-        c.SourceCreate, c.SourceUpdate, deletable=True, validate=c.validate_source,
+        SourceRead, SourceFilters, ("name", "id", "ra_deg", "dec_deg"),
+        SourceCreate, SourceUpdate, deletable=True, validate=validate_source,
         tags=["sources"], example=examples.SOURCE,
     ),
     Resource(
-        "/sites", "sites", "site", c.SiteRead, ListFilters, ("id",), tags=["observatory"],
+        "/sites", "sites", "site", SiteRead, ListFilters, ("id",), tags=["observatory"],
         example=examples.SITE,
     ),
     Resource(
-        "/observatories", "observatories", "observatory", c.ObservatoryRead,
+        "/observatories", "observatories", "observatory", ObservatoryRead,
         tags=["observatory"], example=examples.OBSERVATORY,
     ),
     Resource(
-        "/telescopes", "telescopes", "telescope", c.TelescopeRead, tags=["observatory"],
+        "/telescopes", "telescopes", "telescope", TelescopeRead, tags=["observatory"],
         example=examples.TELESCOPE,
     ),
     Resource(
         "/instruments", "instruments", "instrument",
-        c.InstrumentRead, c.InstrumentFilters, ("id", "name"), tags=["observatory"],
+        InstrumentRead, InstrumentFilters, ("id", "name"), tags=["observatory"],
         example=examples.INSTRUMENT,
     ),
     Resource(
         "/instrument_modules", "instrument_modules", "instrument module",
-        c.InstrumentModuleRead, c.ModuleFilters, ("id", "name"), tags=["observatory"],
+        InstrumentModuleRead, ModuleFilters, ("id", "name"), tags=["observatory"],
         example=examples.INSTRUMENT_MODULE,
     ),
     Resource(
         "/instrument_module_configurations", "instrument_module_configurations",
-        "module configuration", c.ModuleConfigurationRead, c.ModuleConfigurationFilters,
-        ("id", "name"), c.ModuleConfigurationCreate, tags=["observatory"],
+        "module configuration", ModuleConfigurationRead, ModuleConfigurationFilters,
+        ("id", "name"), ModuleConfigurationCreate, tags=["observatory"],
         example=examples.MODULE_CONFIGURATION,
     ),
     Resource(
         "/observation_modes", "observation_modes", "observation mode",
-        c.ObservationModeRead, tags=["observatory"], example=examples.OBSERVATION_MODE,
+        ObservationModeRead, tags=["observatory"], example=examples.OBSERVATION_MODE,
     ),
     Resource(
         "/observation_configurations", "observation_configurations",
-        "observation configuration", c.ObservationConfigurationRead,
-        c.ObservationConfigurationFilters, ("id", "name"), c.ObservationConfigurationCreate,
+        "observation configuration", ObservationConfigurationRead,
+        ObservationConfigurationFilters, ("id", "name"), ObservationConfigurationCreate,
         tags=["observatory"], example=examples.OBSERVATION_CONFIGURATION,
     ),
     Resource(
         "/api/transfer/locations", "data_locations", "data location",
-        c.DataLocationRead, c.DataLocationFilters, ("id", "name"),
-        c.DataLocationCreate, c.DataLocationUpdate, tags=["transfer"],
+        DataLocationRead, DataLocationFilters, ("id", "name"),
+        DataLocationCreate, DataLocationUpdate, tags=["transfer"],
         example=examples.DATA_LOCATION,
     ),
     Resource(
         "/api/transfer/routes", "data_transfer_routes", "transfer route",
-        c.RouteRead, c.RouteFilters, ("id", "name"), c.RouteCreate, c.RouteUpdate,
+        RouteRead, RouteFilters, ("id", "name"), RouteCreate, RouteUpdate,
         tags=["transfer"], example=examples.ROUTE,
     ),
 ):  # fmt: skip
@@ -119,7 +162,7 @@ def _distance_deg(ra_deg: float, dec_deg: float) -> sa.ColumnElement[float]:
 
 @router.get(
     "/sources/search/cone",
-    response_model=PageRead[c.SourceWithDistance],
+    response_model=PageRead[SourceWithDistance],
     responses=read_list(examples.SOURCE_WITH_DISTANCE),
     summary="Fixed sources within a radius of a position, nearest first, in pages",
     tags=["sources"],
@@ -132,7 +175,7 @@ async def cone_search(
     radius_deg: Annotated[float, Query(gt=0, le=180)],
     limit: Annotated[int, Query(ge=1, le=1000), DecimalDigits] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000), DecimalDigits] = 0,
-) -> PageRead[c.SourceWithDistance]:
+) -> PageRead[SourceWithDistance]:
     distance = _distance_deg(ra_deg, dec_deg).label("distance_deg")
     within = (Source.source_type == "fixed", distance <= radius_deg)
     query = (
@@ -145,8 +188,8 @@ async def cone_search(
     async with runtime.read_db.connect() as conn:
         total = await conn.scalar(sa.select(sa.func.count()).select_from(Source).where(*within))
         rows = (await conn.execute(query)).all()
-    return PageRead[c.SourceWithDistance](
-        items=[c.SourceWithDistance.model_validate(dict(r._mapping)) for r in rows],
+    return PageRead[SourceWithDistance](
+        items=[SourceWithDistance.model_validate(dict(r._mapping)) for r in rows],
         total=int(total or 0),
         limit=limit,
         offset=offset,

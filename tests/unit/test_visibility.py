@@ -8,8 +8,8 @@ from datetime import date
 import numpy as np
 import pytest
 
-from ccat_api.domain import visibility
-from ccat_api.domain.visibility import DayCache, SiteLocation, Target, constant_azimuth_deg
+from ccat_api import visibility
+from ccat_api.visibility import DayCache, SiteLocation, Target, constant_azimuth_deg
 
 CERRO_CHAJNANTOR = SiteLocation(-22.9856, -67.7404, 5612.0)
 ORION_KL = Target("fixed", ra_deg=83.80917, dec_deg=-5.37250)

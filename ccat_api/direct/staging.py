@@ -8,12 +8,10 @@ Archive transfers: pending -> in_progress -> completed | failed; failed -> pendi
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 
 from ccat_api.buffering.envelope import new_uuid7
@@ -27,9 +25,9 @@ from ccat_api.db.models import (
     StagingJobPackage,
     StagingStatus,
 )
-from ccat_api.domain.inputs import IntId, Message, Strict, Uuid, examples
 from ccat_api.domain.references import ReferenceData
 from ccat_api.errors import InvalidReference, NotFound, StateConflict, Unprocessable
+from ccat_api.schemas.staging import StagingJobCreate, StagingJobUpdate
 
 STAGING_NEXT = {
     StagingStatus.PENDING: {StagingStatus.STAGING, StagingStatus.CANCELLED, StagingStatus.FAILED},
@@ -44,72 +42,6 @@ ARCHIVE_NEXT = {
     ArchiveStatus.COMPLETED: set(),
     ArchiveStatus.FAILED: {ArchiveStatus.PENDING},
 }
-
-
-class StagingJobCreate(Strict):
-    model_config = examples(
-        {
-            "raw_data_package_ids": ["019a4c2e-7f00-7000-8000-000000000003"],
-            "destination_location_id": 5,
-        }
-    )
-
-    raw_data_package_ids: list[Uuid] = Field(min_length=1, max_length=1000)
-    destination_location_id: IntId
-
-
-class StagingJobUpdate(Strict):
-    model_config = examples({"status": "staging"})
-
-    status: Literal["staging", "completed", "failed", "cancelled"]
-    error: Message | None = None
-
-
-class StagingJobRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: UUID
-    destination_location_id: int
-    status: str
-    requested_by: str
-    error: str | None
-    created_at: datetime
-    updated_at: datetime
-
-
-class StagingJobWithPackages(StagingJobRead):
-    raw_data_package_ids: list[UUID]
-
-
-class ArchiveTransferCreate(Strict):
-    model_config = examples(
-        {"raw_data_package_id": "019a4c2e-7f00-7000-8000-000000000003", "data_location_id": 3}
-    )
-
-    raw_data_package_id: Uuid
-    data_location_id: IntId
-
-
-class ArchiveTransferUpdate(Strict):
-    model_config = examples({"status": "in_progress"})
-
-    status: Literal["pending", "in_progress", "completed", "failed"]
-    error: Message | None = None
-
-
-class ArchiveTransferRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: UUID
-    raw_data_package_id: UUID
-    data_location_id: int
-    status: str
-    error: str | None
-    requested_at: datetime
-    completed_at: datetime | None
-
-
-class ArchiveFilters(BaseModel):
-    status: Literal["pending", "in_progress", "completed", "failed"] | None = None
-    raw_data_package_id: Uuid | None = None
 
 
 async def _location_with_role(

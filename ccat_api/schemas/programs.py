@@ -1,9 +1,8 @@
-"""Reference data the observatory reads and main writes: programs, sources, obs units,
-instruments, modes and configurations, sites, data locations and transfer routes.
+"""Observing programs and sub-programs, sources (fixed, solar-system, constant-elevation)
+and obs units: reference data main writes and every site reads.
 
-Bodies are validated here (shape, ranges, per-type rules for sources); references to other
-records are checked by main's foreign keys and come back as a 422 naming the field.
-"""
+References to other records are checked by main's foreign keys and come back as a 422
+naming the field."""
 
 from __future__ import annotations
 
@@ -11,10 +10,12 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ccat_api.domain.inputs import Conditions, IdParam, IntId, Name, Strict, examples
 from ccat_api.errors import Unprocessable
+from ccat_api.schemas.inputs import IdParam, IntId, Name, Strict, examples
 
 Slug = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
+
+
 Text = Annotated[str, Field(max_length=5000, pattern=r"^[^\x00]*$")]
 
 
@@ -27,9 +28,6 @@ class Search(BaseModel):
     beside them, so these models accept other keys)."""
 
     q: str | None = Field(default=None, max_length=100, description="Part of the name")
-
-
-# --- programs -------------------------------------------------------------------------------
 
 
 class ObservingProgramCreate(Strict):
@@ -91,8 +89,6 @@ class SubObservingProgramRead(Read):
 class SubProgramFilters(Search):
     observing_program_id: IdParam | None = None
 
-
-# --- sources --------------------------------------------------------------------------------
 
 SOLAR_SYSTEM_BODIES = (
     "sun", "moon", "mercury", "venus", "mars", "jupiter", "saturn", "uranus", "neptune",
@@ -171,26 +167,8 @@ class SourceFilters(Search):
     source_type: Literal["fixed", "solar_system", "constant_elevation"] | None = None
 
 
-async def validate_source(
-    _: object, changes: dict[str, Any], current: dict[str, Any] | None
-) -> None:
-    """An update must leave a source that is still valid for its type."""
-    if current is None:
-        return
-    merged = {k: v for k, v in {**current, **changes}.items() if k != "id"}
-    try:
-        SourceCreate.model_validate(merged)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or str(first["msg"]).split(":")[0]
-        raise Unprocessable(str(first["msg"]).removeprefix("Value error, "), field=field) from exc
-
-
 class SourceWithDistance(SourceRead):
     distance_deg: float
-
-
-# --- obs units ------------------------------------------------------------------------------
 
 
 class ObsUnitCreate(Strict):
@@ -250,213 +228,16 @@ class ObsUnitFilters(Search):
     source_id: IdParam | None = None
 
 
-# --- observatory and instruments ------------------------------------------------------------
-
-
-class SiteRead(Read):
-    id: int
-    name: str
-    short_name: str
-    description: str
-    latitude_deg: float
-    longitude_deg: float
-    elevation_m: float
-
-
-class ObservatoryRead(Read):
-    id: int
-    name: str
-    description: str
-
-
-class TelescopeRead(Read):
-    id: int
-    observatory_id: int
-    site_id: int
-    name: str
-    diameter_m: float
-    description: str
-
-
-class InstrumentRead(Read):
-    id: int
-    name: str
-    description: str
-    instrument_type: str
-    site_id: int
-    telescope_id: int | None
-    active: bool
-
-
-class InstrumentFilters(Search):
-    site_id: IdParam | None = None
-    telescope_id: IdParam | None = None
-
-
-class InstrumentModuleRead(Read):
-    id: int
-    instrument_id: int
-    name: str
-    description: str
-    pixel_count: int
-
-
-class ModuleFilters(BaseModel):
-    instrument_id: IdParam | None = None
-
-
-class ModuleConfigurationCreate(Strict):
-    model_config = examples(
-        {"instrument_module_id": 1, "name": "280 GHz low bias", "parameters": {"bias": "low"}}
-    )
-
-    instrument_module_id: IntId
-    name: Name
-    parameters: Conditions = Field(default_factory=dict)
-
-
-class ModuleConfigurationRead(Read):
-    id: int
-    instrument_module_id: int
-    name: str
-    parameters: dict[str, Any]
-
-
-class ModuleConfigurationFilters(BaseModel):
-    instrument_module_id: IdParam | None = None
-
-
-class ObservationModeRead(Read):
-    id: int
-    name: str
-    description: str
-
-
-class ObservationConfigurationCreate(Strict):
-    model_config = examples(
-        {
-            "name": "prime-cam raster fast",
-            "observation_mode_id": 1,
-            "parameters": {"speed_deg_s": 2.0},
-        }
-    )
-
-    name: Name
-    observation_mode_id: IntId
-    instrument_module_configuration_id: IntId | None = None
-    parameters: Conditions = Field(default_factory=dict)
-
-
-class ObservationConfigurationRead(Read):
-    id: int
-    name: str
-    observation_mode_id: int
-    instrument_module_configuration_id: int | None
-    parameters: dict[str, Any]
-
-
-class ObservationConfigurationFilters(BaseModel):
-    observation_mode_id: IdParam | None = None
-
-
-# --- data locations and routes --------------------------------------------------------------
-
-
-class DataLocationCreate(Strict):
-    model_config = examples(
-        {
-            "name": "fyst-buffer-2",
-            "site_id": 1,
-            "location_type": "disk",
-            "role": "buffer",
-            "base_uri": "/data/buffer2",
-        }
-    )
-
-    name: Name
-    site_id: IntId
-    location_type: Literal["disk", "s3", "tape"]
-    role: Literal["source", "buffer", "long_term_archive", "processing"]
-    base_uri: Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^\x00-\x1f]+$")]
-    active: bool = True
-
-
-class DataLocationUpdate(Strict):
-    model_config = examples({"active": False})
-
-    base_uri: (
-        Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^\x00-\x1f]+$")] | None
-    ) = None
-    active: bool | None = None
-
-
-class DataLocationRead(Read):
-    id: int
-    name: str
-    site_id: int
-    location_type: str
-    role: str
-    base_uri: str
-    active: bool
-
-
-class DataLocationFilters(Search):
-    site_id: IdParam | None = None
-    role: Literal["source", "buffer", "long_term_archive", "processing"] | None = None
-    location_type: Literal["disk", "s3", "tape"] | None = None
-
-
-class RouteCreate(Strict):
-    model_config = examples(
-        {
-            "name": "fyst-to-cologne-s3",
-            "origin_location_id": 2,
-            "destination_location_id": 4,
-            "route_type": "direct",
-            "method": "s3",
-        }
-    )
-
-    name: Name
-    origin_location_id: IntId
-    destination_location_id: IntId
-    route_type: Literal["direct", "relay"]
-    via_site_id: IntId | None = None
-    method: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_-]+$")] = "bbcp"
-    active: bool = True
-
-    @model_validator(mode="after")
-    def _relay_names_its_site(self) -> Self:
-        if (self.route_type == "relay") != (self.via_site_id is not None):
-            raise ValueError(
-                "via_site_id: a relay route names the site it goes through, a direct one none"
-            )
-        if self.origin_location_id == self.destination_location_id:
-            raise ValueError("destination_location_id: must differ from origin_location_id")
-        return self
-
-
-class RouteUpdate(Strict):
-    model_config = examples({"active": False})
-
-    active: bool | None = None
-    method: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_-]+$")] | None = (
-        None
-    )
-
-
-class RouteRead(Read):
-    id: int
-    name: str
-    origin_location_id: int
-    destination_location_id: int
-    route_type: str
-    via_site_id: int | None
-    method: str
-    active: bool
-
-
-class RouteFilters(Search):
-    origin_location_id: IdParam | None = None
-    destination_location_id: IdParam | None = None
-    route_type: Literal["direct", "relay"] | None = None
+async def validate_source(
+    _: object, changes: dict[str, Any], current: dict[str, Any] | None
+) -> None:
+    """An update must leave a source that is still valid for its type."""
+    if current is None:
+        return
+    merged = {k: v for k, v in {**current, **changes}.items() if k != "id"}
+    try:
+        SourceCreate.model_validate(merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or str(first["msg"]).split(":")[0]
+        raise Unprocessable(str(first["msg"]).removeprefix("Value error, "), field=field) from exc

@@ -1,29 +1,25 @@
-"""What this site does with a critical write: buffer it (secondary) or apply it (main).
-
-Both answer with the same shape, ``{"id", "tx_id", "status"}``; only the status differs.
-Routes build the envelope and the answer, then hand both to the site; they never know
-which kind of site they run at.
-"""
+"""The main site's way of writing: a critical write applied on main at once, through the same
+server-side function the replay uses (``ccat_apply_direct``), so both paths enforce the same
+rules and record the same tx_id. One statement, committed on its own: the idempotency key,
+the apply and the answer in a single round trip. Answers ``status: "applied"``."""
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Protocol
 
 import orjson
 import sqlalchemy as sa
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from ccat_api.buffering.buffer import Accepted, Answer, IdempotencyClaim, WriteBuffer
 from ccat_api.buffering.envelope import BufferedTransaction, Envelope
-from ccat_api.buffering.executor import build_payload
+from ccat_api.buffering.idempotency import Answer, IdempotencyClaim, replay
 from ccat_api.buffering.keys import SiteKeys
+from ccat_api.buffering.payload import build_payload
 from ccat_api.db.engines import PrimaryDatabase
 from ccat_api.errors import (
     CcatError,
-    IdempotencyKeyReused,
     InvalidReference,
     NotFound,
     UniqueConflict,
@@ -31,36 +27,6 @@ from ccat_api.errors import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class WriteSite(Protocol):
-    status: str
-
-    async def prior_answer(self, claim: IdempotencyClaim) -> Answer | None:
-        """The answer already given for this key, if any (a different request: an error)."""
-        ...
-
-    async def submit(
-        self, envelope: Envelope, answer: Answer, claim: IdempotencyClaim | None
-    ) -> Answer: ...
-
-
-class BufferedSite:
-    """Secondary site: accepted once the write is durable in the local Redis buffer."""
-
-    status = "buffered"
-
-    def __init__(self, buffer: WriteBuffer) -> None:
-        self._buffer = buffer
-
-    async def prior_answer(self, claim: IdempotencyClaim) -> Answer | None:
-        return await self._buffer.prior_answer(claim)
-
-    async def submit(
-        self, envelope: Envelope, answer: Answer, claim: IdempotencyClaim | None
-    ) -> Answer:
-        result = await self._buffer.accept(envelope, answer, claim)
-        return answer if isinstance(result, Accepted) else result
 
 
 _PRIOR_ANSWER = sa.text(
@@ -73,7 +39,7 @@ _APPLY_DIRECT = sa.text(
 )
 
 
-class DirectSite:
+class DirectApply:
     """Main site: applied through the same server-side function the replay uses, so both
     paths enforce the same rules and record the same tx_id. One statement, committed on
     its own: key, apply and answer in a single round trip."""
@@ -101,7 +67,7 @@ class DirectSite:
             ).one_or_none()
         if prior is None:
             return None
-        return _check_prior(
+        return replay(
             claim,
             {"hash": prior.request_hash, "status": prior.status_code, "body": prior.response},
         )
@@ -128,7 +94,7 @@ class DirectSite:
             report = orjson.loads(report)
         if "prior" in report:
             assert claim is not None
-            return _check_prior(claim, report["prior"])
+            return replay(claim, report["prior"])
         if report["failures"]:
             failure = report["failures"][0]
             raise _error_for(failure["code"], failure["error"])
@@ -144,15 +110,6 @@ class DirectSite:
         except (RedisError, OSError) as exc:
             # The write is committed; monitors miss one event, which pub/sub never promised.
             log.warning("could not publish the event for %s: %s", tx_id, exc)
-
-
-def _check_prior(claim: IdempotencyClaim, prior: dict[str, Any]) -> Answer:
-    if prior["hash"] != claim.request_hash:
-        raise IdempotencyKeyReused(
-            f"Idempotency-Key {claim.key!r} was already used with a different request",
-            field="Idempotency-Key",
-        )
-    return Answer(status_code=int(prior["status"]), body=prior["body"])
 
 
 def _error_for(sqlstate: str, message: str) -> CcatError:

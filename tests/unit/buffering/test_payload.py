@@ -7,7 +7,8 @@ from ccat_api.buffering.envelope import (
     Principal,
     Step,
 )
-from ccat_api.buffering.executor import build_payload, refuse_reason
+from ccat_api.buffering.executor import refuse_reason
+from ccat_api.buffering.payload import build_payload
 
 P = Principal(token_id=1, name="i", role="operator")
 

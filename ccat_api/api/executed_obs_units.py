@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from ccat_api.api import examples
-from ccat_api.api.deps import WRITE_ROUTE, ReadAccess, ReaderDep, WriteContextDep
+from ccat_api.api.deps import ReadAccess, ReaderDep, WriteContextDep
 from ccat_api.api.responses import (
-    WRITE_CHANGED,
-    WRITE_CREATED,
+    CRITICAL_CHANGED,
+    CRITICAL_CREATED,
     answered,
     found,
     page_of,
@@ -22,7 +22,7 @@ from ccat_api.api.responses import (
 from ccat_api.api.routing import CheckedRoute
 from ccat_api.buffering.reads import Condition, Eq, OrderBy
 from ccat_api.domain import observations
-from ccat_api.schemas.common import PageRead, WriteAccepted
+from ccat_api.schemas.common import PageRead
 from ccat_api.schemas.inputs import DecimalDigits, IdParam, Uuid
 from ccat_api.schemas.observations import (
     ExecutedObsUnitDetails,
@@ -42,10 +42,7 @@ MAX_FILES_PER_UNIT = 100_000
 
 @router.post(
     "/start",
-    status_code=201,
-    response_model=WriteAccepted,
-    responses=WRITE_CREATED,
-    openapi_extra=WRITE_ROUTE,
+    **CRITICAL_CREATED,
     summary="Start an executed obs unit (critical: buffered at a secondary site)",
 )
 async def start_executed_obs_unit(body: ExecutedObsUnitStart, ctx: WriteContextDep) -> Response:
@@ -55,9 +52,7 @@ async def start_executed_obs_unit(body: ExecutedObsUnitStart, ctx: WriteContextD
 
 @router.put(
     "/{executed_obs_unit_id}/finish",
-    response_model=WriteAccepted,
-    responses=WRITE_CHANGED,
-    openapi_extra=WRITE_ROUTE,
+    **CRITICAL_CHANGED,
     summary="Finish a running executed obs unit (critical)",
 )
 async def finish_executed_obs_unit(

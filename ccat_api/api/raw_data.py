@@ -8,10 +8,10 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from ccat_api.api import examples
-from ccat_api.api.deps import WRITE_ROUTE, ReadAccess, ReaderDep, WriteContextDep
+from ccat_api.api.deps import ReadAccess, ReaderDep, WriteContextDep
 from ccat_api.api.responses import (
-    WRITE_CHANGED,
-    WRITE_CREATED,
+    CRITICAL_CHANGED,
+    CRITICAL_CREATED,
     answered,
     found,
     page_of,
@@ -22,7 +22,7 @@ from ccat_api.api.routing import CheckedRoute
 from ccat_api.buffering.reads import Condition, Eq, OrderBy
 from ccat_api.domain import raw_data
 from ccat_api.errors import Unprocessable
-from ccat_api.schemas.common import PageRead, WriteAccepted
+from ccat_api.schemas.common import PageRead
 from ccat_api.schemas.inputs import DecimalDigits, Uuid
 from ccat_api.schemas.raw_data import (
     RawDataFileBulkCreate,
@@ -38,10 +38,7 @@ router = APIRouter(route_class=CheckedRoute, tags=["raw data"])
 
 @router.post(
     "/raw_data_files",
-    status_code=201,
-    response_model=WriteAccepted,
-    responses=WRITE_CREATED,
-    openapi_extra=WRITE_ROUTE,
+    **CRITICAL_CREATED,
     summary="Register one raw data file (critical)",
 )
 async def create_raw_data_file(body: RawDataFileCreate, ctx: WriteContextDep) -> Response:
@@ -51,10 +48,7 @@ async def create_raw_data_file(body: RawDataFileCreate, ctx: WriteContextDep) ->
 
 @router.post(
     "/raw_data_files/bulk",
-    status_code=201,
-    response_model=WriteAccepted,
-    responses=WRITE_CREATED,
-    openapi_extra=WRITE_ROUTE,
+    **CRITICAL_CREATED,
     summary="Register up to 1000 raw data files in one transaction (critical)",
 )
 async def create_raw_data_files(body: RawDataFileBulkCreate, ctx: WriteContextDep) -> Response:
@@ -116,10 +110,7 @@ async def get_raw_data_file(file_id: Uuid, reader: ReaderDep, _: ReadAccess) -> 
 
 @router.post(
     "/raw_data_package",
-    status_code=201,
-    response_model=WriteAccepted,
-    responses=WRITE_CREATED,
-    openapi_extra=WRITE_ROUTE,
+    **CRITICAL_CREATED,
     summary="Create a raw data package, packing existing files and/or new ones (critical)",
 )
 async def create_raw_data_package(body: RawDataPackageCreate, ctx: WriteContextDep) -> Response:
@@ -129,9 +120,7 @@ async def create_raw_data_package(body: RawDataPackageCreate, ctx: WriteContextD
 
 @router.put(
     "/raw_data_package/{package_id}/finalize",
-    response_model=WriteAccepted,
-    responses=WRITE_CHANGED,
-    openapi_extra=WRITE_ROUTE,
+    **CRITICAL_CHANGED,
     summary="Mark a building package complete, with its final file count and size (critical)",
 )
 async def finalize_raw_data_package(

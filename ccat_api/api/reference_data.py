@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from ccat_api import visibility
-from ccat_api.api import examples
+from ccat_api.api import reference_examples
 from ccat_api.api.deps import ReadAccess, RuntimeDep
 from ccat_api.api.resources import ListFilters, Resource, add_resource
 from ccat_api.api.responses import found, read_list, read_one
@@ -77,73 +77,73 @@ for resource in (
         "/observing_programs", "observing_programs", "observing program",
         ObservingProgramRead, Search, ("id", "short_name", "name"),
         ObservingProgramCreate, ObservingProgramUpdate, deletable=True,
-        tags=["programs"], example=examples.OBSERVING_PROGRAM,
+        tags=["programs"], example=reference_examples.OBSERVING_PROGRAM,
     ),
     Resource(
         "/sub_observing_programs", "sub_observing_programs", "sub-program",
         SubObservingProgramRead, SubProgramFilters, ("id", "short_name", "name"),
         SubObservingProgramCreate, SubObservingProgramUpdate, deletable=True,
-        tags=["programs"], example=examples.SUB_OBSERVING_PROGRAM,
+        tags=["programs"], example=reference_examples.SUB_OBSERVING_PROGRAM,
     ),
     Resource(
         "/obs_units", "obs_units", "obs unit",
         ObsUnitRead, ObsUnitFilters, ("id", "name", "priority"),
-        ObsUnitCreate, ObsUnitUpdate, tags=["programs"], example=examples.OBS_UNIT,
+        ObsUnitCreate, ObsUnitUpdate, tags=["programs"], example=reference_examples.OBS_UNIT,
     ),
     Resource(
         "/sources", "sources", "source",
         SourceRead, SourceFilters, ("name", "id", "ra_deg", "dec_deg"),
         SourceCreate, SourceUpdate, deletable=True, validate=validate_source,
-        tags=["sources"], example=examples.SOURCE,
+        tags=["sources"], example=reference_examples.SOURCE,
     ),
     Resource(
         "/sites", "sites", "site", SiteRead, ListFilters, ("id",), tags=["observatory"],
-        example=examples.SITE,
+        example=reference_examples.SITE,
     ),
     Resource(
         "/observatories", "observatories", "observatory", ObservatoryRead,
-        tags=["observatory"], example=examples.OBSERVATORY,
+        tags=["observatory"], example=reference_examples.OBSERVATORY,
     ),
     Resource(
         "/telescopes", "telescopes", "telescope", TelescopeRead, tags=["observatory"],
-        example=examples.TELESCOPE,
+        example=reference_examples.TELESCOPE,
     ),
     Resource(
         "/instruments", "instruments", "instrument",
         InstrumentRead, InstrumentFilters, ("id", "name"), tags=["observatory"],
-        example=examples.INSTRUMENT,
+        example=reference_examples.INSTRUMENT,
     ),
     Resource(
         "/instrument_modules", "instrument_modules", "instrument module",
         InstrumentModuleRead, ModuleFilters, ("id", "name"), tags=["observatory"],
-        example=examples.INSTRUMENT_MODULE,
+        example=reference_examples.INSTRUMENT_MODULE,
     ),
     Resource(
         "/instrument_module_configurations", "instrument_module_configurations",
         "module configuration", ModuleConfigurationRead, ModuleConfigurationFilters,
         ("id", "name"), ModuleConfigurationCreate, tags=["observatory"],
-        example=examples.MODULE_CONFIGURATION,
+        example=reference_examples.MODULE_CONFIGURATION,
     ),
     Resource(
         "/observation_modes", "observation_modes", "observation mode",
-        ObservationModeRead, tags=["observatory"], example=examples.OBSERVATION_MODE,
+        ObservationModeRead, tags=["observatory"], example=reference_examples.OBSERVATION_MODE,
     ),
     Resource(
         "/observation_configurations", "observation_configurations",
         "observation configuration", ObservationConfigurationRead,
         ObservationConfigurationFilters, ("id", "name"), ObservationConfigurationCreate,
-        tags=["observatory"], example=examples.OBSERVATION_CONFIGURATION,
+        tags=["observatory"], example=reference_examples.OBSERVATION_CONFIGURATION,
     ),
     Resource(
         "/api/transfer/locations", "data_locations", "data location",
         DataLocationRead, DataLocationFilters, ("id", "name"),
         DataLocationCreate, DataLocationUpdate, tags=["transfer"],
-        example=examples.DATA_LOCATION,
+        example=reference_examples.DATA_LOCATION,
     ),
     Resource(
         "/api/transfer/routes", "data_transfer_routes", "transfer route",
         RouteRead, RouteFilters, ("id", "name"), RouteCreate, RouteUpdate,
-        tags=["transfer"], example=examples.ROUTE,
+        tags=["transfer"], example=reference_examples.ROUTE,
     ),
 ):  # fmt: skip
     add_resource(router, resource)
@@ -163,7 +163,7 @@ def _distance_deg(ra_deg: float, dec_deg: float) -> sa.ColumnElement[float]:
 @router.get(
     "/sources/search/cone",
     response_model=PageRead[SourceWithDistance],
-    responses=read_list(examples.SOURCE_WITH_DISTANCE),
+    responses=read_list(reference_examples.SOURCE_WITH_DISTANCE),
     summary="Fixed sources within a radius of a position, nearest first, in pages",
     tags=["sources"],
 )
@@ -246,7 +246,7 @@ async def _visibility_inputs(
 @router.get(
     "/sources/{source_id}/visibility",
     response_model=VisibilityRead,
-    responses=read_one(examples.VISIBILITY),
+    responses=read_one(reference_examples.VISIBILITY),
     summary="Altitude and azimuth of a source over one UTC day at a site (the telescope's)",
     tags=["sources"],
 )
@@ -268,7 +268,7 @@ async def source_visibility(
 @router.get(
     "/sources/{source_id}/visibility/heatmap",
     response_model=HeatmapRead,
-    responses=read_one(examples.VISIBILITY_HEATMAP),
+    responses=read_one(reference_examples.VISIBILITY_HEATMAP),
     summary="Altitude of a source by date and time of day over a range of at most 62 days",
     tags=["sources"],
 )

@@ -11,10 +11,11 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from ccat_api.api import examples
+from ccat_api.api.deps import WRITE_ROUTE
 from ccat_api.buffering.idempotency import Answer
 from ccat_api.buffering.reads import MergedReader, Page, Row
 from ccat_api.errors import NotFound
-from ccat_api.schemas.common import PageRead
+from ccat_api.schemas.common import PageRead, WriteAccepted
 
 ReadT = TypeVar("ReadT", bound=BaseModel)
 Responses = dict[int | str, dict[str, Any]]
@@ -129,8 +130,19 @@ def documented(
 READ_CODES = (401, 403, 422, 503)
 WRITE_CODES = (400, 401, 403, 404, 409, 422, 503)
 # Critical writes answer the same shape at both kinds of site.
-WRITE_CREATED = documented(examples.WRITE_ACCEPTED, *WRITE_CODES, status=201)
-WRITE_CHANGED = documented(examples.WRITE_ACCEPTED, *WRITE_CODES)
+# Every critical write is declared alike: its answer, every error it can give and the
+# Idempotency-Key header (``@router.post(path, **CRITICAL_CREATED, summary=...)``).
+CRITICAL_CREATED: dict[str, Any] = {
+    "status_code": 201,
+    "response_model": WriteAccepted,
+    "responses": documented(examples.WRITE_ACCEPTED, *WRITE_CODES, status=201),
+    "openapi_extra": WRITE_ROUTE,
+}
+CRITICAL_CHANGED: dict[str, Any] = {
+    "response_model": WriteAccepted,
+    "responses": documented(examples.WRITE_ACCEPTED, *WRITE_CODES),
+    "openapi_extra": WRITE_ROUTE,
+}
 
 
 def read_one(example: Any, *codes: int) -> Responses:

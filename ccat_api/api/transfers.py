@@ -11,7 +11,6 @@ from fastapi.responses import Response
 
 from ccat_api.api import examples
 from ccat_api.api.deps import (
-    WRITE_ROUTE,
     ReadAccess,
     ReaderDep,
     RuntimeDep,
@@ -20,9 +19,9 @@ from ccat_api.api.deps import (
 )
 from ccat_api.api.resources import Resource, add_resource
 from ccat_api.api.responses import (
+    CRITICAL_CHANGED,
+    CRITICAL_CREATED,
     READ_CODES,
-    WRITE_CHANGED,
-    WRITE_CREATED,
     answered,
     documented,
     found,
@@ -38,7 +37,7 @@ from ccat_api.direct import staging
 from ccat_api.domain import transfers
 from ccat_api.domain.overview import transfer_overview
 from ccat_api.runtime import Runtime
-from ccat_api.schemas.common import PageRead, WriteAccepted
+from ccat_api.schemas.common import PageRead
 from ccat_api.schemas.inputs import DecimalDigits, IdParam, Uuid
 from ccat_api.schemas.raw_data import RawDataPackageRead
 from ccat_api.schemas.staging import (
@@ -80,10 +79,7 @@ def _order(order: str) -> list[OrderBy]:
 
 @router.post(
     f"{PREFIX}/transfers",
-    status_code=201,
-    response_model=WriteAccepted,
-    responses=WRITE_CREATED,
-    openapi_extra=WRITE_ROUTE,
+    **CRITICAL_CREATED,
     summary="Start transferring a complete package along a route (critical)",
 )
 async def start_transfer(body: TransferCreate, ctx: WriteContextDep) -> Response:
@@ -93,9 +89,7 @@ async def start_transfer(body: TransferCreate, ctx: WriteContextDep) -> Response
 
 @router.put(
     f"{PREFIX}/transfers/{{transfer_id}}",
-    response_model=WriteAccepted,
-    responses=WRITE_CHANGED,
-    openapi_extra=WRITE_ROUTE,
+    **CRITICAL_CHANGED,
     summary="Report a transfer's progress, completion or failure (critical)",
 )
 async def update_transfer(
@@ -107,9 +101,7 @@ async def update_transfer(
 
 @router.post(
     f"{PREFIX}/transfers/{{transfer_id}}/reset",
-    response_model=WriteAccepted,
-    responses=WRITE_CHANGED,
-    openapi_extra=WRITE_ROUTE,
+    **CRITICAL_CHANGED,
     summary="Put a failed transfer back to pending for another attempt (critical)",
 )
 async def reset_transfer(transfer_id: Uuid, ctx: WriteContextDep) -> Response:
@@ -119,10 +111,7 @@ async def reset_transfer(transfer_id: Uuid, ctx: WriteContextDep) -> Response:
 
 @router.post(
     f"{PREFIX}/transfers/{{transfer_id}}/logs",
-    status_code=201,
-    response_model=WriteAccepted,
-    responses=WRITE_CREATED,
-    openapi_extra=WRITE_ROUTE,
+    **CRITICAL_CREATED,
     summary="Append a line to a transfer's log (critical)",
 )
 async def add_log(transfer_id: Uuid, body: TransferLogCreate, ctx: WriteContextDep) -> Response:
@@ -194,10 +183,7 @@ async def transfer_logs(
 
 @router.post(
     f"{PREFIX}/copies",
-    status_code=201,
-    response_model=WriteAccepted,
-    responses=WRITE_CREATED,
-    openapi_extra=WRITE_ROUTE,
+    **CRITICAL_CREATED,
     summary="Record a physical copy of a package at a data location (critical)",
 )
 async def add_copy(body: PhysicalCopyCreate, ctx: WriteContextDep) -> Response:
@@ -207,9 +193,7 @@ async def add_copy(body: PhysicalCopyCreate, ctx: WriteContextDep) -> Response:
 
 @router.put(
     f"{PREFIX}/copies/{{copy_id}}",
-    response_model=WriteAccepted,
-    responses=WRITE_CHANGED,
-    openapi_extra=WRITE_ROUTE,
+    **CRITICAL_CHANGED,
     summary="Mark a physical copy verified, corrupt or deleted (critical)",
 )
 async def update_copy(copy_id: Uuid, body: PhysicalCopyUpdate, ctx: WriteContextDep) -> Response:

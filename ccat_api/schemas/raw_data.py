@@ -31,39 +31,26 @@ class RawDataFileFields(Strict):
     instrument_module_id: IntId
 
 
+FILE_EXAMPLE = {
+    "name": "scan_0001.fits",
+    "relative_path": "2026/11/22/scan_0001.fits",
+    "size_bytes": 52428800,
+    "checksum": "sha256:9f86d081884c7d65",
+    "file_type": "fits",
+    "instrument_module_id": 1,
+    "executed_obs_unit_id": "019a4c2e-7f00-7000-8000-000000000001",
+}
+
+
 class RawDataFileCreate(RawDataFileFields):
-    model_config = examples(
-        {
-            "name": "scan_0001.fits",
-            "relative_path": "2026/11/22/scan_0001.fits",
-            "size_bytes": 52428800,
-            "checksum": "sha256:9f86d081884c7d65",
-            "file_type": "fits",
-            "instrument_module_id": 1,
-            "executed_obs_unit_id": "019a4c2e-7f00-7000-8000-000000000001",
-        }
-    )
+    model_config = examples(FILE_EXAMPLE)
 
     executed_obs_unit_id: Uuid
     raw_data_package_id: Uuid | None = None
 
 
 class RawDataFileBulkCreate(Strict):
-    model_config = examples(
-        {
-            "files": [
-                {
-                    "name": "scan_0001.fits",
-                    "relative_path": "2026/11/22/scan_0001.fits",
-                    "size_bytes": 52428800,
-                    "checksum": "sha256:9f86d081884c7d65",
-                    "file_type": "fits",
-                    "instrument_module_id": 1,
-                    "executed_obs_unit_id": "019a4c2e-7f00-7000-8000-000000000001",
-                }
-            ]
-        }
-    )
+    model_config = examples({"files": [FILE_EXAMPLE]})
 
     files: list[RawDataFileCreate] = Field(min_length=1, max_length=1000)
 

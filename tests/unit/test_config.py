@@ -11,13 +11,12 @@ from pydantic import ValidationError
 
 from ccat_api.config import (
     DEFAULT_SETTINGS_FILE,
-    RESERVED_ENV_NAMES,
     Settings,
     SiteType,
-    UnknownSettingError,
     load_settings,
     render_env_example,
 )
+from ccat_api.config_sources import RESERVED_ENV_NAMES, UnknownSettingError
 
 SECRET = "s" * 40
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -18,12 +18,10 @@ if idem_key then
   end
 end
 
-local conflict = unique_conflict(overlay, plan)
+local seq, conflict = next_seq_unless_conflict(overlay, plan, seq_key)
 if conflict then
   return conflict
 end
-
-local seq = redis.call('INCR', seq_key)
 
 -- A transaction depends on the newest pending transaction that wrote any record it writes
 -- or references; that one depends on older ones in turn, so the chain orders them all.

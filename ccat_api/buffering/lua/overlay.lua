@@ -128,6 +128,16 @@ local function unique_conflict(overlay, plan)
   return nil
 end
 
+-- Accept and retry both take the site's next sequence number only once no unique value the
+-- transaction claims is held by another pending record: the number, or the conflict to answer.
+local function next_seq_unless_conflict(overlay, plan, seq_key)
+  local conflict = unique_conflict(overlay, plan)
+  if conflict then
+    return nil, conflict
+  end
+  return redis.call('INCR', seq_key), nil
+end
+
 local function publish(channel, event)
   redis.call('PUBLISH', channel, cjson.encode(event))
 end

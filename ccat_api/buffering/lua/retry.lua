@@ -12,11 +12,10 @@ local state = redis.call('HGET', txkey, 'state')
 if state ~= 'failed' then
   return {'not_failed', state or 'missing'}
 end
-local conflict = unique_conflict(overlay, plan)
+local seq, conflict = next_seq_unless_conflict(overlay, plan, seq_key)
 if conflict then
   return conflict
 end
-local seq = redis.call('INCR', seq_key)
 local deps = redis.call('HGET', txkey, 'deps') or ''
 local envelope = redis.call('HGET', txkey, 'envelope')
 local stream_id = redis.call('XADD', stream_key, '*',

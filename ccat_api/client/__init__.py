@@ -6,6 +6,7 @@ asyncio ``AsyncClient`` with the same methods, automatic Idempotency-Keys, bound
 code beyond the pure pydantic schemas, so it is light to install on instrument machines.
 """
 
+from ccat_api.client import models
 from ccat_api.client.aio import AsyncClient
 from ccat_api.client.errors import (
     ApiError,
@@ -15,80 +16,22 @@ from ccat_api.client.errors import (
     VisibilityTimeout,
     WaitError,
 )
-from ccat_api.client.models import (
-    BufferStats,
-    ExecutedObsUnitDetails,
-    ExecutedObsUnitFinish,
-    ExecutedObsUnitRead,
-    ExecutedObsUnitStart,
-    Health,
-    PackageStatus,
-    Page,
-    PhysicalCopyCreate,
-    PhysicalCopyRead,
-    PhysicalCopyUpdate,
-    RawDataFileCreate,
-    RawDataFileFields,
-    RawDataFileRead,
-    RawDataPackageCreate,
-    RawDataPackageRead,
-    RawDataPackageWithFiles,
-    RetryResult,
-    SiteInfo,
-    TransactionState,
-    TransferCreate,
-    TransferLogCreate,
-    TransferLogRead,
-    TransferOverview,
-    TransferRead,
-    TransferStatus,
-    TransferUpdate,
-    WriteResult,
-)
+
+# Every model: models.__all__ is the one list of them.
+from ccat_api.client.models import *  # noqa: F403
 from ccat_api.client.retry import RetryEvent, RetryPolicy
 from ccat_api.client.sync import Client
-from ccat_api.live.models import BufferStatus, ReplicaStatus, SiteStatus
 
 __all__ = [
     "ApiError",
     "AsyncClient",
-    "BufferStats",
-    "BufferStatus",
     "Client",
     "ClientError",
     "ConnectionFailed",
-    "ExecutedObsUnitDetails",
-    "ExecutedObsUnitFinish",
-    "ExecutedObsUnitRead",
-    "ExecutedObsUnitStart",
-    "Health",
-    "PackageStatus",
-    "Page",
-    "PhysicalCopyCreate",
-    "PhysicalCopyRead",
-    "PhysicalCopyUpdate",
-    "RawDataFileCreate",
-    "RawDataFileFields",
-    "RawDataFileRead",
-    "RawDataPackageCreate",
-    "RawDataPackageRead",
-    "RawDataPackageWithFiles",
-    "ReplicaStatus",
     "RetryEvent",
     "RetryPolicy",
-    "RetryResult",
-    "SiteInfo",
-    "SiteStatus",
     "TransactionFailed",
-    "TransactionState",
-    "TransferCreate",
-    "TransferLogCreate",
-    "TransferLogRead",
-    "TransferOverview",
-    "TransferRead",
-    "TransferStatus",
-    "TransferUpdate",
     "VisibilityTimeout",
     "WaitError",
-    "WriteResult",
 ]
+__all__ += models.__all__

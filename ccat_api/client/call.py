@@ -1,29 +1,31 @@
-"""One request described once, and run by either client.
+"""One request described once, whichever client sends it.
 
 A ``Call`` says what to send (method, path, body, query, Idempotency-Key, whether it may be
-re-sent) and how to read the answer. An ``Operation`` is a builder of calls declared once on
-``Endpoints``; reading it from a ``Client`` gives a plain method, from an ``AsyncClient`` a
-coroutine method, with the builder's signature. The key is drawn when the call is built, so
-every retry of one logical call carries the same key.
+re-sent) and how to read the answer. A write's key is drawn when its call is built, so every
+retry of one logical write carries the same key.
+``Exchange`` is the bookkeeping of one call's attempts under the retry policy: both clients
+loop over the attempts; everything else about them is here.
 """
 
 from __future__ import annotations
 
-import abc
-import functools
-from collections.abc import Callable, Coroutine, Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, ParamSpec, TypeAlias, TypeVar, overload
+from typing import Any, Generic, TypeVar
+from uuid import UUID
 
 import httpx
+from pydantic import BaseModel
 
 from ccat_api.client.errors import ApiError, ClientError, ConnectionFailed
+from ccat_api.client.models import WriteResult
 from ccat_api.client.retry import RETRY_STATUSES, RetryableResponse, describe
 
 T = TypeVar("T")
-P = ParamSpec("P")
+M = TypeVar("M", bound=BaseModel)
+Id = UUID | str
 
-AsyncMethod: TypeAlias = Callable[P, Coroutine[Any, Any, T]]
 Parse = Callable[[httpx.Response, int], T]
 """Reads a successful answer; gets the response and the number of attempts it took."""
 
@@ -41,92 +43,99 @@ class Call(Generic[T]):
     answers: frozenset[int] = frozenset()
     """Statuses besides 2xx that are answers, not errors (health's 503)."""
 
-    def headers(self) -> dict[str, str]:
-        return {"Idempotency-Key": self.idempotency_key} if self.idempotency_key else {}
-
     def send_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {"headers": self.headers()}
+        headers = {"Idempotency-Key": self.idempotency_key} if self.idempotency_key else {}
+        options: dict[str, Any] = {"headers": headers}
         if self.json is not None:
             options["json"] = self.json
         if self.params:
             options["params"] = {k: v for k, v in self.params.items() if v is not None}
         return options
 
-    def check(self, response: httpx.Response, attempt: int) -> None:
+
+class Exchange(Generic[T]):
+    """One call's attempts: counts them, sorts each answer into done, retry or refused, and
+    turns the last failure into the SDK's error when the retries run out."""
+
+    def __init__(self, call: Call[T]) -> None:
+        self.call = call
+        self.attempts = 0
+        self.response: httpx.Response | None = None
+
+    def request(self) -> tuple[str, str, dict[str, Any]]:
+        """What to send for the next attempt: ``http.request(method, path, **options)``."""
+        self.attempts += 1
+        return self.call.method, self.call.path, self.call.send_options()
+
+    def check(self, response: httpx.Response) -> None:
         """Inside the retry loop: a retryable status raises ``RetryableResponse``, any other
         error status an ``ApiError``, which the loop does not retry."""
-        if response.is_success or response.status_code in self.answers:
+        call = self.call
+        if response.is_success or response.status_code in call.answers:
+            self.response = response
             return
         if response.status_code in RETRY_STATUSES:
             raise RetryableResponse(response)
         raise ApiError.from_response(
-            response, attempts=attempt, idempotency_key=self.idempotency_key
+            response, attempts=self.attempts, idempotency_key=call.idempotency_key
         )
 
-    def failure(self, last: RetryableResponse | httpx.TransportError, attempts: int) -> ClientError:
+    def result(self) -> T:
+        assert self.response is not None, "check() saw no answer"
+        return self.call.parse(self.response, self.attempts)
+
+    def failure(self, last: RetryableResponse | httpx.TransportError) -> ClientError:
         """What to raise when the retries ran out (or the failure was not retryable)."""
+        call = self.call
         if isinstance(last, RetryableResponse):
             return ApiError.from_response(
                 last.response,
-                attempts=attempts,
-                idempotency_key=self.idempotency_key,
+                attempts=self.attempts,
+                idempotency_key=call.idempotency_key,
                 retry_after_s=last.retry_after_s,
             )
         return ConnectionFailed(
-            method=self.method,
-            path=self.path,
-            attempts=attempts,
-            idempotency_key=self.idempotency_key,
+            method=call.method,
+            path=call.path,
+            attempts=self.attempts,
+            idempotency_key=call.idempotency_key,
             reason=describe(last)[0],
         )
 
 
-class SyncRunner(abc.ABC):
-    @abc.abstractmethod
-    def _execute(self, call: Call[T]) -> T: ...
+# --- building calls ----------------------------------------------------------------------------
 
 
-class AsyncRunner(abc.ABC):
-    @abc.abstractmethod
-    async def _execute(self, call: Call[T]) -> T: ...
+def path_id(value: Id) -> str:
+    """Path ids are parsed here: a malformed one fails locally, never as a strange URL."""
+    return str(value if isinstance(value, UUID) else UUID(str(value)))
 
 
-class Operation(Generic[P, T]):
-    """A call builder that becomes a method of whichever client reads it."""
+def write_call(
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+    idempotency_key: str | None = None,
+) -> Call[WriteResult]:
+    """A critical write: keyed (a fresh UUID unless the caller names one), answered with a
+    ``WriteResult``."""
+    key = str(uuid.uuid4()) if idempotency_key is None else idempotency_key
 
-    def __init__(self, build: Callable[P, Call[T]]) -> None:
-        self.build = build
-        self.__doc__ = build.__doc__
+    def parse(response: httpx.Response, attempts: int) -> WriteResult:
+        return WriteResult.model_validate(
+            {
+                **response.json(),
+                "http_status": response.status_code,
+                "attempts": attempts,
+                "idempotency_key": key,
+            }
+        )
 
-    @overload
-    def __get__(self, client: None, owner: type[Any]) -> Operation[P, T]: ...
-    @overload
-    def __get__(self, client: SyncRunner, owner: type[Any]) -> Callable[P, T]: ...
-    @overload
-    def __get__(self, client: AsyncRunner, owner: type[Any]) -> AsyncMethod[P, T]: ...
-
-    def __get__(
-        self, client: SyncRunner | AsyncRunner | None, owner: type[Any]
-    ) -> Operation[P, T] | Callable[P, T] | AsyncMethod[P, T]:
-        if client is None:
-            return self
-        build = self.build
-        if isinstance(client, AsyncRunner):
-            runner = client
-
-            @functools.wraps(build)
-            async def run_async(*args: P.args, **kwargs: P.kwargs) -> T:
-                return await runner._execute(build(*args, **kwargs))
-
-            return run_async
-        sync_runner = client
-
-        @functools.wraps(build)
-        def run(*args: P.args, **kwargs: P.kwargs) -> T:
-            return sync_runner._execute(build(*args, **kwargs))
-
-        return run
+    return Call(method, path, parse, json=body, idempotency_key=key)
 
 
-def operation(build: Callable[P, Call[T]]) -> Operation[P, T]:
-    return Operation(build)
+def read_call(path: str, model: type[M], **params: Any) -> Call[M]:
+    def parse(response: httpx.Response, _: int) -> M:
+        return model.model_validate(response.json())
+
+    return Call("GET", path, parse, params=params)

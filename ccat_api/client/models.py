@@ -1,4 +1,4 @@
-"""The SDK's inputs and outputs, as pydantic models.
+"""The SDK's inputs and outputs, as pydantic models; ``__all__`` is what the package exports.
 
 Request bodies and most answers are the server's own schemas from ``ccat_api.schemas``
 (pure pydantic, no server dependencies), so a body the gateway would refuse for its shape is
@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ccat_api.live.models import BufferStats, SiteInfo
+from ccat_api.live.models import BufferStats, BufferStatus, ReplicaStatus, SiteInfo, SiteStatus
 from ccat_api.schemas.common import PageRead, RetryResult, TransactionRead, WriteAccepted
 from ccat_api.schemas.observations import (
     ExecutedObsUnitDetails,
@@ -45,6 +45,7 @@ from ccat_api.schemas.transfers import (
 
 __all__ = [
     "BufferStats",
+    "BufferStatus",
     "ExecutedObsUnitDetails",
     "ExecutedObsUnitFinish",
     "ExecutedObsUnitRead",
@@ -64,9 +65,11 @@ __all__ = [
     "RawDataPackageFinalize",
     "RawDataPackageRead",
     "RawDataPackageWithFiles",
+    "ReplicaStatus",
     "RetryResult",
     "RouteCounts",
     "SiteInfo",
+    "SiteStatus",
     "TransactionState",
     "TransferCreate",
     "TransferLogCreate",

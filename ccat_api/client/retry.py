@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from tenacity import (
@@ -27,6 +27,9 @@ from tenacity import (
     wait_random,
 )
 from tenacity.wait import wait_base
+
+if TYPE_CHECKING:
+    from ccat_api.client.call import Call
 
 log = logging.getLogger("ccat_api.client")
 
@@ -148,42 +151,25 @@ def describe(failure: BaseException | None) -> tuple[str, int | None]:
     return f"{type(failure).__name__}: {failure}" if str(failure) else type(failure).__name__, None
 
 
-def _retry_options(
-    policy: RetryPolicy, *, method: str, path: str, replay_safe: bool, on_retry: OnRetry
-) -> dict[str, Any]:
+def _retry_options(policy: RetryPolicy, call: Call[Any], on_retry: OnRetry) -> dict[str, Any]:
     def before_sleep(state: RetryCallState) -> None:
         outcome = state.outcome
         reason, status = describe(outcome.exception() if outcome is not None else None)
         delay_s = state.next_action.sleep if state.next_action is not None else 0.0
-        on_retry(RetryEvent(method, path, state.attempt_number, delay_s, reason, status))
+        on_retry(RetryEvent(call.method, call.path, state.attempt_number, delay_s, reason, status))
 
     return {
         "stop": stop_after_attempt(policy.max_attempts),
         "wait": policy.wait(),
-        "retry": retry_if_exception(lambda e: should_retry(e, replay_safe=replay_safe)),
+        "retry": retry_if_exception(lambda e: should_retry(e, replay_safe=call.replay_safe)),
         "before_sleep": before_sleep,
         "reraise": True,
     }
 
 
-def retrying(
-    policy: RetryPolicy,
-    *,
-    method: str,
-    path: str,
-    replay_safe: bool,
-    on_retry: OnRetry,
-) -> Retrying:
-    options = _retry_options(
-        policy, method=method, path=path, replay_safe=replay_safe, on_retry=on_retry
-    )
-    return Retrying(**options)
+def retrying(policy: RetryPolicy, call: Call[Any], on_retry: OnRetry) -> Retrying:
+    return Retrying(**_retry_options(policy, call, on_retry))
 
 
-def async_retrying(
-    policy: RetryPolicy, *, method: str, path: str, replay_safe: bool, on_retry: OnRetry
-) -> AsyncRetrying:
-    options = _retry_options(
-        policy, method=method, path=path, replay_safe=replay_safe, on_retry=on_retry
-    )
-    return AsyncRetrying(**options)
+def async_retrying(policy: RetryPolicy, call: Call[Any], on_retry: OnRetry) -> AsyncRetrying:
+    return AsyncRetrying(**_retry_options(policy, call, on_retry))

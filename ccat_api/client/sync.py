@@ -1,25 +1,23 @@
-"""The synchronous client: ``Endpoints`` run on an ``httpx.Client`` under the retry policy."""
+"""The synchronous client: the shared programs, each step blocking on an ``httpx.Client``."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpx
 
-from ccat_api.client.call import Call, SyncRunner
-from ccat_api.client.endpoints import Endpoints
-from ccat_api.client.models import TransactionState
-from ccat_api.client.options import http_options
-from ccat_api.client.retry import OnRetry, RetryableResponse, RetryPolicy, log_retry, retrying
-from ccat_api.client.visibility import Transaction, VisibilityWait
+from ccat_api.client.call import Call, Exchange
+from ccat_api.client.core import ClientCore
+from ccat_api.client.methods import SyncRunner
+from ccat_api.client.program import Outcome, Pause, Program, Step, Stepper
+from ccat_api.client.retry import RetryableResponse, retrying
 
 T = TypeVar("T")
 
 
-class Client(SyncRunner, Endpoints):
+class Client(ClientCore[httpx.Client, httpx.BaseTransport], SyncRunner):
     """A gateway client for one site. Thread-safe (httpx.Client is); close it when done.
 
     >>> with Client("http://gateway:8000", token) as ccat:
@@ -27,25 +25,10 @@ class Client(SyncRunner, Endpoints):
     ...     ccat.wait_visible(unit.tx_id)
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        token: str,
-        *,
-        timeout_s: float = 10.0,
-        connect_timeout_s: float = 5.0,
-        retry: RetryPolicy | None = None,
-        on_retry: OnRetry = log_retry,
-        headers: Mapping[str, str] | None = None,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self.retry = retry or RetryPolicy()
-        self.on_retry = on_retry
-        self.http = httpx.Client(
-            transport=transport,
-            **http_options(base_url, token, timeout_s, connect_timeout_s, headers),
-        )
-        self._main_site: bool | None = None
+    def _open_http(
+        self, transport: httpx.BaseTransport | None, options: dict[str, Any]
+    ) -> httpx.Client:
+        return httpx.Client(transport=transport, **options)
 
     def __enter__(self) -> Self:
         return self
@@ -61,38 +44,32 @@ class Client(SyncRunner, Endpoints):
     def close(self) -> None:
         self.http.close()
 
-    def wait_visible(
-        self, tx: Transaction, *, timeout_s: float = 60.0, poll_interval_s: float = 0.25
-    ) -> TransactionState:
-        """Poll the transaction until it shows in this site's reads (see visibility.py);
-        raises ``TransactionFailed`` or ``VisibilityTimeout``."""
-        wait = VisibilityWait(tx, timeout_s=timeout_s, poll_interval_s=poll_interval_s)
-        if wait.main_site_hint:
-            self._main_site = True
-        while True:
-            state = self.get_transaction(wait.tx_id)
-            if wait.needs_site_type(state) and self._main_site is None:
-                self._main_site = self.site_info().site_type == "main"
-            if wait.done(state, main_site=bool(self._main_site)):
-                return state
-            time.sleep(wait.pause_s(state))
-
-    def _execute(self, call: Call[T]) -> T:
-        attempt = 0
-        response: httpx.Response | None = None
+    def _run(self, program: Program[T]) -> T:
+        run = Stepper(program)
         try:
-            for attempt_manager in retrying(
-                self.retry,
-                method=call.method,
-                path=call.path,
-                replay_safe=call.replay_safe,
-                on_retry=self.on_retry,
-            ):
-                with attempt_manager:
-                    attempt = attempt_manager.retry_state.attempt_number
-                    response = self.http.request(call.method, call.path, **call.send_options())
-                    call.check(response, attempt)
+            run.advance(Outcome())
+            while not run.finished:
+                run.advance(self._perform(run.step))
+        finally:
+            run.close()
+        return run.result()
+
+    def _perform(self, step: Step) -> Outcome:
+        if isinstance(step, Pause):
+            time.sleep(step.seconds)
+            return Outcome()
+        try:
+            return Outcome(self._send(step))
+        except Exception as exc:
+            return Outcome(error=exc)
+
+    def _send(self, call: Call[T]) -> T:
+        exchange = Exchange(call)
+        try:
+            for attempt in retrying(self.retry, call, self.on_retry):
+                with attempt:
+                    method, path, options = exchange.request()
+                    exchange.check(self.http.request(method, path, **options))
         except (RetryableResponse, httpx.TransportError) as last:
-            raise call.failure(last, attempt) from last
-        assert response is not None
-        return call.parse(response, attempt)
+            raise exchange.failure(last) from last
+        return exchange.result()

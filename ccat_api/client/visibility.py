@@ -8,16 +8,26 @@ At a secondary site a transaction is done when the local replica has replayed it
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from uuid import UUID
 
 from ccat_api.client.errors import TransactionFailed, VisibilityTimeout
-from ccat_api.client.models import TransactionState, WriteResult
+from ccat_api.client.models import SiteInfo, TransactionState, WriteResult
+from ccat_api.client.operations import Operations
+from ccat_api.client.program import Pause, Program
 
 Transaction = UUID | str | WriteResult
 
 
+@dataclass
+class SiteKind:
+    """What a client learnt of its site's kind, kept for its next waits."""
+
+    main: bool | None = None
+
+
 class VisibilityWait:
-    """The bookkeeping of one wait; the clients poll and sleep."""
+    """The bookkeeping of one wait."""
 
     def __init__(self, tx: Transaction, *, timeout_s: float, poll_interval_s: float) -> None:
         if timeout_s < 0 or poll_interval_s <= 0:
@@ -52,3 +62,17 @@ class VisibilityWait:
                 state,
             )
         return min(self.poll_interval_s, remaining)
+
+
+def wait_for_visibility(wait: VisibilityWait, site: SiteKind) -> Program[TransactionState]:
+    """Poll the transaction until ``wait`` is done with it."""
+    if wait.main_site_hint:
+        site.main = True
+    while True:
+        state: TransactionState = yield Operations.get_transaction.build(wait.tx_id)
+        if wait.needs_site_type(state) and site.main is None:
+            info: SiteInfo = yield Operations.site_info.build()
+            site.main = info.site_type == "main"
+        if wait.done(state, main_site=bool(site.main)):
+            return state
+        yield Pause(wait.pause_s(state))

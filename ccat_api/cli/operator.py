@@ -2,8 +2,7 @@
 
 They talk to a gateway over HTTP with the SDK, like the console does, so they work from any
 machine that can reach the site's gateway and need only a token (``read:buffer`` to look,
-``operate:buffer`` to retry or discard). ``--url`` and ``--token`` default to
-``CCAT_API_URL`` and ``CCAT_API_TOKEN``.
+``operate:buffer`` to retry or discard).
 """
 
 from __future__ import annotations
@@ -12,77 +11,35 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.console import Console, Group
+from rich.console import Group
 from rich.live import Live
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from ccat_api.client import ApiError, Client, ClientError, SiteStatus, TransactionState
+from ccat_api.cli.terminal import (
+    DEFAULT_URL,
+    TokenOption,
+    UrlOption,
+    age,
+    err,
+    gateway,
+    out,
+    size,
+    when,
+)
+from ccat_api.client import ApiError, Client, SiteStatus, TransactionState
 
 dead_letters_app = typer.Typer(
     no_args_is_help=True, help="List, inspect, retry or discard dead letters (via a gateway)."
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-
-UrlOption = Annotated[
-    str, typer.Option(envvar="CCAT_API_URL", help="The site's gateway", show_default=True)
-]
-TokenOption = Annotated[
-    str, typer.Option(envvar="CCAT_API_TOKEN", help="API or session token", show_default=False)
-]
-DEFAULT_URL = "http://127.0.0.1:8000"
 PAGE = 500
 
 
-@contextmanager
-def gateway(url: str, token: str) -> Iterator[Client]:
-    """An SDK client; API errors become one readable line and exit code 1."""
-    if not token:
-        raise typer.BadParameter("pass --token or set CCAT_API_TOKEN", param_hint="--token")
-    try:
-        with Client(url, token, on_retry=lambda event: None) as client:
-            yield client
-    except ApiError as exc:
-        err.print(f"[red]{exc.status_code}[/red] {exc.detail}")
-        raise typer.Exit(code=1) from None
-    except ClientError as exc:
-        err.print(f"[red]cannot reach {url}[/red]: {exc}")
-        raise typer.Exit(code=1) from None
-
-
 # --- status ---------------------------------------------------------------------------------
-
-
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _bytes(value: int | None) -> str:
-    if value is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}"
-        value = int(value / 1024)
-    return f"{value} TiB"
-
-
-def _when(epoch_s: float | None) -> str:
-    if epoch_s is None:
-        return "-"
-    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def status_table(status: SiteStatus, recent: list[TransactionState]) -> Group:
@@ -103,11 +60,9 @@ def status_table(status: SiteStatus, recent: list[TransactionState]) -> Group:
         drain = (
             "stalled (nothing draining)"
             if buffer.estimated_drain_s is None
-            else _age(buffer.estimated_drain_s)
+            else age(buffer.estimated_drain_s)
         )
-        site.add_row(
-            "buffer", f"{buffer.depth} waiting, oldest {_age(buffer.oldest_pending_age_s)}"
-        )
+        site.add_row("buffer", f"{buffer.depth} waiting, oldest {age(buffer.oldest_pending_age_s)}")
         site.add_row("drain", f"{drain}; accept {buffer.accept_rate_tx_s or 0:.1f}/s,"
                      f" drain {buffer.drain_rate_tx_s or 0:.1f}/s")  # fmt: skip
         site.add_row("awaiting replica", str(buffer.awaiting_replica))
@@ -116,11 +71,11 @@ def status_table(status: SiteStatus, recent: list[TransactionState]) -> Group:
     replica = status.replica
     if replica is not None:
         if replica.ok:
-            receive, apply = _bytes(replica.receive_lag_bytes), _bytes(replica.apply_lag_bytes)
+            receive, apply = size(replica.receive_lag_bytes), size(replica.apply_lag_bytes)
             site.add_row(
                 "replica lag",
-                f"receive {receive}, apply {apply} ({_age(replica.apply_lag_s)}),"
-                f" WAN delay {_age(replica.wan_delay_s)}",
+                f"receive {receive}, apply {apply} ({age(replica.apply_lag_s)}),"
+                f" WAN delay {age(replica.wan_delay_s)}",
             )
         else:
             site.add_row("replica", f"[red]down[/red] {replica.error or ''}")
@@ -130,7 +85,7 @@ def status_table(status: SiteStatus, recent: list[TransactionState]) -> Group:
     for column in ("tx_id", "state", "seq", "created", "lsn"):
         table.add_column(column)
     for tx in recent:
-        table.add_row(tx.tx_id, tx.state, str(tx.seq), _when(tx.created_at), str(tx.lsn or "-"))
+        table.add_row(tx.tx_id, tx.state, str(tx.seq), when(tx.created_at), str(tx.lsn or "-"))
     return Group(site, table)
 
 
@@ -204,7 +159,7 @@ def dead_letters_list(url: UrlOption = DEFAULT_URL, token: TokenOption = "") -> 
         table.add_column(column, overflow="fold")
     for tx in letters:
         table.add_row(
-            tx.tx_id, str(tx.seq), _when(tx.failed_at), tx.error_code or "", (tx.error or "")[:200]
+            tx.tx_id, str(tx.seq), when(tx.failed_at), tx.error_code or "", (tx.error or "")[:200]
         )
     out.print(table)
     out.print(f"{len(letters)} dead letter(s)")

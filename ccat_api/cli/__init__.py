@@ -1,0 +1,32 @@
+"""The ``ccat-api`` command: serve, process, migrate, seed, tokens, users, stack, wan,
+status, dead-letters.
+
+ccat-api stack up                               the local two-site stack with the demo
+ccat-api serve                                  a gateway for the configured site
+ccat-api process [--burst]                      the processor and LSN tracker alone
+ccat-api tokens create --user LOGIN [--role R]  a token (creates the service account)
+ccat-api status [--watch]                       a site at a glance (via its gateway)
+ccat-api dead-letters list|show|retry|discard   act on dead letters (via its gateway)
+ccat-api config example                         .env.example, from the Settings model
+"""
+
+from __future__ import annotations
+
+import typer
+
+from ccat_api.cli import accounts, operator, service, stack
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+for command in (service.serve, service.process, service.migrate, service.seed):
+    app.command()(command)
+app.command("status")(operator.status)
+app.add_typer(accounts.tokens_app, name="tokens")
+app.add_typer(accounts.users_app, name="users")
+app.add_typer(stack.stack_app, name="stack")
+app.add_typer(stack.wan_app, name="wan")
+app.add_typer(service.config_app, name="config")
+app.add_typer(operator.dead_letters_app, name="dead-letters")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,125 @@
+"""The local two-site stack from the command line: ``stack up|down|status``, ``wan set``.
+The stack itself is ``ccat_api.devstack.stack``; these commands start it and reach it through
+the state file it writes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+stack_app = typer.Typer(no_args_is_help=True, help="The local two-site stack.")
+wan_app = typer.Typer(no_args_is_help=True, help="Control the running stack's WAN simulator.")
+
+# Where `stack up` says what it started, for `stack status|down` and `wan set`.
+STACK_STATE = Path(
+    os.environ.get("CCAT_STACK_STATE", Path.home() / ".cache" / "ccat-api" / "stack.json")
+)
+
+
+@stack_app.command("up")
+def stack_up(
+    exit_after_demo: Annotated[
+        bool, typer.Option(help="Stop everything after the demo (smoke tests, CI)")
+    ] = False,
+    demo: Annotated[bool, typer.Option(help="Play the scripted demo")] = True,
+    wan_delay_ms: Annotated[int, typer.Option(help="One-way WAN delay")] = 100,
+    replica_via_wan: Annotated[
+        bool, typer.Option(help="Stream replication through the WAN simulator")
+    ] = True,
+) -> None:
+    """Start main PostgreSQL, a streaming replica, Redis, the WAN simulator and both
+    gateways; play the demo; keep running until Ctrl-C."""
+    from ccat_api.devstack.demo import run_demo
+    from ccat_api.devstack.stack import Stack, StackConfig
+
+    stack = Stack(StackConfig(wan_delay_ms=wan_delay_ms, replica_via_wan=replica_via_wan))
+    stop_requested = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        started = time.monotonic()
+        stack.up(progress=lambda m: typer.echo(f"  starting {m}"))
+        stack.write_state(STACK_STATE)
+        typer.echo(f"stack up in {time.monotonic() - started:.1f}s")
+        typer.echo(json.dumps(stack.describe(), indent=2))
+        if demo:
+            run_demo(stack)
+        if exit_after_demo:
+            return
+        typer.echo("stack running; Ctrl-C stops it")
+        while not stop_requested:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        typer.echo("stopping")
+    finally:
+        stack.down()
+        with contextlib.suppress(FileNotFoundError):
+            STACK_STATE.unlink()
+        typer.echo("stack stopped and removed")
+
+
+@stack_app.command("down")
+def stack_down(
+    timeout_s: Annotated[float, typer.Option(help="How long to wait for it to stop")] = 60.0,
+) -> None:
+    """Stop a stack started with `stack up` in another terminal (everything is removed)."""
+    if not STACK_STATE.exists():
+        typer.echo("no stack running", err=True)
+        raise typer.Exit(code=1)
+    pid = int(json.loads(STACK_STATE.read_text())["pid"])
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        STACK_STATE.unlink(missing_ok=True)
+        typer.echo("the stack's process was already gone; state file removed")
+        return
+    deadline = time.monotonic() + timeout_s
+    while STACK_STATE.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if STACK_STATE.exists():
+        typer.echo(f"stack (pid {pid}) did not stop within {timeout_s:.0f}s", err=True)
+        raise typer.Exit(code=1)
+    typer.echo("stack stopped and removed")
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Where the running stack's services are."""
+    if not STACK_STATE.exists():
+        typer.echo("no stack running", err=True)
+        raise typer.Exit(code=1)
+    typer.echo(STACK_STATE.read_text())
+
+
+@wan_app.command("set")
+def wan_set(
+    delay_ms: Annotated[int | None, typer.Option(help="One-way delay")] = None,
+    down: Annotated[bool, typer.Option("--down", help="Start an outage")] = False,
+    up: Annotated[bool, typer.Option("--up", help="End the outage")] = False,
+) -> None:
+    """Change the running stack's WAN: delay, outage on/off."""
+    from ccat_api.devstack.wan import WanControl
+
+    if not STACK_STATE.exists():
+        typer.echo("no stack running", err=True)
+        raise typer.Exit(code=1)
+    control = WanControl(json.loads(STACK_STATE.read_text())["wan_control"])
+    if delay_ms is not None:
+        control.set_delay(delay_ms)
+    if down:
+        control.down()
+    if up:
+        control.up()
+    typer.echo(json.dumps(control.state(), indent=2))

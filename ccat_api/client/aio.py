@@ -1,9 +1,11 @@
 """The asyncio client: the same programs as ``Client``, each step awaited on an
-``httpx.AsyncClient``."""
+``httpx.AsyncClient``. The spool's fsync runs on the event loop (a few ms per write)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -11,11 +13,14 @@ import httpx
 
 from ccat_api.client.call import Call, Exchange
 from ccat_api.client.core import ClientCore
+from ccat_api.client.delivery import SpoolSender
 from ccat_api.client.methods import AsyncRunner
 from ccat_api.client.program import Outcome, Pause, Program, Step, Stepper
 from ccat_api.client.retry import RetryableResponse, async_retrying
 
 T = TypeVar("T")
+
+log = logging.getLogger("ccat_api.client")
 
 
 class AsyncClient(ClientCore[httpx.AsyncClient, httpx.AsyncBaseTransport], AsyncRunner):
@@ -26,12 +31,16 @@ class AsyncClient(ClientCore[httpx.AsyncClient, httpx.AsyncBaseTransport], Async
     ...     await ccat.wait_visible(unit.tx_id)
     """
 
+    _background: SpoolSender | None = None
+    _sender_task: asyncio.Task[None] | None = None
+
     def _open_http(
         self, transport: httpx.AsyncBaseTransport | None, options: dict[str, Any]
     ) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=transport, **options)
 
     async def __aenter__(self) -> Self:
+        self._start_sending()
         return self
 
     async def __aexit__(
@@ -43,9 +52,36 @@ class AsyncClient(ClientCore[httpx.AsyncClient, httpx.AsyncBaseTransport], Async
         await self.aclose()
 
     async def aclose(self) -> None:
+        task, self._background = self._sender_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.http.aclose()
+        if self.spool is not None:
+            self.spool.close()
+
+    def _send_in_background(self, sender: SpoolSender) -> None:
+        # A task needs a running loop, which the constructor may not have: it starts with
+        # the first use of the client inside one.
+        self._background = sender
+
+    def _start_sending(self) -> None:
+        if self._background is not None and self._sender_task is None:
+            self._sender_task = asyncio.create_task(
+                self._keep_sending(self._background), name="ccat-spool-sender"
+            )
+
+    async def _keep_sending(self, sender: SpoolSender) -> None:
+        while True:
+            await asyncio.sleep(sender.next_check_s())
+            try:
+                await self._run(sender.flush(when_due=True))
+            except Exception:
+                log.exception("sending the spool failed; trying again later")
 
     async def _run(self, program: Program[T]) -> T:
+        self._start_sending()
         run = Stepper(program)
         try:
             run.advance(Outcome())

@@ -2,7 +2,7 @@
 
 A ``Call`` says what to send (method, path, body, query, Idempotency-Key, whether it may be
 re-sent) and how to read the answer. A write's key is drawn when its call is built, so every
-retry of one logical write carries the same key.
+retry of one logical write, and every resend from the spool, carries the same key.
 ``Exchange`` is the bookkeeping of one call's attempts under the retry policy: both clients
 loop over the attempts; everything else about them is here.
 """
@@ -42,6 +42,9 @@ class Call(Generic[T]):
     """Safe to send again after it may have reached the server (reads, keyed writes)."""
     answers: frozenset[int] = frozenset()
     """Statuses besides 2xx that are answers, not errors (health's 503)."""
+    stamp: str | None = None
+    """The body field the gateway fills with "now" when it is left out. A spooled write may
+    be sent hours after it was made, so the spool fills it with the time it was made."""
 
     def send_options(self) -> dict[str, Any]:
         headers = {"Idempotency-Key": self.idempotency_key} if self.idempotency_key else {}
@@ -116,6 +119,8 @@ def write_call(
     path: str,
     body: dict[str, Any] | None,
     idempotency_key: str | None = None,
+    *,
+    stamp: str | None = None,
 ) -> Call[WriteResult]:
     """A critical write: keyed (a fresh UUID unless the caller names one), answered with a
     ``WriteResult``."""
@@ -131,7 +136,7 @@ def write_call(
             }
         )
 
-    return Call(method, path, parse, json=body, idempotency_key=key)
+    return Call(method, path, parse, json=body, idempotency_key=key, stamp=stamp)
 
 
 def read_call(path: str, model: type[M], **params: Any) -> Call[M]:

@@ -6,6 +6,9 @@
     ClientError
     ├── ApiError              the server answered with an error (4xx, or 5xx after retries)
     ├── ConnectionFailed      no answer after every attempt (connect, cut, timeout)
+    ├── WriteSpooled          (spool on) not delivered now: kept on disk, sent later in order
+    ├── SpoolError            (spool on) the spool cannot be used
+    │   └── SpoolFull             at its bound: this write was neither stored nor sent
     └── WaitError             wait_visible() did not see the transaction become visible
         ├── TransactionFailed     it became a dead letter (failed) or was discarded
         └── VisibilityTimeout     not visible within timeout_s (also a TimeoutError)
@@ -113,6 +116,32 @@ class ConnectionFailed(ClientError):
         self.attempts = attempts
         self.idempotency_key = idempotency_key
         self.reason = reason
+
+
+class WriteSpooled(ClientError):
+    """The gateway did not take the write now (no answer, 5xx, or earlier writes still
+    waiting), so it stays in the spool, fsynced, and is sent in order when the gateway answers
+    again. Its ids are not known until then; ``idempotency_key`` names it meanwhile."""
+
+    def __init__(
+        self, *, method: str, path: str, idempotency_key: str, seq: int, spool: str, reason: str
+    ) -> None:
+        super().__init__(
+            f"{method} {path} not delivered yet ({reason}); kept as write #{seq} in the spool"
+            f" {spool} with Idempotency-Key {idempotency_key}, to be sent in order"
+        )
+        self.idempotency_key = idempotency_key
+        self.seq = seq
+        self.spool = spool
+        self.reason = reason
+
+
+class SpoolError(ClientError):
+    """The spool file cannot be used (another format, unreadable, not there)."""
+
+
+class SpoolFull(SpoolError):
+    """Taking the write would pass the spool's bound: it was neither stored nor sent."""
 
 
 class WaitError(ClientError):

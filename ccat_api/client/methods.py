@@ -26,7 +26,7 @@ AsyncMethod: TypeAlias = Callable[P, Coroutine[Any, Any, T]]
 class Runner(abc.ABC):
     @abc.abstractmethod
     def _program(self, call: Call[T]) -> Program[T]:
-        """What making ``call`` takes."""
+        """What making ``call`` takes (one request, or a trip through the spool)."""
 
 
 class SyncRunner(Runner):

@@ -3,7 +3,8 @@
 A program is a generator. It yields a step, a ``Call`` to make under the retry policy or a
 ``Pause``, and is sent the step's answer; an exception the step ended in is thrown into it at
 the ``yield``. ``Client`` and ``AsyncClient`` only perform the steps (blocking or awaiting);
-``Stepper`` keeps the rest, so waiting for visibility is written once.
+``Stepper`` keeps the rest, so waiting for visibility and sending the spool in order are
+written once.
 """
 
 from __future__ import annotations

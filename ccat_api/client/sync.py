@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -10,11 +12,14 @@ import httpx
 
 from ccat_api.client.call import Call, Exchange
 from ccat_api.client.core import ClientCore
+from ccat_api.client.delivery import SpoolSender
 from ccat_api.client.methods import SyncRunner
 from ccat_api.client.program import Outcome, Pause, Program, Step, Stepper
 from ccat_api.client.retry import RetryableResponse, retrying
 
 T = TypeVar("T")
+
+log = logging.getLogger("ccat_api.client")
 
 
 class Client(ClientCore[httpx.Client, httpx.BaseTransport], SyncRunner):
@@ -24,6 +29,8 @@ class Client(ClientCore[httpx.Client, httpx.BaseTransport], SyncRunner):
     ...     unit = ccat.start_executed_obs_unit({"obs_unit_id": 1})
     ...     ccat.wait_visible(unit.tx_id)
     """
+
+    _sender_thread: threading.Thread | None = None
 
     def _open_http(
         self, transport: httpx.BaseTransport | None, options: dict[str, Any]
@@ -42,7 +49,29 @@ class Client(ClientCore[httpx.Client, httpx.BaseTransport], SyncRunner):
         self.close()
 
     def close(self) -> None:
+        thread = self._sender_thread
+        if thread is not None:
+            self._closing.set()
+            # A send under way gets its timeout to finish; after that the thread, a daemon,
+            # is left to fail on the closed client, and the write stays spooled.
+            thread.join(timeout=self.http.timeout.read or 10.0)
         self.http.close()
+        if self.spool is not None and (thread is None or not thread.is_alive()):
+            self.spool.close()
+
+    def _send_in_background(self, sender: SpoolSender) -> None:
+        self._closing = threading.Event()
+        self._sender_thread = threading.Thread(
+            target=self._keep_sending, args=(sender,), name="ccat-spool-sender", daemon=True
+        )
+        self._sender_thread.start()
+
+    def _keep_sending(self, sender: SpoolSender) -> None:
+        while not self._closing.wait(sender.next_check_s()):
+            try:
+                self._run(sender.flush(when_due=True))
+            except Exception:
+                log.exception("sending the spool failed; trying again later")
 
     def _run(self, program: Program[T]) -> T:
         run = Stepper(program)

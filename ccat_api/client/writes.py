@@ -54,6 +54,7 @@ class CriticalWrites:
             "/executed_obs_units/start",
             _dump(ExecutedObsUnitStart, body),
             idempotency_key,
+            stamp="start_time",
         )
 
     @operation
@@ -69,6 +70,7 @@ class CriticalWrites:
             f"/executed_obs_units/{path_id(executed_obs_unit_id)}/finish",
             _dump(ExecutedObsUnitFinish, body or {}),
             idempotency_key,
+            stamp="end_time",
         )
 
     @operation
@@ -132,6 +134,7 @@ class CriticalWrites:
             f"{TRANSFERS}/{path_id(transfer_id)}",
             _dump(TransferUpdate, body),
             idempotency_key,
+            stamp="at",
         )
 
     @operation
@@ -144,6 +147,7 @@ class CriticalWrites:
             f"{TRANSFERS}/{path_id(transfer_id)}/logs",
             _dump(TransferLogCreate, body),
             idempotency_key,
+            stamp="at",
         )
 
     @operation

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
+from redis.asyncio.retry import Retry
 
 from ccat_api.auth.authenticator import Authenticator
 from ccat_api.auth.directory import Directory

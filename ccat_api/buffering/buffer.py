@@ -4,6 +4,9 @@ state, writes its overlay layers and stores the idempotency answer, or does none
 Durability comes from Redis itself: the site's Redis runs with ``appendfsync always``, so the
 reply to the script is sent only after the AOF holding it is fsynced. A 2xx answer therefore
 means the write survives the gateway dying and Redis restarting.
+
+The script is idempotent on ``tx_id``: the Redis client resends a command whose reply was
+lost with the connection, and the resent accept answers as the first one did.
 """
 
 from __future__ import annotations

@@ -18,6 +18,14 @@ if idem_key then
   end
 end
 
+-- The same tx_id again is the same call resent: the Redis client retries a command whose reply
+-- was lost with its connection. Answer as the first call did, or the transaction would be
+-- buffered twice (two stream entries, two sequence numbers, its overlay layers doubled).
+if redis.call('EXISTS', txkey) == 1 then
+  local first = redis.call('HMGET', txkey, 'seq', 'stream_id', 'deps')
+  return {'accepted', tonumber(first[1]), first[2], first[3] or ''}
+end
+
 local seq, conflict = next_seq_unless_conflict(overlay, plan, seq_key)
 if conflict then
   return conflict

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from redis.exceptions import RedisError
 from starlette.middleware.sessions import SessionMiddleware
 
 from ccat_api.api import (
@@ -28,12 +30,14 @@ from ccat_api.api import (
 from ccat_api.api import live as live_routes
 from ccat_api.api.middleware import RequestContextMiddleware, UnderPrefix
 from ccat_api.api.routing import refuse_other_methods_on_literal_paths
+from ccat_api.buffering.durability import DurabilityCheck
 from ccat_api.config import Settings
 from ccat_api.health import HealthProbe
 from ccat_api.live import metrics as site_metrics
 from ccat_api.live.services import LiveServices
 from ccat_api.logs import configure_logging
 from ccat_api.runtime import Runtime, build_worker
+from ccat_api.supervisor import supervise
 
 log = logging.getLogger(__name__)
 HUB_READY_TIMEOUT_S = 5.0
@@ -68,16 +72,32 @@ def create_app(settings: Settings) -> FastAPI:
             if settings.is_secondary:
                 assert runtime.buffer is not None
                 assert runtime.redis is not None
-                await runtime.buffer.warm_up()
-                problem = await runtime.buffer.check_durable()
-                if problem and settings.require_durable_redis:
-                    raise RuntimeError(f"refusing to buffer writes in this Redis: {problem}")
-                if problem:
-                    log.warning("Redis is not durable: %s", problem)
-                tasks.append(asyncio.create_task(health.probe_main_forever(stop)))
+                durability = DurabilityCheck(
+                    runtime.redis, runtime.buffer, require=settings.require_durable_redis
+                )
+                try:
+                    problem = await durability.run_once()
+                except (RedisError, OSError, TimeoutError) as exc:
+                    # Come up anyway: reads that need only the replica are served, writes get
+                    # 503 until Redis answers and is found durable.
+                    log.warning("Redis does not answer; writes are refused until it does: %s", exc)
+                else:
+                    # Redis answers and could lose writes: an operator's mistake, said at once.
+                    if problem and settings.require_durable_redis:
+                        raise RuntimeError(f"refusing to buffer writes in this Redis: {problem}")
+                for name, loop in (
+                    ("durability", durability.run_forever),
+                    ("main_probe", health.probe_main_forever),
+                ):
+                    run = functools.partial(loop, stop)
+                    tasks.append(
+                        asyncio.create_task(supervise(name, run, stop, faults=health.faults))
+                    )
                 if settings.run_processor:
                     worker = build_worker(settings, runtime.redis)
+                    health.watch(worker.faults)
                     started.enter_context(site_metrics.processor_in_this_process())
+                    # worker.run supervises the processor and the tracker itself.
                     tasks.append(asyncio.create_task(worker.run(stop)))
             tasks.append(
                 asyncio.create_task(

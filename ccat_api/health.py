@@ -2,6 +2,10 @@
 
 Main's reachability at a secondary site is probed in the background (it crosses the WAN and
 may hang for the probe timeout); everything local is checked on request.
+
+The answer is 503 when the site cannot take writes (Redis away, or found not durable), and
+200 otherwise. ``status`` is ``degraded`` on a 503, and also on a 200 that needs a look:
+``degraded`` lists why (a loop of the site worker crashed recently and was restarted).
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -17,6 +22,7 @@ import sqlalchemy as sa
 from ccat_api.buffering.tracker import REPLAY_LSN_SQL
 from ccat_api.errors import first_line
 from ccat_api.runtime import Runtime, plain_dsn
+from ccat_api.supervisor import DEGRADED_FOR_S, Faults, crash_from_heartbeat
 
 REPLICA_SQL = sa.text(
     """
@@ -41,6 +47,29 @@ class HealthProbe:
         # Kept open between probes: connecting costs several milliseconds of this process's
         # CPU every few seconds, which would show up in the write path's tail latency.
         self._main_conn: asyncpg.Connection | None = None
+        # Crashes of this process's supervised loops, and of the site worker's when it runs
+        # here (``watch``); a worker elsewhere reports its own through its heartbeat.
+        self.faults = Faults()
+        self._watched: list[Faults] = [self.faults]
+
+    def watch(self, faults: Faults) -> None:
+        self._watched.append(faults)
+
+    def degraded(self, processor: Mapping[str, str] | None) -> list[str]:
+        """Why the site needs an operator's look now; ``processor`` is its heartbeat."""
+        reasons: list[str] = []
+        buffer = self._runtime.buffer
+        if buffer is not None and buffer.refusal is not None:
+            reasons.append(f"writes are refused: {buffer.refusal}")
+        now = time.time()
+        crashes = [faults.last for faults in self._watched if faults.last is not None]
+        reported = crash_from_heartbeat(dict(processor or {}))
+        if reported is not None:
+            crashes.append(reported)
+        recent = [crash for crash in crashes if now - crash.at < DEGRADED_FOR_S]
+        if recent:
+            reasons.append(max(recent, key=lambda crash: crash.at).describe(now))
+        return reasons
 
     async def probe_main_forever(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -83,6 +112,8 @@ class HealthProbe:
             checks["replica"] = database
             checks["main"] = self.main
             checks["redis"] = await self._check_redis()
+            if rt.buffer is not None and rt.buffer.refusal is not None:
+                checks["redis"]["writes_refused"] = rt.buffer.refusal
             if rt.ledger is not None and checks["redis"]["ok"]:
                 stats = await rt.ledger.stats()
                 checks["buffer"] = {
@@ -93,11 +124,14 @@ class HealthProbe:
                 }
                 checks["processor"] = stats.processor or {"state": "absent"}
             # Writes are accepted as long as the buffer takes them; main may be far away.
-            ok = bool(checks["redis"]["ok"])
+            ok = bool(checks["redis"]["ok"]) and "writes_refused" not in checks["redis"]
         else:
             checks["main"] = database
             ok = bool(database["ok"])
-        checks["status"] = "ok" if ok else "degraded"
+        degraded = self.degraded(checks.get("processor"))
+        if degraded:
+            checks["degraded"] = degraded
+        checks["status"] = "ok" if ok and not degraded else "degraded"
         return ok, checks
 
     async def _check_read_db(self) -> dict[str, Any]:

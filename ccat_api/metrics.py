@@ -1,8 +1,9 @@
-"""What this process measures itself, as prometheus-client objects: request latency by route
-and WebSocket connections in the default registry; replay batch size and duration in
-``REPLAY_REGISTRY``, exposed only by a process that runs a processor (``ccat-api process
---metrics-port``, or a gateway with ``run_processor``), so a gateway without one does not
-report a processor's histograms stuck at zero.
+"""What this process measures itself, as prometheus-client objects: request latency by route,
+WebSocket connections and crashes of supervised loops in the default registry; replay batch
+size and duration and failed lease renewals in ``REPLAY_REGISTRY``, exposed only by a
+process that runs a processor (``ccat-api process --metrics-port``, or a gateway with
+``run_processor``), so a gateway without one does not report a processor's histograms stuck
+at zero.
 
 Under several uvicorn workers set ``PROMETHEUS_MULTIPROC_DIR`` (``ccat-api serve --workers N``
 does) and every worker's values are merged at scrape time. The site-wide figures (buffer,
@@ -31,6 +32,19 @@ REPLAY_BATCH_DURATION = Histogram(
     "Time to apply one replay batch on main, WAN round trips included (this processor)",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
     registry=REPLAY_REGISTRY,
+)
+LEASE_RENEWAL_FAILURES = Counter(
+    "ccat_lease_renewal_failures",
+    "Processor lease renewals that failed (reason=error: Redis did not answer) or found the"
+    " lease taken (reason=lost) (this processor)",
+    ["reason"],
+    registry=REPLAY_REGISTRY,
+)
+LOOP_CRASHES = Counter(
+    "ccat_loop_crashes",
+    "Unexpected exceptions that stopped a supervised loop, restarted after a backoff, by loop"
+    " (processor, tracker, main_probe, durability)",
+    ["loop"],
 )
 WEBSOCKET_CONNECTIONS = Gauge(
     "ccat_websocket_connections",

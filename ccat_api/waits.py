@@ -1,10 +1,30 @@
 """Waiting on asyncio events with a bound: the loops of the processor, the tracker and the
-live feeds all sleep until there is work, a stop, or a timeout, whichever comes first."""
+live feeds all sleep until there is work, a stop, or a timeout, whichever comes first; and
+how long to wait before trying again after a failure."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
+from dataclasses import dataclass
+
+
+@dataclass
+class Backoff:
+    """Capped exponential backoff with full jitter (no thundering herd after an outage)."""
+
+    initial_s: float
+    max_s: float
+    failures: int = 0
+
+    def next_delay_s(self) -> float:
+        self.failures += 1
+        ceiling = min(self.max_s, self.initial_s * 2 ** (self.failures - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self.failures = 0
 
 
 async def first_of(*events: asyncio.Event, timeout_s: float | None) -> None:

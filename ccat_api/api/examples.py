@@ -196,6 +196,7 @@ SITE_STATUS: Example = {
     "processor": PROCESSOR,
     "counters": {"accepted": 19, "applied": 3, "visible": 3, "failed": 0},
     "redis": {"ok": True, "error": None},
+    "degraded": [],
 }
 HEALTH: Example = {
     "site": "observatory",

@@ -3,7 +3,8 @@ state, writes its overlay layers and stores the idempotency answer, or does none
 
 Durability comes from Redis itself: the site's Redis runs with ``appendfsync always``, so the
 reply to the script is sent only after the AOF holding it is fsynced. A 2xx answer therefore
-means the write survives the gateway dying and Redis restarting.
+means the write survives the gateway dying and Redis restarting. ``durability.py`` checks
+that configuration; while it does not hold, ``refusal`` says why and every write gets a 503.
 
 The script is idempotent on ``tx_id``: the Redis client resends a command whose reply was
 lost with the connection, and the resent accept answers as the first one did.
@@ -24,7 +25,7 @@ from ccat_api.buffering.idempotency import Answer, IdempotencyClaim, replay
 from ccat_api.buffering.keys import SiteKeys
 from ccat_api.buffering.layers import overlay_plan
 from ccat_api.buffering.scripts import Scripts
-from ccat_api.buffering.wire import text, text_map
+from ccat_api.buffering.wire import text
 from ccat_api.errors import BufferUnavailable, UniqueConflict
 
 
@@ -41,11 +42,19 @@ class WriteBuffer:
         self._keys = keys
         self._scripts = Scripts(redis)
         self._idempotency_ttl_s = idempotency_ttl_s
+        # Why writes are refused now (this Redis could lose them), or None.
+        self.refusal: str | None = None
+
+    def refuse(self, reason: str | None) -> None:
+        """Refuse every write with ``reason`` from now on (None: take them again)."""
+        self.refusal = reason
 
     async def accept(
         self, envelope: Envelope, answer: Answer, claim: IdempotencyClaim | None = None
     ) -> Accepted | Answer:
         """Buffer the envelope; or, for an Idempotency-Key seen before, the first answer."""
+        if self.refusal is not None:
+            raise BufferUnavailable(f"the write buffer refuses writes: {self.refusal}")
         idem_keys = [self._keys.idempotency(claim.principal, claim.key)] if claim else []
         idem_record = (
             orjson.dumps(
@@ -106,15 +115,3 @@ class WriteBuffer:
     async def warm_up(self) -> None:
         """Connect and load the scripts at start, so the first write pays for neither."""
         await self._scripts.load_all()
-
-    async def check_durable(self) -> str | None:
-        """Why this Redis cannot hold a buffer safely, or None if it can."""
-        config = text_map(await self._redis.config_get("append*"))
-        if config.get("appendonly") != "yes":
-            return "appendonly is off: a Redis restart would lose buffered writes"
-        if config.get("appendfsync") != "always":
-            return (
-                f"appendfsync is {config.get('appendfsync')!r}: writes acknowledged in the last"
-                " second could be lost; set appendfsync always"
-            )
-        return None

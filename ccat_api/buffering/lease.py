@@ -4,19 +4,27 @@ The lease is a Redis key with a random token and a TTL; each acquisition also ta
 epoch from a counter. Redis alone cannot stop a paused processor whose lease expired from
 writing, so the epoch is checked again on main (``replay_fences``): a deposed processor's
 batch is refused there.
+
+A renewal that fails (Redis does not answer) or finds the lease taken is logged and counted
+(``ccat_lease_renewal_failures_total``): either is how two processors come to overlap.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from ccat_api.buffering.keys import SiteKeys
+from ccat_api.metrics import LEASE_RENEWAL_FAILURES
+
+log = logging.getLogger(__name__)
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -56,13 +64,11 @@ class Lease:
             # of the TTL apart; in between, a read confirms nobody took the lease while we
             # were paused.
             if now - self._renewed_at >= self._ttl_ms / 3000:
-                held = bool(
-                    await self._renew(keys=[self._keys.lease], args=[self._token, self._ttl_ms])
-                )
-                if held:
-                    self._renewed_at = now
+                held = await self._renewed()
             else:
                 held = await self._redis.get(self._keys.lease) == self._token.encode()
+                if not held:
+                    self._lost()
             if held:
                 return True
             self.epoch = None
@@ -71,6 +77,26 @@ class Lease:
             self.epoch = int(await self._redis.incr(self._keys.lease_epoch))
             self._renewed_at = now
         return self.epoch is not None
+
+    async def _renewed(self) -> bool:
+        """Renew the lease we hold: True if it is still ours. Raises if Redis does not answer."""
+        try:
+            held = bool(
+                await self._renew(keys=[self._keys.lease], args=[self._token, self._ttl_ms])
+            )
+        except (RedisError, OSError) as exc:
+            LEASE_RENEWAL_FAILURES.labels("error").inc()
+            log.warning("could not renew the processor lease (epoch %s): %s", self.epoch, exc)
+            raise
+        if held:
+            self._renewed_at = time.monotonic()
+        else:
+            self._lost()
+        return held
+
+    def _lost(self) -> None:
+        LEASE_RENEWAL_FAILURES.labels("lost").inc()
+        log.warning("the processor lease (epoch %s) expired or was taken over", self.epoch)
 
     async def release(self) -> None:
         if self.epoch is not None:
@@ -95,7 +121,11 @@ class Lease:
         async def renew() -> None:
             while True:
                 await asyncio.sleep(self._ttl_ms / 3000)
-                await self._renew(keys=[self._keys.lease], args=[self._token, self._ttl_ms])
+                # One failed renewal must not end the renewals: Redis may be back before the
+                # lease runs out. A lease found taken is over; main's fence refuses the batch.
+                with contextlib.suppress(RedisError, OSError):
+                    if not await self._renewed():
+                        return
 
         task = asyncio.create_task(renew())
         try:

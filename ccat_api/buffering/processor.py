@@ -7,8 +7,11 @@ entries in the same Redis step, so a crash anywhere leaves them pending and the 
 finds the committed ones in applied_transactions: exactly once.
 
 Transient failures raise ``TransientReplayError`` and the batch is retried after a capped
-exponential backoff; they never dead-letter anything. Permanent failures come back from main
-per transaction and become dead letters together with their dependents.
+exponential backoff; they never dead-letter anything, and neither does Redis being away. The
+handling of either (a heartbeat, a note on the transactions) cannot raise in turn: the loop
+outlives any mix of outages. Permanent failures come back from main per transaction and
+become dead letters together with their dependents; ``batches.py`` triages a batch before
+it goes and records what came back.
 
 ``run_forever`` overlaps the local work with the WAN: while a batch is in flight to main, the
 next one is read and parsed, and the previous outcome is recorded in the background. Main
@@ -21,30 +24,29 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 import socket
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
-import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from ccat_api.buffering.envelope import BufferedTransaction, Envelope
+from ccat_api.buffering.batches import Bookkeeper, StreamEntry, Triage, parse_entry
 from ccat_api.buffering.executor import (
     BatchExecutor,
     BatchOutcome,
     LeaseSuperseded,
     TransientReplayError,
-    refuse_reason,
 )
 from ccat_api.buffering.keys import CONSUMER_GROUP, CONSUMER_NAME, SiteKeys
 from ccat_api.buffering.lease import Lease
-from ccat_api.buffering.scripts import Scripts
 from ccat_api.failpoints import failpoint
 from ccat_api.metrics import REPLAY_BATCH_DURATION, REPLAY_BATCH_SIZE
-from ccat_api.waits import sleep_or_stop
+from ccat_api.supervisor import Crash, Faults
+from ccat_api.waits import Backoff, sleep_or_stop
+
+# runtime.build_worker takes the processor's Backoff from here.
+__all__ = ["Backoff", "Processor"]
 
 log = logging.getLogger(__name__)
 
@@ -53,37 +55,6 @@ HEARTBEAT_INTERVAL_S = 1.0
 # drain's batches of thousands name their first and last, and each transaction's outcome
 # is a DEBUG line (dead letters: always a WARNING line each).
 LOGGED_TX_IDS_MAX = 50
-# States a dependency can be in that mean its dependents can never apply.
-_DEAD_STATES = {b"failed", b"discarded"}
-
-
-@dataclass
-class Backoff:
-    """Capped exponential backoff with full jitter (no thundering herd after an outage)."""
-
-    initial_s: float
-    max_s: float
-    failures: int = 0
-
-    def next_delay_s(self) -> float:
-        self.failures += 1
-        ceiling = min(self.max_s, self.initial_s * 2 ** (self.failures - 1))
-        return random.uniform(ceiling / 2, ceiling)
-
-    def reset(self) -> None:
-        self.failures = 0
-
-
-@dataclass
-class Triage:
-    refused: dict[str, tuple[str, str]] = field(default_factory=dict)
-    held: list[str] = field(default_factory=list)
-
-
-@dataclass
-class StreamEntry:
-    stream_id: str
-    tx: BufferedTransaction | None  # None: the entry's fields are gone (deleted meanwhile)
 
 
 class Processor:
@@ -103,7 +74,7 @@ class Processor:
         self._keys = keys
         self._executor = executor
         self._lease = lease
-        self._scripts = Scripts(redis)
+        self._book = Bookkeeper(redis, keys)
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._backoff = backoff
@@ -113,6 +84,8 @@ class Processor:
         self._last_heartbeat: tuple[str, float] = ("", 0.0)
         self._fenced_epoch: int | None = None
         self.on_applied: Callable[[int], None] | None = None
+        # The site worker's crash record, carried by every heartbeat so all gateways see it.
+        self.faults: Faults | None = None
         # Pipelining (run_forever only): the next batch being read while one is applied, the
         # previous outcome being recorded, and that outcome's states for the next triage.
         self._prefetch: asyncio.Task[list[StreamEntry]] | None = None
@@ -135,6 +108,7 @@ class Processor:
         """Replay one batch if we hold the lease; returns how many transactions it settled.
 
         Without ``pipelined`` the batch is fully recorded in Redis when this returns."""
+        failpoint("processor_pass")
         if not await self._lease.ensure():
             await self._heartbeat("standby")
             return 0
@@ -155,34 +129,46 @@ class Processor:
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         block_ms = max(1, int(self._poll_interval_s * 1000))
-        while not stop.is_set():
-            try:
-                settled = await self.run_once(block_ms=block_ms, pipelined=True)
-                self._backoff.reset()
-                if settled == 0 and not self._lease.held:
-                    await sleep_or_stop(stop, self._poll_interval_s * 10)
-            except TransientReplayError as exc:
-                await self._drop_pipeline()
-                delay_s = self._backoff.next_delay_s()
-                log.warning("replay failed, retrying in %.2fs: %s", delay_s, exc)
-                await self._heartbeat("backoff", error=str(exc), retry_in_s=delay_s)
-                await sleep_or_stop(stop, delay_s)
-            except (RedisError, OSError) as exc:
-                # Redis itself is away (restarting): nothing to do until it is back.
-                self._group_ready = False
-                await self._drop_pipeline()
-                delay_s = self._backoff.next_delay_s()
-                log.warning("redis unavailable, retrying in %.2fs: %s", delay_s, exc)
-                await sleep_or_stop(stop, delay_s)
-        with contextlib.suppress(RedisError, OSError):
-            await self._finish_recording()
-        await self._drop_pipeline()
-        await self._executor.close()
         try:
-            await self._heartbeat("stopped")
+            while not stop.is_set():
+                delay_s = await self._pass(block_ms)
+                if delay_s > 0:
+                    await sleep_or_stop(stop, delay_s)
+            with contextlib.suppress(RedisError, OSError):
+                await self._finish_recording()
+        finally:
+            # Stopped or crashed: what was in flight stays pending in Redis and is read
+            # again; main's connection is in an unknown state.
+            await self._drop_pipeline()
+            await self._executor.close()
+        await self._beat("stopped")
+        with contextlib.suppress(RedisError, OSError):
             await self._lease.release()
-        except (RedisError, OSError):
-            pass
+
+    async def _pass(self, block_ms: int) -> float:
+        """One turn of ``run_forever``: how long to wait before the next. Main or Redis being
+        away ends here; only a bug raises."""
+        try:
+            settled = await self.run_once(block_ms=block_ms, pipelined=True)
+        except TransientReplayError as exc:
+            await self._drop_pipeline()
+            delay_s = self._backoff.next_delay_s()
+            log.warning("replay failed, retrying in %.2fs: %s", delay_s, exc)
+            await self._beat("backoff", error=str(exc), retry_in_s=delay_s)
+            return delay_s
+        except (RedisError, OSError) as exc:
+            # Redis itself is away (restarting): nothing to do until it is back.
+            self._group_ready = False
+            await self._drop_pipeline()
+            delay_s = self._backoff.next_delay_s()
+            log.warning("redis unavailable, retrying in %.2fs: %s", delay_s, exc)
+            return delay_s
+        self._backoff.reset()
+        return self._poll_interval_s * 10 if settled == 0 and not self._lease.held else 0.0
+
+    async def report_crash(self, crash: Crash) -> None:
+        """Say in the heartbeat at once that the loop crashed (the supervisor restarts it)."""
+        await self._beat("crashed", error=f"{crash.loop}: {crash.error}")
 
     async def close(self) -> None:
         await self._executor.close()
@@ -227,7 +213,7 @@ class Processor:
             return []
         # Reply shape: [[stream, [(id, {field: value}), ...]]]
         messages: list[tuple[bytes, dict[bytes, bytes] | None]] = reply[0][1]  # type: ignore[index, assignment]
-        return [_parse_entry(sid, fields) for sid, fields in messages]
+        return [parse_entry(sid, fields) for sid, fields in messages]
 
     async def _finish_recording(self) -> None:
         recording, self._recording = self._recording, None
@@ -247,14 +233,15 @@ class Processor:
         self._just_settled = {}
 
     async def _replay(self, entries: list[StreamEntry], *, pipelined: bool = False) -> int:
-        vanished = [e.stream_id for e in entries if e.tx is None]
+        vanished = [e.stream_id for e in entries if e.tx is None and e.unreadable is None]
         if vanished:
             await self._redis.xack(self._keys.stream, CONSUMER_GROUP, *vanished)
         txs = [e.tx for e in entries if e.tx is not None]
-        if not txs:
+        unreadable = {e.tx_id: e.unreadable for e in entries if e.tx_id and e.unreadable}
+        if not txs and not unreadable:
             return len(vanished)
 
-        triage = await self._triage(txs)
+        triage = await self._book.triage(txs, unreadable, self._just_settled)
         to_main = [
             tx
             for tx in txs
@@ -271,7 +258,7 @@ class Processor:
                 async with self._lease.kept_alive():
                     outcome = await self._executor.apply(to_main, self._lease.epoch)
             except TransientReplayError as exc:
-                await self._note_attempt(to_main, str(exc))
+                await self._book.note_attempt(to_main, str(exc))
                 raise
             except LeaseSuperseded as exc:
                 log.warning("lease superseded on main: %s", exc)
@@ -301,6 +288,7 @@ class Processor:
             )
         failpoint("after_commit")
         await self._finish_recording()
+        stream_ids = {e.tx_id: e.stream_id for e in entries if e.tx_id}
         if pipelined:
             self._just_settled = {
                 **dict.fromkeys(outcome.applied, b"applied"),
@@ -308,113 +296,28 @@ class Processor:
                 **dict.fromkeys([*outcome.failed, *triage.refused], b"failed"),
                 **dict.fromkeys(triage.held, b"buffered"),
             }
-            self._recording = asyncio.create_task(self._record(txs, outcome, triage, batch_ms))
+            self._recording = asyncio.create_task(
+                self._record(stream_ids, outcome, triage, batch_ms)
+            )
         else:
             self._just_settled = {}
-            await self._record(txs, outcome, triage, batch_ms)
+            await self._record(stream_ids, outcome, triage, batch_ms)
         await self._heartbeat("idle", batch=len(txs))
         return len(entries)
 
-    async def _triage(self, txs: Sequence[BufferedTransaction]) -> Triage:
-        """Decide, without asking main, which transactions must not go now.
-
-        Refused (dead letters): an unknown schema, or a dependency that is a dead letter.
-        Held (moved to the end of the stream): a dependency that is still waiting behind
-        this one, which happens only after an operator retried a dead letter; applying now
-        would apply a transaction before one it depends on.
-        """
-        triage = Triage()
-        position = {tx.envelope.tx_id: i for i, tx in enumerate(txs)}
-        outside = sorted({d for tx in txs for d in tx.deps if d not in position})
-        dead: set[str] = set()
-        waiting: set[str] = set()
-        if outside:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for dep in outside:
-                    pipe.hget(self._keys.tx(dep), "state")
-                states = await pipe.execute()
-            for dep, stored in zip(outside, states, strict=True):
-                # The previous batch's outcome may still be on its way into Redis.
-                state = self._just_settled.get(dep, stored)
-                if state in _DEAD_STATES:
-                    dead.add(dep)
-                elif state == b"buffered":
-                    waiting.add(dep)
-        for i, tx in enumerate(txs):
-            tx_id = tx.envelope.tx_id
-            blocker = next((d for d in tx.deps if d in dead), None)
-            if blocker is not None:
-                triage.refused[tx_id] = (
-                    "dependency_failed",
-                    f"depends on failed transaction {blocker}",
-                )
-                dead.add(tx_id)
-            elif any(d in waiting or d in triage.held or position.get(d, -1) > i for d in tx.deps):
-                triage.held.append(tx_id)
-            elif (reason := refuse_reason(tx)) is not None:
-                triage.refused[tx_id] = reason
-                dead.add(tx_id)
-        return triage
-
     async def _record(
-        self,
-        txs: Sequence[BufferedTransaction],
-        outcome: BatchOutcome,
-        triage: Triage,
-        batch_ms: float,
+        self, stream_ids: dict[str, str], outcome: BatchOutcome, triage: Triage, batch_ms: float
     ) -> None:
-        failed = {**triage.refused, **outcome.failed}
-        stream_ids = {tx.envelope.tx_id: tx.stream_id for tx in txs}
-        results = {
-            "applied": [
-                [tx_id, stream_ids[tx_id]] for tx_id in (*outcome.applied, *outcome.duplicates)
-            ],
-            "failed": [
-                [tx_id, stream_ids[tx_id], code, error] for tx_id, (code, error) in failed.items()
-            ],
-            "held": [[tx_id, stream_ids[tx_id]] for tx_id in triage.held],
-        }
-        await self._scripts.finish(
-            keys=[self._keys.stream, self._keys.applied, self._keys.dead, self._keys.stats],
-            args=[
-                self._keys.events,
-                *self._keys.overlay_families,
-                self._keys.tx_prefix,
-                CONSUMER_GROUP,
-                int(time.time() * 1000),
-                outcome.lsn,
-                orjson.dumps(results),
-                int(batch_ms),
-            ],
-        )
-        for tx_id, (code, error) in failed.items():
-            log.warning(
-                "dead letter %s: %s %s", tx_id, code, error,
-                extra={"tx_id": tx_id, "error_code": code},
-            )  # fmt: skip
-        for tx_id in triage.held:
-            log.info(
-                "held %s: a transaction it depends on waits behind it", tx_id,
-                extra={"tx_id": tx_id},
-            )  # fmt: skip
-        if log.isEnabledFor(logging.DEBUG):
-            for tx_id in outcome.applied:
-                log.debug("applied %s", tx_id, extra={"tx_id": tx_id, "lsn": outcome.lsn})
-            for tx_id in outcome.duplicates:
-                log.debug("already applied %s", tx_id, extra={"tx_id": tx_id})
-        if results["applied"] and self.on_applied is not None:
+        if await self._book.record(stream_ids, outcome, triage, batch_ms) and self.on_applied:
             self.on_applied(outcome.lsn)
 
-    async def _note_attempt(self, txs: Sequence[BufferedTransaction], error: str) -> None:
+    async def _beat(self, state: str, **details: object) -> None:
+        """A heartbeat sent while a failure is handled: Redis may be the failure, and the
+        handling must not fail with it."""
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for tx in txs:
-                    key = self._keys.tx(tx.envelope.tx_id)
-                    pipe.hincrby(key, "attempts", 1)
-                    pipe.hset(key, "last_error", error[:500])
-                await pipe.execute()
-        except (RedisError, OSError):
-            log.warning("could not record the failed attempt", exc_info=True)
+            await self._heartbeat(state, **details)
+        except (RedisError, OSError) as exc:
+            log.debug("heartbeat %r not sent: %s", state, exc)
 
     async def _heartbeat(self, state: str, **details: object) -> None:
         # Every heartbeat is an fsynced write: send one on a change of state, or each second.
@@ -430,6 +333,8 @@ class Processor:
             "updated_at": str(int(time.time() * 1000)),
         }
         fields.update({k: str(v) for k, v in details.items()})
+        if self.faults is not None:
+            fields.update(self.faults.fields())
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.delete(self._keys.processor)
             pipe.hset(self._keys.processor, mapping=fields)  # type: ignore[arg-type]
@@ -438,19 +343,3 @@ class Processor:
 
     def _status_ttl_ms(self) -> float:
         return max(30_000.0, self._poll_interval_s * 1000 * 100)
-
-
-def _parse_entry(stream_id: bytes, fields: dict[bytes, bytes] | None) -> StreamEntry:
-    sid = stream_id.decode()
-    if not fields or b"env" not in fields:
-        return StreamEntry(sid, None)
-    deps = fields.get(b"deps", b"").decode()
-    return StreamEntry(
-        sid,
-        BufferedTransaction(
-            envelope=Envelope.from_json(fields[b"env"]),
-            seq=int(fields[b"seq"]),
-            deps=tuple(d for d in deps.split(",") if d),
-            stream_id=sid,
-        ),
-    )

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from ccat_api.buffering.keys import SiteKeys
 from ccat_api.buffering.scripts import Scripts
+from ccat_api.failpoints import failpoint
 
 # On a primary (a site without a replica, or tests pointing reads at main) there is no replay
 # position; everything flushed is what reads see.
@@ -90,6 +91,7 @@ class LsnTracker:
 
     async def run_once(self) -> list[str]:
         """Settle every applied transaction the replica has replayed; returns their ids."""
+        failpoint("tracker_pass")
         if self._oldest_waiting is None:
             oldest = await self._redis.zrange(self._keys.applied, 0, 0, withscores=True)
             if not oldest:

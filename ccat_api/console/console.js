@@ -323,7 +323,9 @@ function renderStatus(status) {
 
   const buffer = status.buffer;
   const redis = status.redis;
-  if (buffer) bufferNotice("");
+  // A restarted worker loop or a Redis found not durable: said while the figures look calm.
+  const degraded = (status.degraded || []).map((reason) => `Degraded: ${reason}.`);
+  if (buffer) bufferNotice(degraded.join(" "));
   if (buffer) {
     $("buffer-depth").textContent = String(buffer.depth);
     $("oldest-age").textContent = age(buffer.oldest_pending_age_s);

@@ -56,6 +56,9 @@ class SiteStatus(BaseModel):
     counters: dict[str, int]
     # The site's Redis as the sample found it; None where the site has none.
     redis: RedisStatus | None = None
+    # Why the site needs an operator's look (the same list as /health's ``degraded``): writes
+    # refused by the durability check, a site worker loop that crashed and was restarted.
+    degraded: list[str] = []
 
 
 class BufferStats(BaseModel):

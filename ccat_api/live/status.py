@@ -101,6 +101,7 @@ class StatusSampler:
             processor=processor,
             counters=counters,
             redis=redis,
+            degraded=self._health.degraded(processor),
         )
 
     async def _buffer_figures(self) -> tuple[dict[str, int], BufferStats]:

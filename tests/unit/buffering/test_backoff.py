@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ccat_api.buffering.processor import Backoff
+from ccat_api.waits import Backoff
 
 
 def test_backoff_grows_then_stays_under_the_cap() -> None:

@@ -1,5 +1,5 @@
 """The ``ccat-api`` command: serve, process, migrate, seed, tokens, users, stack, wan,
-status, dead-letters.
+status, dead-letters, spool.
 
 ccat-api stack up                               the local two-site stack with the demo
 ccat-api serve                                  a gateway for the configured site
@@ -7,6 +7,7 @@ ccat-api process [--burst]                      the processor and LSN tracker al
 ccat-api tokens create --user LOGIN [--role R]  a token (creates the service account)
 ccat-api status [--watch]                       a site at a glance (via its gateway)
 ccat-api dead-letters list|show|retry|discard   act on dead letters (via its gateway)
+ccat-api spool status|flush --path P           an instrument's SDK spool (on its machine)
 ccat-api config example                         .env.example, from the Settings model
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import typer
 
-from ccat_api.cli import accounts, operator, service, stack
+from ccat_api.cli import accounts, operator, service, spool, stack
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 for command in (service.serve, service.process, service.migrate, service.seed):
@@ -26,6 +27,7 @@ app.add_typer(stack.stack_app, name="stack")
 app.add_typer(stack.wan_app, name="wan")
 app.add_typer(service.config_app, name="config")
 app.add_typer(operator.dead_letters_app, name="dead-letters")
+app.add_typer(spool.spool_app, name="spool")
 
 
 def main() -> None:

@@ -12,12 +12,13 @@ help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: system-deps
-system-deps: ## Install PostgreSQL, Redis and Chromium (console tests) from Debian's packages if missing (needs root)
+system-deps: ## Install PostgreSQL, Redis, Redis Sentinel and Chromium (console tests) from Debian's packages if missing (needs root)
 	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || ! command -v redis-server >/dev/null \
+			|| ! command -v redis-sentinel >/dev/null \
 			|| ! command -v chromium >/dev/null; then \
-		echo "installing postgresql, redis-server and chromium"; \
+		echo "installing postgresql, redis-server, redis-sentinel and chromium"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql redis-server chromium; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql redis-server redis-sentinel chromium; \
 	fi
 
 # constraints.txt pins every package to the versions CI last passed with (pip freeze);
@@ -75,6 +76,11 @@ fuzz: install ## Fuzz both sites' APIs from their OpenAPI (longer than CI's run,
 .PHONY: bench
 bench: install ## Benchmarks through the WAN simulator at 200 ms RTT (prints figures and ratios)
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.redis_ha
+
+.PHONY: bench-ha
+bench-ha: install ## The buffer on Redis with Sentinel: write latency with and without WAIT, failover gap
+	$(BIN)/python -m bench.redis_ha
 
 .PHONY: bench-ws
 bench-ws: install ## WebSocket fan-out latency: 500 monitors on a 2-worker gateway, 20 writes/s (p99 target 100 ms)

@@ -23,6 +23,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from ccat_api.config_access import PLACEHOLDER_SECRET, AccessSettings
 from ccat_api.config_sources import (
     ENV_PREFIX,
     LAYER_ENV_NAMES,
@@ -31,7 +32,6 @@ from ccat_api.config_sources import (
     SiteFileSource,
 )
 
-PLACEHOLDER_SECRET = "change-me"  # noqa: S105 - the placeholder the validator refuses
 # Package data, so an installed wheel layers the same site sections as a checkout.
 DEFAULT_SETTINGS_FILE = Path(__file__).resolve().with_name("settings.toml")
 
@@ -41,7 +41,7 @@ class SiteType(StrEnum):
     SECONDARY = "secondary"
 
 
-class Settings(BaseSettings):
+class Settings(AccessSettings, BaseSettings):
     model_config = SettingsConfigDict(
         frozen=True, extra="forbid", env_prefix=ENV_PREFIX, env_file=".env"
     )
@@ -74,7 +74,26 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         default="",
         description="The site's Redis, with AOF and appendfsync always. A secondary site buffers"
-        " in it; at main it carries live monitoring across workers.",
+        " in it; at main it carries live monitoring across workers. With redis_sentinels set,"
+        " only its database number and credentials are used: Sentinel names the primary.",
+    )
+    redis_sentinels: list[str] = Field(
+        default_factory=list,
+        description='The site\'s Redis Sentinels, as JSON (["10.0.0.5:26379", ...]); set, the'
+        " gateway, processor and CLI find the buffer's primary through them and follow a"
+        " failover.",
+    )
+    redis_sentinel_service: str = Field(
+        default="ccat-buffer", description="The name the Sentinels monitor the primary under."
+    )
+    buffer_min_replicas: int | None = Field(
+        default=None,
+        ge=0,
+        description="Replicas that must confirm a critical write (Redis WAIT) before it is"
+        " answered; empty: 1 with Sentinels, 0 with a single Redis. Too few: a 503 that says so.",
+    )
+    buffer_replica_timeout_ms: int = Field(
+        default=1000, ge=1, description="How long a write waits for those replicas."
     )
 
     log_level: str = Field(
@@ -233,61 +252,6 @@ class Settings(BaseSettings):
         description="Pause that folds a burst of events into one recomputation.",
     )
 
-    # --- access ----------------------------------------------------------------------------
-    public_url: str = Field(
-        default="http://127.0.0.1:8000",
-        description="The gateway's external URL (GitHub redirects back to"
-        " <public_url>/auth/github/callback).",
-    )
-    session_secret: str = Field(
-        default=PLACEHOLDER_SECRET,
-        description="Signs session tokens: random, 32 characters or more, the same at every"
-        " site. The placeholder is refused unless development is true.",
-    )
-    access_token_ttl_s: int = Field(
-        default=900, ge=30, description="Lifetime of a session's access token."
-    )
-    refresh_token_ttl_s: int = Field(
-        default=30 * 24 * 3600, ge=60, description="Lifetime of a session's refresh token."
-    )
-    post_login_redirect: str = Field(
-        default="/auth/me",
-        description="Where the browser lands after logging in (the refresh token is in an"
-        " HttpOnly cookie).",
-    )
-    token_usage_flush_s: float = Field(
-        default=30.0,
-        gt=0,
-        description="How often API tokens' last-used times are written to main (in the"
-        " background).",
-    )
-
-    github_client_id: str = Field(
-        default="",
-        description="The GitHub OAuth app's client id; GitHub login is offered when it and the"
-        " organisation are set.",
-    )
-    github_client_secret: str = Field(default="", description="The GitHub OAuth app's secret.")
-    github_org_name: str = Field(
-        default="", description="The GitHub organisation whose members may log in."
-    )
-    github_team_roles: dict[str, str] = Field(
-        default_factory=dict,
-        description='Team slug -> role, as JSON ({"telescope-operators": "operator"}); the'
-        " highest role among a person's teams wins.",
-    )
-    github_default_role: str | None = Field(
-        default=None,
-        description="Role for organisation members in no mapped team (empty: such members are"
-        " refused).",
-    )
-    github_oauth_url: str = Field(
-        default="https://github.com", description="Where GitHub's OAuth pages are."
-    )
-    github_api_url: str = Field(
-        default="https://api.github.com", description="Where GitHub's REST API is."
-    )
-
     @classmethod
     def settings_customise_sources(
         cls,
@@ -302,9 +266,9 @@ class Settings(BaseSettings):
         # which it picks per call.
         return (init_settings,)
 
-    @field_validator("github_default_role", mode="before")
+    @field_validator("buffer_min_replicas", mode="before")
     @classmethod
-    def _empty_is_none(cls, value: object) -> object:
+    def _empty_is_automatic(cls, value: object) -> object:
         return None if value == "" else value
 
     @model_validator(mode="after")
@@ -325,12 +289,22 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _secondary_needs_local_services(self) -> Self:
         if self.site_type is SiteType.SECONDARY:
-            missing = [name for name in ("local_db_url", "redis_url") if not getattr(self, name)]
+            missing = [name for name in ("local_db_url",) if not getattr(self, name)]
+            if not self.redis_url and not self.redis_sentinels:
+                missing.append("redis_url")
             if missing:
                 raise ValueError(
                     f"site_type=secondary needs {', '.join(missing)} (the local replica and Redis)"
                 )
         return self
+
+    @property
+    def min_replicas(self) -> int:
+        """Replicas a critical write waits for: as set, else one where Sentinel runs the site's
+        Redis (a primary and at least one replica), else none."""
+        if self.buffer_min_replicas is not None:
+            return self.buffer_min_replicas
+        return 1 if self.redis_sentinels else 0
 
     @property
     def is_secondary(self) -> bool:

@@ -7,9 +7,11 @@ gateway and a standalone processor are wired the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -30,6 +32,7 @@ from ccat_api.buffering.ledger import TransactionLedger
 from ccat_api.buffering.overlay import Overlay
 from ccat_api.buffering.processor import Backoff, Processor
 from ccat_api.buffering.reads import MergedReader
+from ccat_api.buffering.replication import ReplicaConfirmation
 from ccat_api.buffering.tracker import LsnTracker
 from ccat_api.buffering.worker import SiteWorker
 from ccat_api.config import Settings
@@ -42,16 +45,62 @@ def plain_dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
+# A Redis restart, or a Sentinel failover, should look like a short stall, not a failed
+# request, when it is quick.
+REDIS_OPTIONS: dict[str, Any] = {
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+    "health_check_interval": 10,
+    "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+}
+
+
+def _retry() -> Retry:
+    return Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3)
+
+
 def make_redis(url: str) -> Redis:
-    # A Redis restart should look like a short stall, not a failed request, when it is quick.
-    return Redis.from_url(
-        url,
-        socket_connect_timeout=2,
-        socket_timeout=5,
-        health_check_interval=10,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    return Redis.from_url(url, retry=_retry(), **REDIS_OPTIONS)
+
+
+class SentinelManagedRedis(Redis):
+    """The primary Sentinel names; closing it closes the connections to the Sentinels too."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        manager = getattr(self.connection_pool, "sentinel_manager", None)
+        for sentinel in getattr(manager, "sentinels", ()):
+            await sentinel.aclose()
+
+
+def site_redis(settings: Settings) -> Redis:
+    """The site's Redis primary: the one ``redis_url`` names, or whichever the Sentinels say is
+    primary now, found again after a failover (a reconnect asks them)."""
+    if not settings.redis_sentinels:
+        return make_redis(settings.redis_url)
+    sentinels = []
+    for address in settings.redis_sentinels:
+        host, _, port = address.rpartition(":")
+        sentinels.append((host, int(port)))
+    # The database number and credentials still come from redis_url, when there is one.
+    database = (
+        Redis.from_url(settings.redis_url).connection_pool.connection_kwargs
+        if settings.redis_url
+        else {}
     )
+    watcher = Sentinel(  # type: ignore[no-untyped-call]
+        sentinels, socket_timeout=1, socket_connect_timeout=1
+    )
+    primary: Redis = watcher.master_for(
+        settings.redis_sentinel_service,
+        redis_class=SentinelManagedRedis,
+        retry=_retry(),
+        db=database.get("db", 0),
+        username=database.get("username"),
+        password=database.get("password"),
+        **REDIS_OPTIONS,
+    )
+    return primary
 
 
 @dataclass
@@ -95,7 +144,7 @@ class Runtime:
                 ),
             )
         )
-        redis = make_redis(settings.redis_url) if settings.redis_url else None
+        redis = site_redis(settings) if settings.redis_url or settings.redis_sentinels else None
         buffer: WriteBuffer | None = None
         ledger: TransactionLedger | None = None
         overlay: Overlay | None = None
@@ -104,7 +153,11 @@ class Runtime:
             buffer = WriteBuffer(redis, keys, idempotency_ttl_s=settings.idempotency_ttl_s)
             overlay = Overlay(redis, keys)
             ledger = TransactionLedger(redis, keys, status_ttl_s=settings.tx_status_ttl_s)
-            gateway = WriteGateway(buffer=buffer)
+            replicas = ReplicaConfirmation(
+                redis, keys, replicas=settings.min_replicas,
+                timeout_ms=settings.buffer_replica_timeout_ms,
+            )  # fmt: skip
+            gateway = WriteGateway(buffer=buffer, replicas=replicas)
         else:
             gateway = WriteGateway(
                 direct=DirectApply(main_db, settings.site_name, redis=redis, keys=keys)

@@ -4,7 +4,8 @@ A route has the domain build the write (``PreparedWrite``: the envelope and its 
 hands it here. The gateway owns what every critical write shares: the Idempotency-Key claim
 and the first answer for a retried one, the answer's shape (``{"id", "tx_id", "status",
 "ids"}``), and the site switch. At a secondary site the write goes to the Redis buffer
-(``buffer``, answered ``buffered``); at the main site it is applied on main at once
+(``buffer``, answered ``buffered`` once the replicas the site requires have it:
+``replication``); at the main site it is applied on main at once
 (``direct``, answered ``applied``). Routes never know which kind of site they run at.
 """
 
@@ -15,6 +16,7 @@ from ccat_api.buffering.buffer import Accepted, WriteBuffer
 from ccat_api.buffering.builder import PreparedWrite
 from ccat_api.buffering.direct import DirectApply
 from ccat_api.buffering.idempotency import Answer, IdempotencyClaim
+from ccat_api.buffering.replication import ReplicaConfirmation
 from ccat_api.logs import TX_ID
 
 
@@ -27,10 +29,17 @@ class ReplayedAnswer(Exception):
 
 
 class WriteGateway:
-    def __init__(self, *, buffer: WriteBuffer | None = None, direct: DirectApply | None = None):
+    def __init__(
+        self,
+        *,
+        buffer: WriteBuffer | None = None,
+        replicas: ReplicaConfirmation | None = None,
+        direct: DirectApply | None = None,
+    ) -> None:
         if (buffer is None) == (direct is None):
             raise ValueError("a site writes one way: through its buffer or directly on main")
         self._buffer = buffer
+        self._replicas = replicas
         self._direct = direct
 
     @property
@@ -47,6 +56,8 @@ class WriteGateway:
         claim = idempotency.claim(principal, key, method=method, path=path, body=body)
         if self._buffer is not None:
             prior = await self._buffer.prior_answer(claim)
+            if prior is not None and self._replicas is not None:
+                await self._replicas.confirm()  # the first attempt may have got a 503 for this
         else:
             assert self._direct is not None
             prior = await self._direct.prior_answer(claim)
@@ -71,6 +82,8 @@ class WriteGateway:
         )
         if self._buffer is not None:
             accepted = await self._buffer.accept(prepared.envelope, answer, claim)
+            if self._replicas is not None:
+                await self._replicas.confirm()
             return answer if isinstance(accepted, Accepted) else accepted
         assert self._direct is not None
         return await self._direct.submit(prepared.envelope, answer, claim)

@@ -21,6 +21,8 @@ All keys live under ``P = ccat:{site}`` so several sites (or test runs) share on
   discarded, batches, batch_transactions, batch_ms) and main_lsn, the newest commit LSN seen;
   kept forever, changed only inside the scripts whose change they count.
 - ``P:wsticket:{jti}`` (string, ticket TTL): a WebSocket ticket already used.
+- ``P:replica_probe`` (string): written after each critical write's accept, then WAITed on:
+  a replica that has it has everything the write changed (replication is one ordered stream).
 - ``P:events`` (pub/sub channel): state changes for monitors.
 
 How the scripts get them: a key known before the call (``P:seq``, or the status hash of the
@@ -48,6 +50,7 @@ class SiteKeys:
         self.prefix = f"ccat:{site}"
         self.stream = f"{self.prefix}:stream"
         self.seq = f"{self.prefix}:seq"
+        self.replica_probe = f"{self.prefix}:replica_probe"
         self.applied = f"{self.prefix}:applied"
         self.dead = f"{self.prefix}:dead"
         self.recent = f"{self.prefix}:recent"

@@ -82,9 +82,9 @@ def process(
 
 
 async def _process(settings: Settings, *, burst: bool, timeout_s: float) -> None:
-    from ccat_api.runtime import build_worker, make_redis
+    from ccat_api.runtime import build_worker, site_redis
 
-    redis = make_redis(settings.redis_url)
+    redis = site_redis(settings)
     worker = build_worker(settings, redis)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

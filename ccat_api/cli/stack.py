@@ -33,13 +33,26 @@ def stack_up(
     replica_via_wan: Annotated[
         bool, typer.Option(help="Stream replication through the WAN simulator")
     ] = True,
+    redis_replicas: Annotated[
+        int,
+        typer.Option(
+            help="0: one Redis. N: a primary, N replicas and three Sentinels (from"
+            " deploy/redis/), and critical writes wait for a replica"
+        ),
+    ] = 0,
 ) -> None:
     """Start main PostgreSQL, a streaming replica, Redis, the WAN simulator and both
     gateways; play the demo; keep running until Ctrl-C."""
     from ccat_api.devstack.demo import run_demo
     from ccat_api.devstack.stack import Stack, StackConfig
 
-    stack = Stack(StackConfig(wan_delay_ms=wan_delay_ms, replica_via_wan=replica_via_wan))
+    stack = Stack(
+        StackConfig(
+            wan_delay_ms=wan_delay_ms,
+            replica_via_wan=replica_via_wan,
+            redis_replicas=redis_replicas,
+        )
+    )
     stop_requested = False
 
     def request_stop(signum: int, _frame: object) -> None:

@@ -20,6 +20,11 @@ from ccat_api.devstack.system import wait_port
 class RedisServer:
     data_dir: Path
     port: int
+    # For a member of a replicated set: replicaof, min-replicas-to-write and the like.
+    extra_args: list[str] = field(default_factory=list)
+    # A configuration file to load first (deploy/redis/redis.conf): the arguments after it
+    # (port, directory, the durability settings) win over what it says.
+    config_file: Path | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -34,6 +39,7 @@ class RedisServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         argv = [
             "redis-server",
+            *([str(self.config_file)] if self.config_file else []),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.data_dir),
@@ -44,6 +50,7 @@ class RedisServer:
             "--logfile", str(self.log_file),
             # A buffer must never silently drop keys under memory pressure.
             "--maxmemory-policy", "noeviction",
+            *self.extra_args,
         ]  # fmt: skip
         self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s

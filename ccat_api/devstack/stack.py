@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ccat_api.devstack.postgres import PostgresCluster
+from ccat_api.devstack.redis_sentinel import RedisSentinelSet
 from ccat_api.devstack.redis_server import RedisServer
 from ccat_api.devstack.system import ensure_installed, free_port, wait_port
 from ccat_api.devstack.wan import WanControl
@@ -46,6 +47,9 @@ class StackConfig:
     processor: str = "separate"
     secondary_site: str = SECONDARY_SITE
     extra_env: dict[str, str] = field(default_factory=dict)
+    # 0: one Redis (the demo, small sites). N: a primary, N replicas and three Sentinels, and
+    # critical writes wait for a replica (Redis WAIT) before they are answered.
+    redis_replicas: int = 0
     keep_files: bool = False
 
 
@@ -100,7 +104,15 @@ class Stack:
         self.base_dir = self.config.base_dir or Path(tempfile.mkdtemp(prefix="ccat-stack-"))
         self.main_db = PostgresCluster("main-db", self.base_dir / "main-db" / "data", free_port())
         self.replica = PostgresCluster("replica", self.base_dir / "replica" / "data", free_port())
-        self.redis = RedisServer(self.base_dir / "redis", free_port())
+        self.redis_set: RedisSentinelSet | None = None
+        if self.config.redis_replicas:
+            self.redis_set = RedisSentinelSet(
+                self.base_dir / "redis", replicas=self.config.redis_replicas
+            )
+            # The first primary; after a failover, redis_set.primary_port() says which it is.
+            self.redis = self.redis_set.members[0]
+        else:
+            self.redis = RedisServer(self.base_dir / "redis", free_port())
         self.wan_port = free_port()
         self.wan_control_port = free_port()
         self.wan_process: ManagedProcess | None = None
@@ -146,6 +158,11 @@ class Stack:
             "main_db_url": self.main_url_via_wan,
             "local_db_url": self.replica.url(),
             "redis_url": self.redis.url,
+            **(
+                {"redis_sentinels": self.redis_set.sentinel_addresses}
+                if self.redis_set is not None
+                else {}
+            ),
             "processor_backoff_initial_s": 0.1,
             "processor_backoff_max_s": 2.0,
             "processor_main_timeout_s": 10.0,
@@ -158,9 +175,12 @@ class Stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CCAT_")}
         env["CCAT_ENV"] = "default"
         for key, value in overrides.items():
-            env[f"CCAT_{key.upper()}"] = (
-                str(value).lower() if isinstance(value, bool) else str(value)
-            )
+            if isinstance(value, bool):
+                env[f"CCAT_{key.upper()}"] = str(value).lower()
+            elif isinstance(value, list | dict):
+                env[f"CCAT_{key.upper()}"] = json.dumps(value)
+            else:
+                env[f"CCAT_{key.upper()}"] = str(value)
         env.update(self.config.extra_env)
         return env
 
@@ -185,8 +205,15 @@ class Stack:
             upstream_port=self.wan_port if self.config.replica_via_wan else self.main_db.port,
         )
         self.replica.start()
-        say("Redis (AOF, appendfsync always)")
-        self.redis.start()
+        if self.redis_set is not None:
+            say(
+                f"Redis primary, {self.config.redis_replicas} replica(s) and three Sentinels"
+                " (AOF, appendfsync always, min-replicas-to-write 1)"
+            )
+            self.redis_set.start()
+        else:
+            say("Redis (AOF, appendfsync always)")
+            self.redis.start()
         self.started = True
         if self.config.gateways:
             say("gateways")
@@ -241,10 +268,17 @@ class Stack:
         self.wan.wait_ready(timeout_s=20)
 
     def start_gateway(
-        self, site: str, *, secondary: bool, run_processor: bool = False, port: int | None = None
+        self,
+        site: str,
+        *,
+        secondary: bool,
+        run_processor: bool = False,
+        port: int | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> str:
+        """A gateway process for ``site``; ``settings`` override the stack's for it."""
         port = port or free_port()
-        overrides = {**self.settings_overrides(site, secondary=secondary)}
+        overrides = {**self.settings_overrides(site, secondary=secondary), **(settings or {})}
         overrides["run_processor"] = run_processor
         gateway = ManagedProcess(
             f"gateway-{site}",
@@ -292,7 +326,10 @@ class Stack:
         self.processor = None
         self.processor_metrics_port = None
         self.wan_process = None
-        self.redis.stop()
+        if self.redis_set is not None:
+            self.redis_set.stop()
+        else:
+            self.redis.stop()
         for cluster in (self.replica, self.main_db):
             if (cluster.data_dir / "postmaster.pid").exists():
                 cluster.stop("immediate")
@@ -307,6 +344,11 @@ class Stack:
             "main_db_via_wan": self.main_url_via_wan,
             "replica": self.replica.url(),
             "redis": self.redis.url,
+            **(
+                {"redis_sentinels": self.redis_set.sentinel_addresses}
+                if self.redis_set is not None
+                else {}
+            ),
             "wan_control": f"http://127.0.0.1:{self.wan_control_port}",
             "gateways": {site: self.gateway_url(site) for site in self.gateway_ports},
             **(

@@ -15,7 +15,11 @@ import subprocess
 from pathlib import Path
 
 PG_USER = "postgres"
-_APT_PACKAGES = {"postgres": "postgresql", "redis-server": "redis-server"}
+_APT_PACKAGES = {
+    "postgres": "postgresql",
+    "redis-server": "redis-server",
+    "redis-sentinel": "redis-sentinel",
+}
 
 
 def find_pg_bin_dir() -> Path | None:
@@ -33,12 +37,13 @@ def find_pg_bin_dir() -> Path | None:
 
 
 def ensure_installed() -> None:
-    """Install PostgreSQL and Redis from Debian's packages when they are missing."""
+    """Install PostgreSQL, Redis and Redis Sentinel from Debian's packages when missing."""
     missing = []
     if find_pg_bin_dir() is None:
         missing.append(_APT_PACKAGES["postgres"])
-    if shutil.which("redis-server") is None:
-        missing.append(_APT_PACKAGES["redis-server"])
+    for binary in ("redis-server", "redis-sentinel"):
+        if shutil.which(binary) is None:
+            missing.append(_APT_PACKAGES[binary])
     if not missing:
         return
     if os.geteuid() != 0:

@@ -10,17 +10,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ccat_api.cli.terminal import (
-    DEFAULT_URL,
-    TokenOption,
-    UrlOption,
-    age,
-    err,
-    gateway,
-    out,
-    size,
-    when,
-)
+from ccat_api.cli import terminal
+from ccat_api.cli.terminal import DEFAULT_URL, TokenOption, UrlOption
 from ccat_api.client import RetryPolicy, SpoolError, SpoolOptions, SpoolStatus
 from ccat_api.client.spool import Spool
 
@@ -36,7 +27,7 @@ def _read(path: Path) -> SpoolStatus:
     try:
         spool = Spool(path, create=False)
     except SpoolError as exc:
-        err.print(f"[red]error[/red] {escape(str(exc))}")
+        terminal.err.print(f"[red]error[/red] {escape(str(exc))}")
         raise typer.Exit(code=1) from None
     try:
         return spool.status()
@@ -61,12 +52,11 @@ def status_table(status: SpoolStatus) -> Table:
     table.add_row("writes", f"{status.entries} (bound {status.max_entries})")
     table.add_row(
         "bytes",
-        f"{size(status.size_bytes)} (bound {size(status.max_bytes)});"
-        f" on disk {size(status.file_bytes)}",
+        f"{terminal.size(status.size_bytes)} (bound {terminal.size(status.max_bytes)});"
+        f" on disk {terminal.size(status.file_bytes)}",
     )
-    table.add_row(
-        "oldest", f"waiting {age(status.oldest_age_s)} (since {when(status.oldest_spooled_at)} UTC)"
-    )
+    since = terminal.when(status.oldest_spooled_at)
+    table.add_row("oldest", f"waiting {terminal.age(status.oldest_age_s)} (since {since} UTC)")
     head = status.head
     if head is not None:
         table.add_row(
@@ -88,7 +78,7 @@ def status_table(status: SpoolStatus) -> Table:
 @spool_app.command("status")
 def spool_status(path: PathOption) -> None:
     """What the spool holds: writes, the oldest's age, bytes, and what holds them back."""
-    out.print(status_table(_read(path)))
+    terminal.out.print(status_table(_read(path)))
 
 
 @spool_app.command("flush")
@@ -104,16 +94,18 @@ def spool_flush(
     options = SpoolOptions(
         path, max_entries=held.max_entries, max_bytes=held.max_bytes, background=False
     )
-    with gateway(url, token, spool=options, retry=RetryPolicy(max_attempts=attempts)) as client:
+    with terminal.gateway(
+        url, token, spool=options, retry=RetryPolicy(max_attempts=attempts)
+    ) as client:
         report = client.flush_spool()
     for refusal in report.rejected:
-        err.print(f"[yellow]refused for good[/yellow] {escape(refusal)}")
-    out.print(
+        terminal.err.print(f"[yellow]refused for good[/yellow] {escape(refusal)}")
+    terminal.out.print(
         f"{report.delivered} write(s) delivered, {len(report.rejected)} refused,"
         f" {report.remaining} left"
     )
     if report.remaining:
         reason = escape(report.blocked_by or "not sent")
-        err.print(f"[red]not sent[/red] to {escape(url)}: {reason}; {report.remaining} write(s)"
-                  f" left in {escape(str(path))}")  # fmt: skip
+        left = f"{report.remaining} write(s) left in {escape(str(path))}"
+        terminal.err.print(f"[red]not sent[/red] to {escape(url)}: {reason}; {left}")
         raise typer.Exit(code=1)

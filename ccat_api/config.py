@@ -202,8 +202,9 @@ class Settings(AccessSettings, BaseSettings):
     )
     require_durable_redis: bool = Field(
         default=True,
-        description="Refuse to start a secondary site whose Redis does not fsync its AOF on"
-        " every write.",
+        description="Refuse critical writes (503) while a Redis of the site does not fsync its"
+        " AOF on every write or may evict keys, and refuse to start when it answers so at"
+        " start; checked at start and every 30 s.",
     )
     main_request_timeout_s: float = Field(
         default=10.0,

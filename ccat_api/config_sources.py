@@ -38,7 +38,7 @@ LAYER_ENV_NAMES = {
 
 # Read by other programs from the process environment only.
 TOOL_ENV_NAMES = {
-    "CCAT_FAILPOINTS": "crash points armed by tests (ccat_api/failpoints.py)",
+    "CCAT_FAILPOINTS": "fail points (crash or raise) armed by tests (ccat_api/failpoints.py)",
     "CCAT_FUZZ_EXAMPLES": "cases per operation in tests/integration/test_fuzz.py",
     "CCAT_FUZZ_SEED": "the seed of those cases",
     "CCAT_FUZZ_TIMEOUT_S": "the time the fuzz run may take",

@@ -30,7 +30,7 @@ from ccat_api.buffering.keys import SiteKeys
 from ccat_api.buffering.lease import Lease
 from ccat_api.buffering.ledger import TransactionLedger
 from ccat_api.buffering.overlay import Overlay
-from ccat_api.buffering.processor import Backoff, Processor
+from ccat_api.buffering.processor import Processor
 from ccat_api.buffering.reads import MergedReader
 from ccat_api.buffering.replication import ReplicaConfirmation
 from ccat_api.buffering.tracker import LsnTracker
@@ -38,6 +38,7 @@ from ccat_api.buffering.worker import SiteWorker
 from ccat_api.config import Settings
 from ccat_api.db.engines import PrimaryDatabase, ReadDatabase, make_engine
 from ccat_api.domain.references import ReferenceData
+from ccat_api.waits import Backoff
 
 
 def plain_dsn(url: str) -> str:

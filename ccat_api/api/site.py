@@ -21,6 +21,8 @@ router = APIRouter(route_class=CheckedRoute, tags=["site"])
     "/health",
     dependencies=[PUBLIC],
     summary="Reachability of main, replica and Redis; buffer depth and age; replica lag",
+    description="200 while this site takes writes, with `status: degraded` and the reasons"
+    " when a worker loop crashed lately but was restarted; 503 when it cannot take writes.",
     responses={
         **documented(examples.HEALTH),
         503: {

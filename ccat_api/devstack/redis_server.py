@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import time
@@ -37,9 +38,16 @@ class RedisServer:
 
     def start(self, timeout_s: float = 20.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        config: list[str] = []
+        if self.config_file is not None:
+            # Sentinel makes a Redis rewrite its config file (CONFIG REWRITE) when it moves
+            # it: the instance gets a copy, never the deployed file itself.
+            copy = self.data_dir / "redis.conf"
+            shutil.copyfile(self.config_file, copy)
+            config = [str(copy)]
         argv = [
             "redis-server",
-            *([str(self.config_file)] if self.config_file else []),
+            *config,
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.data_dir),

@@ -42,6 +42,8 @@ class Call(Generic[T]):
     """Safe to send again after it may have reached the server (reads, keyed writes)."""
     answers: frozenset[int] = frozenset()
     """Statuses besides 2xx that are answers, not errors (health's 503)."""
+    max_attempts: int | None = None
+    """Fewer sends than the retry policy allows (one, to learn whether a gateway is back)."""
     stamp: str | None = None
     """The body field the gateway fills with "now" when it is left out. A spooled write may
     be sent hours after it was made, so the spool fills it with the time it was made."""

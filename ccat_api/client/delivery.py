@@ -1,15 +1,16 @@
 """Sending the spool in order: what a write does when its client has a spool, and a flush.
 
-A write goes into the spool first (``spool.py``), then the sender sends, oldest first, every
-write up to and including it, one at a time, each under the retry policy. A 2xx deletes a
+A write goes into the spool first (``spool.py``); then its caller sends, oldest first and one
+at a time, every write up to and including it, each under the retry policy. A 2xx deletes a
 write; so does a refusal that sending again cannot change (kept in the spool's ``rejected``
-and logged). A write whose gateway does not answer, answers 5xx, or refuses the token stops
-the sending: it and everything behind it wait, and the caller gets ``WriteSpooled``. The
-caller's own write, if the gateway refuses it, is deleted and the caller gets the
-``ApiError``, as without a spool.
+and logged). No answer, a 5xx or a refused token stops the sending: that write and all
+behind it wait, and the caller gets ``WriteSpooled``. A refusal of the caller's own write is
+raised to it as ``ApiError`` and nothing is kept, as without a spool.
 
-After a failure this process waits (``Pacing``) before trying the gateway again, so writes
-during an outage cost one fsync each, not a retry budget each.
+After a failure this process tries the gateway again only when ``Pacing`` says so, and then
+with one attempt; a background sender, where there is one, does that trying. So a write made
+during an outage costs one fsync and never waits on the network; nor does one made while a
+flush sends a backlog: it is spooled behind it.
 """
 
 from __future__ import annotations
@@ -91,6 +92,11 @@ class Pacing:
         self.next_at = 0.0
         self.reason: str | None = None
 
+    @property
+    def failing(self) -> bool:
+        """The gateway did not take the last write this process tried."""
+        return self.reason is not None
+
     def due(self) -> bool:
         return time.monotonic() >= self.next_at
 
@@ -121,20 +127,26 @@ class SpoolSender:
         self.spool = Spool(options.path, max_entries=options.max_entries,
                            max_bytes=options.max_bytes)  # fmt: skip
         self.pacing = Pacing(options)
+        self._flushing = False
 
     def write(self, call: Call[T]) -> Program[T]:
         """Deliver ``call`` through the spool: its answer, ``WriteSpooled``, or the
         ``ApiError`` of its refusal."""
         call = stamped(call)
         seq = self.spool.append(call, self.destination)
+        pacing = self.pacing
+        if pacing.reason is not None and (self.options.background or not pacing.due()):
+            # The gateway was away at the last try; the background sender looks again in its
+            # own time, so a write made during an outage never waits on the network.
+            raise self._spooled(call, seq, pacing.reason)
         state = yield from self._lock(wait=True)
+        if state is LockState.BUSY_HERE:
+            raise self._spooled(call, seq, "behind earlier writes, which are being sent now")
         if state is not LockState.HELD:
             raise self._spooled(call, seq, state.value)
         try:
-            if not self.pacing.due():
-                raise self._spooled(call, seq, self.pacing.reason or "waiting to resend")
             try:
-                answer: T = yield from self._send(until=seq, own=call)
+                answer: T = yield from self._send(until=seq, own=call, probe=pacing.failing)
             except Blocked as blocked:
                 raise self._spooled(call, seq, blocked.reason) from blocked.__cause__
             return answer
@@ -152,11 +164,15 @@ class SpoolSender:
         if state is not LockState.HELD:
             report.blocked_by = state.value
         else:
+            self._flushing = True
             try:
-                yield from self._send(until=None, report=report)
+                yield from self._send(
+                    until=None, report=report, probe=when_due and self.pacing.failing
+                )
             except Blocked as blocked:
                 report.blocked_by = blocked.reason
             finally:
+                self._flushing = False
                 self.spool.lock.release()
         report.remaining = self.spool.count()
         return report
@@ -166,26 +182,38 @@ class SpoolSender:
         return max(self.pacing.wait_s(), self.options.resend_initial_s)
 
     def _lock(self, *, wait: bool) -> Program[LockState]:
+        """The send lock; ``wait``: while another write of this process holds it (it sends
+        in order and stops at its own write, so ours comes soon), not while a flush does (it
+        may have a day's backlog to send, ours among it)."""
         while True:
             state = self.spool.lock.try_acquire()
-            if state is not LockState.BUSY_HERE or not wait:
+            if state is not LockState.BUSY_HERE or not wait or self._flushing:
                 return state
-            # The other thread sends in order and stops at its own write; ours comes next.
             yield Pause(LOCK_POLL_S)
 
     def _send(
-        self, *, until: int | None, own: Call[Any] | None = None, report: FlushReport | None = None
+        self,
+        *,
+        until: int | None,
+        own: Call[Any] | None = None,
+        report: FlushReport | None = None,
+        probe: bool = False,
     ) -> Program[Any]:
         """Send the spool oldest first, up to write ``until`` (everything when None);
-        ``own``: the caller's call for write ``until``, whose answer is returned."""
+        ``own``: the caller's call for write ``until``, whose answer is returned. ``probe``:
+        the first send only finds out whether the gateway is back, in one attempt (the retry
+        budget is five connect timeouts while its host is down)."""
         if report is None:
             report = FlushReport()
         while (write := self.spool.first()) is not None and (until is None or write.seq <= until):
             if write.destination != self.destination:
                 raise Blocked(_elsewhere(write))
             mine = write.seq == until
+            call = own if mine and own is not None else write.call()
+            if probe:
+                call, probe = dataclasses.replace(call, max_attempts=1), False
             try:
-                answer = yield (own if mine and own is not None else write.call())
+                answer = yield call
             except ConnectionFailed as error:
                 raise self._blocked(write, error) from error
             except ApiError as error:

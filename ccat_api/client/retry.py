@@ -159,7 +159,9 @@ def _retry_options(policy: RetryPolicy, call: Call[Any], on_retry: OnRetry) -> d
         on_retry(RetryEvent(call.method, call.path, state.attempt_number, delay_s, reason, status))
 
     return {
-        "stop": stop_after_attempt(policy.max_attempts),
+        "stop": stop_after_attempt(
+            min(policy.max_attempts, call.max_attempts or policy.max_attempts)
+        ),
         "wait": policy.wait(),
         "retry": retry_if_exception(lambda e: should_retry(e, replay_safe=call.replay_safe)),
         "before_sleep": before_sleep,

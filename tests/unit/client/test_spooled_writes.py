@@ -42,6 +42,9 @@ class Gateway:
 
     up: bool = True
     busy: bool = False
+    silent_s: float | None = None
+    """While set: a host that does not answer, a connect timeout after this long."""
+    answer_after_s: float = 0.0
     refuse: dict[str, httpx.Response] = field(default_factory=dict)
     taken: list[httpx.Request] = field(default_factory=list)
     tried: int = 0
@@ -49,8 +52,12 @@ class Gateway:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.tried += 1
+        if self.silent_s is not None:
+            time.sleep(self.silent_s)
+            raise httpx.ConnectTimeout("timed out")
         if not self.up:
             raise httpx.ConnectError("connection refused")
+        time.sleep(self.answer_after_s)
         if self.busy:
             return refused(503, "buffer unavailable", None, "buffer_unavailable")
         key = request.headers["idempotency-key"]
@@ -174,6 +181,70 @@ def test_writes_during_an_outage_are_spooled_without_waiting_on_the_gateway(
     assert gateway.tried == tried
     assert time.monotonic() - started < 2
     assert instrument.spool_status().entries == 21
+
+
+def test_a_gateway_that_did_not_answer_is_tried_again_with_one_attempt(
+    kind: Kind, gateway: Gateway, tmp_path: Path
+) -> None:
+    instrument = Instrument(kind, gateway, tmp_path / "spool.db", resend_initial_s=0.01)
+    try:
+        written_while_down(instrument, gateway, "first")
+        assert gateway.tried == FAST.max_attempts
+        gateway.silent_s = 0.1  # its host is down now
+        time.sleep(0.02)
+        started = time.monotonic()
+        with pytest.raises(WriteSpooled, match="ConnectTimeout"):
+            instrument.log("second")
+        assert gateway.tried == FAST.max_attempts + 1
+        assert time.monotonic() - started < 2 * 0.1
+    finally:
+        instrument.close()
+
+
+def test_with_a_background_sender_a_write_in_an_outage_never_waits_on_the_network(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    instrument = Instrument(
+        "sync", gateway, tmp_path / "spool.db", background=True, resend_initial_s=0.01,
+        resend_max_s=0.01,
+    )  # fmt: skip
+    try:
+        written_while_down(instrument, gateway, "first")
+        gateway.silent_s = 0.3  # each try of the background sender now takes this long
+        time.sleep(0.05)
+        for n in range(5):
+            started = time.monotonic()
+            with pytest.raises(WriteSpooled):
+                instrument.log(f"more {n}")
+            assert time.monotonic() - started < 0.1
+        gateway.silent_s = None
+        deadline = time.monotonic() + 10
+        while instrument.spool_status().entries and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert gateway.messages() == ["first", *(f"more {n}" for n in range(5))]
+    finally:
+        instrument.close()
+
+
+def test_a_write_made_while_a_flush_sends_a_backlog_goes_behind_it_at_once(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    instrument = Instrument("sync", gateway, tmp_path / "spool.db")
+    try:
+        written_while_down(instrument, gateway, *(f"early {n}" for n in range(20)))
+        gateway.answer_after_s = 0.02
+        flush = threading.Thread(target=instrument.flush_spool)
+        flush.start()
+        while len(gateway.taken) < 2:  # the flush is under way, its first write answered
+            time.sleep(0.005)
+        started = time.monotonic()
+        with pytest.raises(WriteSpooled, match="behind earlier writes"):
+            instrument.log("latest")
+        assert time.monotonic() - started < 0.1
+        flush.join(timeout=30)
+        assert gateway.messages() == [*(f"early {n}" for n in range(20)), "latest"]
+    finally:
+        instrument.close()
 
 
 def test_once_the_gateway_answers_the_spooled_writes_go_first_in_order(

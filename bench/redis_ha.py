@@ -50,18 +50,20 @@ async def failover_gap(stack: Stack, url: str, token: str) -> dict[str, float]:
         killed_at = time.monotonic()
         stack.redis_set.kill_primary()
         first_refusal = None
+        last = "no answer"
         while time.monotonic() - killed_at < 60:
             try:
-                r = await http.post("/executed_obs_units/start", content=START_BODY)
+                r = await http.post("/executed_obs_units/start", json={"obs_unit_id": 1})
                 if r.status_code == 201:
                     accepted = time.monotonic() - killed_at
                     break
                 first_refusal = first_refusal or time.monotonic() - killed_at
-            except httpx.TransportError:
-                pass
+                last = f"{r.status_code} {r.text[:300]}"
+            except httpx.TransportError as exc:
+                last = repr(exc)
             await asyncio.sleep(0.02)
         else:
-            raise TimeoutError("no write accepted within 60 s of the primary's death")
+            raise TimeoutError(f"no write accepted within 60 s of the primary's death: {last}")
         promoted = await asyncio.to_thread(stack.redis_set.wait_primary_known)
     assert promoted != old
     return {"accepted_after_s": accepted, "refused_first_after_s": first_refusal or 0.0}

@@ -18,8 +18,9 @@ import uvicorn
 from ccat_api.app import create_app
 from ccat_api.buffering.worker import SiteWorker
 from ccat_api.config import Settings
-from ccat_api.devstack.stack import Stack
+from ccat_api.devstack.stack import Stack, StackConfig
 from ccat_api.devstack.system import free_port
+from ccat_api.runtime import build_worker, site_redis
 
 T = TypeVar("T")
 
@@ -236,3 +237,28 @@ async def start_eou(http: httpx.AsyncClient, obs_unit_id: int = 1, **extra: Any)
     """A new executed obs unit: the write's answer (``id``, ``tx_id``, ``status``)."""
     body = {"obs_unit_id": obs_unit_id, **extra}
     return dict(ok(await http.post("/executed_obs_units/start", json=body), 201))
+
+
+@contextlib.contextmanager
+def running_stack() -> Iterator[Stack]:
+    """A stack for tests: no gateways or processor of its own (tests serve and drive them),
+    no WAN delay; removed afterwards."""
+    stack = Stack(StackConfig(gateways=False, processor="none", wan_delay_ms=0))
+    try:
+        stack.up()
+        yield stack
+    finally:
+        stack.down()
+
+
+@contextlib.asynccontextmanager
+async def site_worker(settings: Settings) -> AsyncIterator[SiteWorker]:
+    """The site's processor and tracker, driven by the test with ``run_once()``."""
+    redis = site_redis(settings)
+    built = build_worker(settings, redis)
+    try:
+        yield built
+    finally:
+        await built.processor.close()
+        await built.tracker.close()
+        await redis.aclose()

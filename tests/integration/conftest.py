@@ -16,8 +16,8 @@ from ccat_api.buffering.worker import SiteWorker
 from ccat_api.config import Settings
 from ccat_api.db.engines import PrimaryDatabase, make_engine
 from ccat_api.db.models import Role
-from ccat_api.devstack.stack import Stack, StackConfig
-from ccat_api.runtime import build_worker, make_redis
+from ccat_api.devstack.stack import Stack
+from tests.support import running_stack, site_worker
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,8 @@ class Tokens:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    stack = Stack(StackConfig(gateways=False, processor="none", wan_delay_ms=0))
-    try:
-        stack.up()
-        yield stack
-    finally:
-        stack.down()
+    with running_stack() as started:
+        yield started
 
 
 @pytest.fixture(scope="session")
@@ -88,14 +84,8 @@ def main_settings(stack: Stack) -> Settings:
 
 @pytest.fixture
 async def worker(secondary_settings: Settings) -> AsyncIterator[SiteWorker]:
-    redis = make_redis(secondary_settings.redis_url)
-    built = build_worker(secondary_settings, redis)
-    try:
+    async with site_worker(secondary_settings) as built:
         yield built
-    finally:
-        await built.processor.close()
-        await built.tracker.close()
-        await redis.aclose()
 
 
 @pytest.fixture

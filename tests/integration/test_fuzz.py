@@ -27,9 +27,9 @@ from ccat_api.auth.tokens import issue_service_token
 from ccat_api.buffering.keys import SiteKeys
 from ccat_api.config import Settings
 from ccat_api.db.engines import PrimaryDatabase, make_engine
-from ccat_api.devstack.stack import Stack, StackConfig
+from ccat_api.devstack.stack import Stack
 from ccat_api.runtime import make_redis
-from tests.support import serve
+from tests.support import running_stack, serve
 
 FUZZ_EXAMPLES = int(os.environ.get("CCAT_FUZZ_EXAMPLES", "6"))
 FUZZ_SEED = int(os.environ.get("CCAT_FUZZ_SEED") or 20261206)
@@ -69,12 +69,8 @@ CHECKS = ",".join(
 
 @pytest.fixture(scope="module")
 def fuzz_stack() -> Iterator[Stack]:
-    stack = Stack(StackConfig(gateways=False, processor="none", wan_delay_ms=0))
-    try:
-        stack.up()
-        yield stack
-    finally:
-        stack.down()
+    with running_stack() as started:
+        yield started
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,9 @@ from ccat_api.buffering.worker import SiteWorker
 from ccat_api.config import Settings
 from ccat_api.devstack.redis_sentinel import RedisSentinelSet
 from ccat_api.devstack.stack import Stack
-from ccat_api.runtime import build_worker, site_redis
+from ccat_api.runtime import site_redis
 from tests.integration.conftest import Tokens
-from tests.support import apply_backlog, client, fetch, serve
+from tests.support import apply_backlog, client, fetch, serve, site_worker
 
 WRITES = 120
 
@@ -56,14 +56,8 @@ def ha_settings(stack: Stack, redis_set: RedisSentinelSet, site_name: str) -> Se
 
 @pytest.fixture
 async def ha_worker(ha_settings: Settings) -> AsyncIterator[SiteWorker]:
-    redis = site_redis(ha_settings)
-    worker = build_worker(ha_settings, redis)
-    try:
+    async with site_worker(ha_settings) as worker:
         yield worker
-    finally:
-        await worker.processor.close()
-        await worker.tracker.close()
-        await redis.aclose()
 
 
 def _replica(redis_set: RedisSentinelSet) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
 from ccat_api.auth.identity import Identity, Via
@@ -46,6 +47,16 @@ async def identify(request: Request) -> Identity:
     return await runtime_of(request).authenticator.identify(token.strip())
 
 
+# Declares the scheme in the OpenAPI document (so /docs can send a token and generated
+# clients know every protected route wants one); identify() reads the header itself.
+BEARER = HTTPBearer(
+    auto_error=False,
+    description="An API token (`ccat_<prefix>_<secret>`) or a session access token from"
+    " `POST /auth/refresh`",
+)
+BearerDeclared = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+
+
 class Authorize:
     """A route's declared requirement: a permission, or (None) any authenticated identity.
     Every route depends on one of these or on ``public``; a test walks the route table."""
@@ -53,7 +64,7 @@ class Authorize:
     def __init__(self, permission: Permission | None) -> None:
         self.permission = permission
 
-    async def __call__(self, request: Request) -> Identity:
+    async def __call__(self, request: Request, _: BearerDeclared) -> Identity:
         identity = await identify(request)
         needed = self.permission
         if needed is not None and not identity.allows(needed):

@@ -225,6 +225,20 @@ def test_protected_operations_document_401_and_403() -> None:
     assert missing == []
 
 
+def test_protected_operations_ask_for_a_bearer_token_and_public_ones_for_none() -> None:
+    """So /docs can authorize and a generated client sends the token where it is needed."""
+    schemes = _document()["components"]["securitySchemes"]
+    assert [s for s in schemes.values() if s == {**s, "type": "http", "scheme": "bearer"}]
+    (name,) = schemes
+    wrong = [
+        f"{method} {path}"
+        for path, method, operation, _ in _operations()
+        if path.startswith("/console") is False
+        and (operation.get("security") == [{name: []}]) == (path in PUBLIC)
+    ]
+    assert wrong == []
+
+
 def test_operations_with_input_document_422() -> None:
     missing = [
         f"{m} {p}"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ccat_api.schemas.raw_data import FILE_EXAMPLE
+
 Example = dict[str, Any]
 
 UNIT_ID = "019a4c2e-7f00-7000-8000-000000000001"
@@ -52,14 +54,10 @@ EXECUTED_OBS_UNIT: Example = {
     "created_at": STARTED,
     "updated_at": FINISHED,
 }
+# The file the request examples send, as the answer shows it once packed.
 RAW_DATA_FILE: Example = {
     "id": FILE_ID,
-    "name": "scan_0001.fits",
-    "relative_path": "2026/11/22/scan_0001.fits",
-    "size_bytes": 52428800,
-    "checksum": "sha256:9f86d081884c7d65",
-    "file_type": "fits",
-    "instrument_module_id": 1,
+    **FILE_EXAMPLE,
     "executed_obs_unit_id": UNIT_ID,
     "raw_data_package_id": PACKAGE_ID,
     "created_at": STARTED,

@@ -16,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Self
 
+import limits
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -206,6 +207,22 @@ class Settings(AccessSettings, BaseSettings):
         " AOF on every write or may evict keys, and refuse to start when it answers so at"
         " start; checked at start and every 30 s.",
     )
+    buffer_max_memory_fraction: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="Backpressure: critical writes get 503 (with Retry-After) once the site's"
+        " Redis uses this fraction of its maxmemory, before Redis itself refuses writes;"
+        " no limit applies while maxmemory is 0 (unset). Read from INFO memory at most"
+        " every 0.5 s.",
+    )
+    write_rate_limit: str = Field(
+        default="",
+        description="Critical writes allowed per token, in the `limits` library's notation"
+        " ('50/second', '1000 per minute'); more get 429 with Retry-After. Counted in the"
+        " site's Redis (in this process where the site has none); empty: no limit (the"
+        " settings file's main and secondary sections set 50/second).",
+    )
     main_request_timeout_s: float = Field(
         default=10.0,
         gt=0,
@@ -271,6 +288,20 @@ class Settings(AccessSettings, BaseSettings):
     @classmethod
     def _empty_is_automatic(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("write_rate_limit")
+    @classmethod
+    def _rate_limit_parses(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            try:
+                limits.parse(value)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{value!r} is not a rate limit; write it like '50/second' or"
+                    " '1000 per minute' (empty: no limit)"
+                ) from exc
+        return value
 
     @model_validator(mode="after")
     def _no_placeholder_secrets(self) -> Self:

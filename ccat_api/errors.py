@@ -12,9 +12,13 @@
     ├── Unprocessable (422)
     │   ├── InvalidReference        a referenced record does not exist
     │   └── IdempotencyKeyReused    same Idempotency-Key, different request
+    ├── RateLimited (429)           the token has used its write quota for now
     └── ServiceUnavailable (503)
         ├── BufferUnavailable       Redis cannot take the write durably
+        │   └── BufferNearCapacity  the site's Redis is near its maxmemory (backpressure)
         └── MainUnavailable         main database unreachable for a non-buffered operation
+
+A refusal worth retrying (429, 503) carries ``retry_after_s``, sent as ``Retry-After``.
 
 The buffering pipeline raises these too; it never imports FastAPI.
 """
@@ -25,6 +29,7 @@ from __future__ import annotations
 class CcatError(Exception):
     status_code = 500
     code = "internal_error"
+    retry_after_s: int | None = None
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -81,6 +86,15 @@ class IdempotencyKeyReused(Unprocessable):
     code = "idempotency_key_reused"
 
 
+class RateLimited(CcatError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class ServiceUnavailable(CcatError):
     status_code = 503
     code = "service_unavailable"
@@ -92,6 +106,10 @@ class ServiceUnavailable(CcatError):
 
 class BufferUnavailable(ServiceUnavailable):
     code = "buffer_unavailable"
+
+
+class BufferNearCapacity(BufferUnavailable):
+    code = "buffer_near_capacity"
 
 
 class MainUnavailable(ServiceUnavailable):

@@ -23,6 +23,7 @@ from ccat_api.auth.sessions import SessionAuthenticator, SessionSigner
 from ccat_api.auth.tokens import TokenAuthenticator
 from ccat_api.auth.usage import TokenUsage
 from ccat_api.buffering.buffer import WriteBuffer
+from ccat_api.buffering.capacity import BufferCapacity
 from ccat_api.buffering.direct import DirectApply
 from ccat_api.buffering.executor import BatchExecutor
 from ccat_api.buffering.gateway import WriteGateway
@@ -31,6 +32,7 @@ from ccat_api.buffering.lease import Lease
 from ccat_api.buffering.ledger import TransactionLedger
 from ccat_api.buffering.overlay import Overlay
 from ccat_api.buffering.processor import Processor
+from ccat_api.buffering.quotas import WriteQuota
 from ccat_api.buffering.reads import MergedReader
 from ccat_api.buffering.replication import ReplicaConfirmation
 from ccat_api.buffering.tracker import LsnTracker
@@ -146,6 +148,14 @@ class Runtime:
             )
         )
         redis = site_redis(settings) if settings.redis_url or settings.redis_sentinels else None
+        quota = (
+            WriteQuota(
+                settings.write_rate_limit, redis=redis, keys=keys,
+                redis_required=settings.is_secondary,
+            )
+            if settings.write_rate_limit
+            else None
+        )  # fmt: skip
         buffer: WriteBuffer | None = None
         ledger: TransactionLedger | None = None
         overlay: Overlay | None = None
@@ -158,10 +168,12 @@ class Runtime:
                 redis, keys, replicas=settings.min_replicas,
                 timeout_ms=settings.buffer_replica_timeout_ms,
             )  # fmt: skip
-            gateway = WriteGateway(buffer=buffer, replicas=replicas)
+            capacity = BufferCapacity(redis, max_fraction=settings.buffer_max_memory_fraction)
+            gateway = WriteGateway(buffer=buffer, replicas=replicas, capacity=capacity, quota=quota)
         else:
             gateway = WriteGateway(
-                direct=DirectApply(main_db, settings.site_name, redis=redis, keys=keys)
+                direct=DirectApply(main_db, settings.site_name, redis=redis, keys=keys),
+                quota=quota,
             )
         directory = Directory(read_db, cache_ttl_s=settings.token_cache_ttl_s)
         signer = SessionSigner(settings.session_secret, access_ttl_s=settings.access_token_ttl_s)
@@ -188,6 +200,8 @@ class Runtime:
         )
 
     async def close(self) -> None:
+        if self.gateway.capacity is not None:
+            await self.gateway.capacity.close()
         await self.read_db.dispose()
         await self.main_db.dispose()
         if self.redis is not None:

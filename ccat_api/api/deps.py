@@ -2,8 +2,9 @@
 
 Every dependency is ``async def`` (FastAPI runs plain ``def`` ones in a thread pool, a thread
 hand-off per request), and the write path resolves a single one: authentication, the
-permission check and the Idempotency-Key claim happen in ``get_write_context``. What a write
-does after that is the gateway's (``buffering/gateway.py``).
+permission check, the gateway's admission (buffer capacity, the token's write quota) and the
+Idempotency-Key claim happen in ``get_write_context``. What a write does after that is the
+gateway's (``buffering/gateway.py``).
 """
 
 from __future__ import annotations
@@ -141,8 +142,10 @@ WRITE_ROUTE: dict[str, Any] = {"parameters": [IDEMPOTENCY_KEY_PARAMETER]}
 
 async def get_write_context(request: Request, identity: WriteAccess) -> WriteContext:
     """Who writes and, for a request with an Idempotency-Key, its claim (a retried one is
-    answered here with its first answer: see WriteGateway.claim)."""
+    answered here with its first answer: see WriteGateway.claim). A write the site should
+    not take now is refused first (WriteGateway.admit: 503 near capacity, 429 over quota)."""
     runtime = runtime_of(request)
+    await runtime.gateway.admit(identity.principal_key)
     claim = None
     key = request.headers.get("idempotency-key")
     if key is not None:

@@ -44,7 +44,7 @@ def _field_of(loc: tuple[str | int, ...]) -> str:
 async def _ccat_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CcatError)
     headers = {}
-    if isinstance(exc, ServiceUnavailable):
+    if exc.retry_after_s is not None:
         headers["Retry-After"] = str(exc.retry_after_s)
     return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 

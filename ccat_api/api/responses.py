@@ -81,9 +81,19 @@ _ERRORS: dict[int, tuple[str, dict[str, Any]]] = {
             "errors": [{"field": "obs_unit_id", "message": "Input should be greater than 0"}],
         },
     ),
+    429: (
+        "The token has used its quota of critical writes for now (`CCAT_WRITE_RATE_LIMIT`);"
+        " retry after `Retry-After` seconds",
+        {
+            "detail": "this token has used its quota of critical writes (50 per 1 second);"
+            " retry after 1 s",
+            "field": None,
+            "code": "rate_limited",
+        },
+    ),
     503: (
-        "A backing service (database, Redis, main) is unavailable; retry after `Retry-After`"
-        " seconds",
+        "A backing service (database, Redis, main) is unavailable, or the site's write buffer"
+        " is near capacity (`buffer_near_capacity`); retry after `Retry-After` seconds",
         {
             "detail": "this request cannot be served now: a database it needs is unavailable",
             "field": None,
@@ -109,7 +119,7 @@ def errors(*codes: int, json_route: bool = True) -> Responses:
             documented[code]["model"] = ErrorRead
         else:
             content["schema"] = {"$ref": "#/components/schemas/ErrorRead"}
-        if code == 503:
+        if code in (429, 503):
             documented[code]["headers"] = RETRY_AFTER_HEADER
     return documented
 
@@ -131,16 +141,18 @@ READ_CODES = (401, 403, 422, 503)
 WRITE_CODES = (400, 401, 403, 404, 409, 422, 503)
 # Critical writes answer the same shape at both kinds of site.
 # Every critical write is declared alike: its answer, every error it can give and the
-# Idempotency-Key header (``@router.post(path, **CRITICAL_CREATED, summary=...)``).
+# Idempotency-Key header (``@router.post(path, **CRITICAL_CREATED, summary=...)``). Only they
+# count against a token's write quota (429).
+CRITICAL_CODES = (*WRITE_CODES, 429)
 CRITICAL_CREATED: dict[str, Any] = {
     "status_code": 201,
     "response_model": WriteAccepted,
-    "responses": documented(examples.WRITE_ACCEPTED, *WRITE_CODES, status=201),
+    "responses": documented(examples.WRITE_ACCEPTED, *CRITICAL_CODES, status=201),
     "openapi_extra": WRITE_ROUTE,
 }
 CRITICAL_CHANGED: dict[str, Any] = {
     "response_model": WriteAccepted,
-    "responses": documented(examples.WRITE_ACCEPTED, *WRITE_CODES),
+    "responses": documented(examples.WRITE_ACCEPTED, *CRITICAL_CODES),
     "openapi_extra": WRITE_ROUTE,
 }
 

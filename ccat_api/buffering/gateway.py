@@ -7,6 +7,8 @@ and the first answer for a retried one, the answer's shape (``{"id", "tx_id", "s
 (``buffer``, answered ``buffered`` once the replicas the site requires have it:
 ``replication``); at the main site it is applied on main at once
 (``direct``, answered ``applied``). Routes never know which kind of site they run at.
+Before any of that, ``admit`` refuses a write the site should not take now: the buffer near
+capacity (``capacity``, 503) or the token over its write quota (``quotas``, 429).
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from __future__ import annotations
 from ccat_api.buffering import idempotency
 from ccat_api.buffering.buffer import Accepted, WriteBuffer
 from ccat_api.buffering.builder import PreparedWrite
+from ccat_api.buffering.capacity import BufferCapacity
 from ccat_api.buffering.direct import DirectApply
 from ccat_api.buffering.idempotency import Answer, IdempotencyClaim
+from ccat_api.buffering.quotas import WriteQuota
 from ccat_api.buffering.replication import ReplicaConfirmation
 from ccat_api.logs import TX_ID
 
@@ -35,17 +39,30 @@ class WriteGateway:
         buffer: WriteBuffer | None = None,
         replicas: ReplicaConfirmation | None = None,
         direct: DirectApply | None = None,
+        capacity: BufferCapacity | None = None,
+        quota: WriteQuota | None = None,
     ) -> None:
         if (buffer is None) == (direct is None):
             raise ValueError("a site writes one way: through its buffer or directly on main")
         self._buffer = buffer
         self._replicas = replicas
         self._direct = direct
+        self.capacity = capacity
+        self._quota = quota
 
     @property
     def status(self) -> str:
         """What this site's answers say of an accepted write."""
         return "buffered" if self._buffer is not None else "applied"
+
+    async def admit(self, principal: str) -> None:
+        """Refuse a write before anything is done for it: 503 while the buffer is near
+        capacity (from a cached reading: no round trip), 429 when ``principal`` is over its
+        write quota (one round trip to count it)."""
+        if self.capacity is not None:
+            self.capacity.check()
+        if self._quota is not None:
+            await self._quota.spend(principal)
 
     async def claim(
         self, principal: str, key: str, *, method: str, path: str, body: bytes
@@ -82,6 +99,8 @@ class WriteGateway:
         )
         if self._buffer is not None:
             accepted = await self._buffer.accept(prepared.envelope, answer, claim)
+            if self.capacity is not None and isinstance(accepted, Accepted):
+                self.capacity.accepted()
             if self._replicas is not None:
                 await self._replicas.confirm()
             return answer if isinstance(accepted, Accepted) else accepted

@@ -21,6 +21,8 @@ All keys live under ``P = ccat:{site}`` so several sites (or test runs) share on
   discarded, batches, batch_transactions, batch_ms) and main_lsn, the newest commit LSN seen;
   kept forever, changed only inside the scripts whose change they count.
 - ``P:wsticket:{jti}`` (string, ticket TTL): a WebSocket ticket already used.
+- ``P:quota:...`` (string, one rate-limit window): a token's critical writes in the current
+  window, counted by the ``limits`` library (``buffering/quotas.py``), which names the rest.
 - ``P:replica_probe`` (string): written after each critical write's accept, then WAITed on:
   a replica that has it has everything the write changed (replication is one ordered stream).
 - ``P:events`` (pub/sub channel): state changes for monitors.
@@ -59,6 +61,7 @@ class SiteKeys:
         self.processor = f"{self.prefix}:processor"
         self.events = f"{self.prefix}:events"
         self.stats = f"{self.prefix}:stats"
+        self.quota_prefix = f"{self.prefix}:quota"
         self.tx_prefix = f"{self.prefix}:tx:"
         self.overlay_prefix = f"{self.prefix}:ov:"
         self.overlay_filed_prefix = f"{self.prefix}:ovx:"

@@ -83,6 +83,16 @@ class SiteCollector(Collector):
                 yield _gauge("ccat_buffer_estimated_drain_seconds",
                              "Buffer depth over the measured drain rate",
                              site, buffer.estimated_drain_s)  # fmt: skip
+            if buffer.memory_used_bytes is not None:
+                yield _gauge("ccat_buffer_memory_used_bytes", "The site's Redis used_memory",
+                             site, buffer.memory_used_bytes)  # fmt: skip
+            if buffer.memory_used_fraction is not None:
+                yield _gauge("ccat_buffer_memory_used_ratio",
+                             "The site's Redis used_memory over its maxmemory (absent: no limit)",
+                             site, buffer.memory_used_fraction)  # fmt: skip
+            yield _gauge("ccat_buffer_near_capacity",
+                         "1 while critical writes are refused (503) for the buffer's memory",
+                         site, 1.0 if buffer.near_capacity else 0.0)  # fmt: skip
             for field, name, help_text in _SITE_COUNTERS:
                 family = CounterMetricFamily(name, help_text, labels=["site"])
                 family.add_metric([site], status.counters.get(field, 0))

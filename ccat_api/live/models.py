@@ -17,6 +17,12 @@ class BufferStatus(BaseModel):
     drain_rate_tx_s: float | None
     # None: nothing is draining (main unreachable, or no rate measured yet) while work waits.
     estimated_drain_s: float | None
+    # The site's Redis memory (INFO memory) against its maxmemory (None: no limit), and
+    # whether critical writes are refused for it (``buffer_max_memory_fraction``).
+    memory_used_bytes: int | None = None
+    memory_max_bytes: int | None = None
+    memory_used_fraction: float | None = None
+    near_capacity: bool = False
 
 
 class ReplicaStatus(BaseModel):
@@ -56,8 +62,9 @@ class SiteStatus(BaseModel):
     counters: dict[str, int]
     # The site's Redis as the sample found it; None where the site has none.
     redis: RedisStatus | None = None
-    # Why the site needs an operator's look (the same list as /health's ``degraded``): writes
-    # refused by the durability check, a site worker loop that crashed and was restarted.
+    # Why the site needs an operator's look (/health's ``degraded``, and the buffer near
+    # capacity): writes refused by the durability check, a site worker loop that crashed and
+    # was restarted.
     degraded: list[str] = []
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from redis.exceptions import RedisError
 
+from ccat_api.buffering.capacity import MemoryReading
 from ccat_api.buffering.ledger import BufferStats
 from ccat_api.buffering.wire import text_map
 from ccat_api.errors import first_line
@@ -69,14 +70,23 @@ class StatusSampler:
         buffer: BufferStatus | None = None
         processor: dict[str, str] | None = None
         redis: RedisStatus | None = None
+        capacity = rt.gateway.capacity
+        memory: MemoryReading | None = None
+        degraded: list[str] = []
         if settings.is_secondary and rt.ledger is not None and rt.redis is not None:
             try:
                 counters, stats = await self._buffer_figures()
+                if capacity is not None:
+                    memory = await capacity.current()
             except (RedisError, OSError, TimeoutError) as exc:
                 redis = RedisStatus(ok=False, error=first_line(exc, "no answer"))
             else:
                 redis = RedisStatus(ok=True)
                 accept_rate, drain_rate = self._rates(counters)
+                refusal = capacity.refusal() if capacity is not None else None
+                if refusal is not None:
+                    # Said where the console says why the site needs a look.
+                    degraded.append(f"writes are refused: {refusal}")
                 buffer = BufferStatus(
                     depth=stats.depth,
                     oldest_pending_age_s=stats.oldest_pending_age_s,
@@ -85,6 +95,10 @@ class StatusSampler:
                     accept_rate_tx_s=accept_rate,
                     drain_rate_tx_s=drain_rate,
                     estimated_drain_s=_drain_estimate(stats.depth, drain_rate),
+                    memory_used_bytes=memory.used_bytes if memory else None,
+                    memory_max_bytes=memory.max_bytes or None if memory else None,
+                    memory_used_fraction=_fraction(memory),
+                    near_capacity=refusal is not None,
                 )
                 processor = stats.processor or {"state": "absent"}
         elif rt.redis is not None:
@@ -101,7 +115,7 @@ class StatusSampler:
             processor=processor,
             counters=counters,
             redis=redis,
-            degraded=self._health.degraded(processor),
+            degraded=[*self._health.degraded(processor), *degraded],
         )
 
     async def _buffer_figures(self) -> tuple[dict[str, int], BufferStats]:
@@ -190,6 +204,11 @@ class StatusSampler:
             "checked_at": time.time(),
             "latency_ms": round((time.perf_counter() - started) * 1000, 1),
         }
+
+
+def _fraction(memory: MemoryReading | None) -> float | None:
+    fraction = memory.used_fraction if memory is not None else None
+    return None if fraction is None else round(fraction, 4)
 
 
 def _drain_estimate(depth: int, drain_rate_tx_s: float | None) -> float | None:

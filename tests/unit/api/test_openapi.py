@@ -287,6 +287,22 @@ def test_operations_document_the_400_404_and_409_their_dependencies_can_raise() 
     }
 
 
+def test_critical_writes_document_429_and_retry_after_on_their_refusals() -> None:
+    """get_write_context counts the write against the token's quota (429) and asks the
+    buffer's capacity (503): both answers tell the client when to come back."""
+    critical = {
+        (route.method, route.path)
+        for route in _routes()
+        if get_write_context in set(_calls(route.dependant))
+    }
+    assert critical
+    assert _missing("429", critical) == []
+    responses = {(m, p): op["responses"] for p, m, op, _ in _operations()}
+    for key in critical:
+        for code in ("429", "503"):
+            assert "Retry-After" in responses[key][code].get("headers", {}), (key, code)
+
+
 def test_every_request_body_has_an_example() -> None:
     missing = []
     for path, method, operation, schemas in _operations():

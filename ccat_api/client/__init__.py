@@ -2,7 +2,7 @@
 
 Typed methods for the critical writes and the main reads, a synchronous ``Client`` and an
 asyncio ``AsyncClient`` with the same methods, automatic Idempotency-Keys, bounded retries
-(transport failures, 502/503/504 with Retry-After), ``wait_visible``, and an optional spool
+(transport failures, 429 and 502/503/504 with Retry-After), ``wait_visible``, an optional spool
 that keeps writes on the instrument's disk while the gateway is away. Imports no server code
 beyond the pure pydantic schemas, so it is light to install on instrument machines.
 """

@@ -1,9 +1,11 @@
 """When the SDK sends a request again, and how long it waits first (built on tenacity).
 
 Retried, at most ``max_attempts`` sends in all: transport failures (connect, cut connection,
-timeouts) and 502/503/504, with capped exponential backoff plus jitter, or a 503's
-``Retry-After`` up to ``retry_after_cap_s``. Never retried: any other answer. Writes carry one
-Idempotency-Key on every attempt; unkeyed POSTs are re-sent only after a 503 or if unsent.
+timeouts), 429 (the token's write quota) and 502/503/504 (503 also for a buffer near
+capacity), with capped exponential backoff plus jitter, or the answer's ``Retry-After`` up to
+``retry_after_cap_s``. Never retried: any other answer. Writes carry one Idempotency-Key on
+every attempt; unkeyed POSTs are re-sent only after a 429 or 503 (the gateway refused them
+before doing anything) or if unsent.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ccat_api.client")
 
-RETRY_STATUSES = frozenset({502, 503, 504})
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# Refused before anything was done: safe to send again, with or without an Idempotency-Key.
+REFUSED_UNDONE = frozenset({429, 503})
 # The request never left this machine: safe to send again whatever the operation.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # It may have reached the server: safe only for idempotent requests.
@@ -43,8 +47,8 @@ _MAYBE_SENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolE
 @dataclass(frozen=True)
 class RetryPolicy:
     """Bounded retries. The defaults give up after 4-5 s of backoff in all (plus the time
-    the five attempts themselves took), or 40 s when the server keeps answering 503 with a
-    ``Retry-After`` of 10 s or more."""
+    the five attempts themselves took), or 40 s when the server keeps answering 429 or 503
+    with a ``Retry-After`` of 10 s or more."""
 
     max_attempts: int = 5
     backoff_initial_s: float = 0.25
@@ -89,7 +93,8 @@ def log_retry(event: RetryEvent) -> None:
 
 
 class RetryableResponse(Exception):
-    """A 502/503/504 answer, raised inside the retry loop so tenacity treats it as a failure."""
+    """A 429/502/503/504 answer, raised inside the retry loop so tenacity treats it as a
+    failure."""
 
     def __init__(self, response: httpx.Response) -> None:
         super().__init__(f"{response.status_code} {response.reason_phrase}")
@@ -136,7 +141,7 @@ def retry_after_s(response: httpx.Response, *, now: float | None = None) -> floa
 
 def should_retry(failure: BaseException, *, replay_safe: bool) -> bool:
     if isinstance(failure, RetryableResponse):
-        return replay_safe or failure.response.status_code == 503
+        return replay_safe or failure.response.status_code in REFUSED_UNDONE
     if isinstance(failure, _NOT_SENT):
         return True
     return replay_safe and isinstance(failure, _MAYBE_SENT)

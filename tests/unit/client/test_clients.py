@@ -77,10 +77,33 @@ def test_the_callers_own_key_is_sent_on_every_attempt(kind: Kind) -> None:
     assert result.http_status == 200
 
 
-@pytest.mark.parametrize("status", [502, 503, 504])
+@pytest.mark.parametrize("status", [429, 502, 503, 504])
 def test_gateway_errors_are_retried(kind: Kind, status: int) -> None:
     gateway = FakeGateway([httpx.Response(status), accepted()])
     assert run(kind, gateway, "register_file", _file()).attempts == 2
+
+
+@pytest.mark.parametrize(("status", "code"), [(429, "rate_limited"), (503, "buffer_near_capacity")])
+def test_the_gateways_refusals_are_retried_after_their_retry_after(
+    kind: Kind, status: int, code: str
+) -> None:
+    slow_down = refused(status, "come back later", None, code)
+    slow_down.headers["Retry-After"] = "0.02"
+    gateway = FakeGateway([slow_down, slow_down, accepted()])
+    events: list[RetryEvent] = []
+    policy = RetryPolicy(backoff_initial_s=5, backoff_jitter_s=0)
+    result = run(kind, gateway, "start_executed_obs_unit", START, retry=policy, events=events)
+    assert result.attempts == 3
+    assert [(e.status_code, e.delay_s) for e in events] == [(status, 0.02)] * 2
+    assert gateway.keys() == [result.idempotency_key] * 3
+
+
+def test_a_rate_limited_request_without_a_key_is_sent_again(kind: Kind) -> None:
+    limited = refused(429, "come back later", None, "rate_limited")
+    limited.headers["Retry-After"] = "0"
+    gateway = FakeGateway([limited, httpx.Response(200, json={"retried": [TX]})])
+    assert run(kind, gateway, "retry_transaction", TX).retried == [TX]
+    assert gateway.keys() == [None, None]
 
 
 def test_retry_after_is_honoured_up_to_its_cap(kind: Kind) -> None:

@@ -23,6 +23,10 @@ def _busy(retry_after: str | None) -> RetryableResponse:
     )
 
 
+def _refused(status: int) -> RetryableResponse:
+    return RetryableResponse(httpx.Response(status, request=httpx.Request("POST", "http://g/x")))
+
+
 def test_backoff_doubles_and_is_capped() -> None:
     wait = RetryPolicy(backoff_initial_s=0.5, backoff_max_s=3, backoff_jitter_s=0).wait()
     failure = httpx.ConnectError("refused")
@@ -64,6 +68,9 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
         (httpx.RemoteProtocolError("closed"), True, False),
         (httpx.UnsupportedProtocol("ftp"), False, False),
         (ValueError("a bug"), False, False),
+        (_refused(429), True, True),
+        (_refused(503), True, True),
+        (_refused(502), True, False),
     ],
 )
 def test_what_may_be_sent_again(failure: BaseException, keyed: bool, unkeyed: bool) -> None:

@@ -93,10 +93,14 @@ class HealthProbe:
             self.main_lsn = int(lsn) if lsn is not None else self.main_lsn
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             await self.close()
+            now = time.time()
             self.main = {
                 "ok": False,
-                "checked_at": time.time(),
+                "checked_at": now,
                 "error": str(exc) or type(exc).__name__,
+                # The first failed probe of this run of failures: `ccat-api status` and the
+                # console say how long main has been away, on the gateway's own clock.
+                "unreachable_since": self.main.get("unreachable_since") or now,
             }
 
     async def close(self) -> None:

@@ -9,15 +9,44 @@ ccat-api status [--watch]                       a site at a glance (via its gate
 ccat-api dead-letters list|show|retry|discard   act on dead letters (via its gateway)
 ccat-api spool status|flush --path P           an instrument's SDK spool (on its machine)
 ccat-api config example                         .env.example, from the Settings model
+
+A database or Redis out of reach ends any command with one line and exit code 1.
 """
 
 from __future__ import annotations
 
+import sys
+from importlib.metadata import version
+from typing import Annotated
+
 import typer
+from rich.markup import escape
 
 from ccat_api.cli import accounts, operator, service, spool, stack
+from ccat_api.cli.terminal import err
+from ccat_api.cli.unreachable import describe_unreachable
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"ccat-api {version('ccat-api')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    pass
+
+
 for command in (service.serve, service.process, service.migrate, service.seed):
     app.command()(command)
 app.command("status")(operator.status)
@@ -31,4 +60,11 @@ app.add_typer(spool.spool_app, name="spool")
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:
+        line = describe_unreachable(exc)
+        if line is None:
+            raise
+        err.print(f"[red]error[/red] {escape(line)}")
+        sys.exit(1)

@@ -7,11 +7,12 @@ machine that can reach the site's gateway and need only a token (``read:buffer``
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Group
@@ -20,6 +21,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from ccat_api.cli.assessment import (
+    Assessment,
+    Thresholds,
+    assess,
+    gateway_unreachable,
+    unreachable_s,
+)
 from ccat_api.cli.terminal import (
     DEFAULT_URL,
     TokenOption,
@@ -31,12 +39,20 @@ from ccat_api.cli.terminal import (
     size,
     when,
 )
-from ccat_api.client import ApiError, Client, SiteStatus, TransactionState
+from ccat_api.client import (
+    ApiError,
+    Client,
+    ClientError,
+    ConnectionFailed,
+    SiteStatus,
+    TransactionState,
+)
 
 dead_letters_app = typer.Typer(
     no_args_is_help=True, help="List, inspect, retry or discard dead letters (via a gateway)."
 )
 PAGE = 500
+_T = "Thresholds (exit code 1 warning, 2 critical)"
 
 
 # --- status ---------------------------------------------------------------------------------
@@ -51,7 +67,9 @@ def status_table(status: SiteStatus, recent: list[TransactionState]) -> Group:
     if status.main.get("ok"):
         site.add_row("main", "[green]reachable[/green]")
     else:
-        site.add_row("main", f"[red]unreachable[/red] {status.main.get('error') or ''}")
+        away = unreachable_s(status.main)
+        since = f" for {age(away)}" if away is not None else ""
+        site.add_row("main", f"[red]unreachable{since}[/red] {status.main.get('error') or ''}")
     if status.redis is not None and not status.redis.ok:
         reason = escape(status.redis.error or "down")
         site.add_row("buffer", f"[red]unavailable[/red] (Redis: {reason})")
@@ -95,29 +113,107 @@ def status(
     watch: Annotated[bool, typer.Option(help="Refresh until Ctrl-C")] = False,
     interval_s: Annotated[float, typer.Option(help="Refresh period with --watch")] = 2.0,
     recent: Annotated[int, typer.Option(help="How many recent transactions to list")] = 10,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of the table")
+    ] = False,
+    warn_pending_age_s: Annotated[
+        float, typer.Option(help="Warning: the oldest pending write is older", rich_help_panel=_T)
+    ] = Thresholds.warn_pending_age_s,
+    critical_pending_age_s: Annotated[
+        float, typer.Option(help="Critical: the oldest pending write is older", rich_help_panel=_T)
+    ] = Thresholds.critical_pending_age_s,
+    critical_main_unreachable_s: Annotated[
+        float,
+        typer.Option(
+            help="Critical: main unreachable from a secondary site for longer (shorter: warning)",
+            rich_help_panel=_T,
+        ),
+    ] = Thresholds.critical_main_unreachable_s,
+    critical_dead_letters: Annotated[
+        int, typer.Option(help="Critical: more dead letters than this", rich_help_panel=_T)
+    ] = Thresholds.critical_dead_letters,
+    warn_replica_lag_s: Annotated[
+        float, typer.Option(help="Warning: the replica's apply lag is longer", rich_help_panel=_T)
+    ] = Thresholds.warn_replica_lag_s,
 ) -> None:
-    """The site at a glance: buffer, drain estimate, replica lag, processor, recent work."""
+    """The site at a glance: buffer, drain estimate, replica lag, processor, recent work.
+
+    Exit code, for monitoring: 0 ok; 1 warning (main unreachable for a while, an old pending
+    write, replica lag, the processor absent or crashed, a bad token); 2 critical (the gateway
+    unreachable or failing, Redis or the replica down, writes refused, dead letters, main
+    unreachable too long, a pending write too old). The last line (the JSON's level and
+    findings) says why.
+    """
+    if watch and as_json:
+        raise typer.BadParameter(
+            "--json prints one snapshot; leave out --watch", param_hint="--json"
+        )
+    limits = Thresholds(
+        warn_pending_age_s=warn_pending_age_s,
+        critical_pending_age_s=critical_pending_age_s,
+        critical_main_unreachable_s=critical_main_unreachable_s,
+        critical_dead_letters=critical_dead_letters,
+        warn_replica_lag_s=warn_replica_lag_s,
+    )
     with gateway(url, token) as client:
 
-        def snapshot() -> Group:
+        def fetch() -> tuple[SiteStatus, list[TransactionState]]:
             site_status = client.site_status()
             last = (
                 client.list_transactions(limit=recent).items
                 if site_status.buffer is not None
                 else []
             )
-            return status_table(site_status, last)
+            return site_status, last
 
-        if not watch:
-            out.print(snapshot())
+        def snapshot() -> Group:
+            site_status, last = fetch()
+            return Group(status_table(site_status, last), verdict(assess(site_status, limits)))
+
+        if watch:
+            with Live(snapshot(), console=out, refresh_per_second=4) as live:
+                try:
+                    while True:
+                        time.sleep(interval_s)
+                        live.update(snapshot())
+                except KeyboardInterrupt:
+                    pass
             return
-        with Live(snapshot(), console=out, refresh_per_second=4) as live:
-            try:
-                while True:
-                    time.sleep(interval_s)
-                    live.update(snapshot())
-            except KeyboardInterrupt:
-                pass
+        try:
+            site_status, last = fetch()
+        except (ConnectionFailed, ApiError) as exc:
+            if isinstance(exc, ApiError) and exc.status_code < 500:
+                raise  # the check is set up wrong (token, URL): `gateway` says so, exit 1
+            _gateway_critical(url, exc, as_json)
+        assessment = assess(site_status, limits)
+        if as_json:
+            document = {
+                **assessment.as_json(),
+                "status": site_status.model_dump(mode="json"),
+                "recent": [tx.model_dump(mode="json") for tx in last],
+            }
+            # Plain JSON: a monitoring script must not meet colour codes or wrapped lines.
+            typer.echo(json.dumps(document, indent=2))
+        else:
+            out.print(status_table(site_status, last))
+            out.print(verdict(assessment))
+    raise typer.Exit(code=int(assessment.level))
+
+
+def verdict(assessment: Assessment) -> str:
+    colour = ("green", "yellow", "red")[assessment.level]
+    return f"[{colour}]{escape(assessment.summary())}[/{colour}]"
+
+
+def _gateway_critical(url: str, exc: ClientError, as_json: bool) -> NoReturn:
+    reason = exc.detail if isinstance(exc, ApiError) else str(exc)
+    if isinstance(exc, ApiError):
+        reason = f"{exc.status_code} {reason}"
+    assessment = gateway_unreachable(url, reason.splitlines()[0] if reason else "no answer")
+    if as_json:
+        typer.echo(json.dumps(assessment.as_json(), indent=2))
+    err.print(f"[red]{escape(assessment.summary())}[/red]")
+    raise typer.Exit(code=int(assessment.level))
 
 
 # --- dead letters ---------------------------------------------------------------------------

@@ -8,10 +8,12 @@ import json
 import os
 import re
 import sys
+from typing import Any
 
 from ccat_api.buffering.worker import SiteWorker
 from ccat_api.config import Settings
 from ccat_api.devstack.stack import Stack
+from ccat_api.devstack.system import free_port
 from tests.integration.conftest import Tokens
 from tests.support import client, refused_on_main, serve
 
@@ -36,7 +38,9 @@ async def test_status_shows_the_buffer_and_recent_transactions(
             for _ in range(2)
         ]
         code, out, err = await ccat_api(url, tokens.observer, "status")
-        assert code == 0, err
+        # No processor runs for this site: a warning, and the last line says so.
+        assert code == 1, err
+        assert out.strip().splitlines()[-1] == "WARNING: processor absent"
         assert f"{secondary_settings.site_name} (secondary)" in out
         assert "2 waiting" in out
         for write in written:
@@ -120,5 +124,59 @@ async def test_status_says_the_buffer_is_unavailable_while_redis_is_down(
             code, out, err = await ccat_api(url, tokens.observer, "status")
         finally:
             await asyncio.to_thread(stack.redis.start)
-        assert code == 0, err
+        assert code == 2, err
         assert re.search(r"^buffer +unavailable \(Redis: .+\)$", out, re.M), out
+        assert out.strip().splitlines()[-1].startswith("CRITICAL: buffer unavailable (Redis: ")
+
+
+async def test_status_exit_code_and_json_follow_the_site(
+    stack: Stack, tokens: Tokens, secondary_settings: Settings, worker: SiteWorker
+) -> None:
+    async with serve(secondary_settings) as url, client(url, tokens.operator) as http:
+
+        async def status(*options: str) -> tuple[int, dict[str, Any]]:
+            code, out, err = await ccat_api(url, tokens.observer, "status", "--json", *options)
+            assert "Traceback" not in err
+            document = json.loads(out)
+            assert document["exit_code"] == code
+            return code, document
+
+        applied = (await http.post("/executed_obs_units/start", json={"obs_unit_id": 1})).json()
+        # The processor's run leaves its heartbeat: it is present, idle.
+        assert await worker.processor.run_once() == 1
+        code, document = await status()
+        assert (code, document["level"], document["findings"]) == (0, "ok", []), document
+        assert document["status"]["site"] == secondary_settings.site_name
+        assert document["status"]["processor"]["state"] == "idle"
+        assert applied["tx_id"] in [tx["tx_id"] for tx in document["recent"]]
+
+        pending = (await http.post("/executed_obs_units/start", json={"obs_unit_id": 1})).json()
+        code, document = await status("--warn-pending-age-s", "0")
+        assert (code, document["level"]) == (1, "warning"), document
+        assert [f["check"] for f in document["findings"]] == ["pending_age"]
+        code, document = await status("--warn-pending-age-s", "0", "--critical-pending-age-s", "0")
+        assert (code, document["level"]) == (2, "critical"), document
+
+        with refused_on_main(stack, "executed_obs_units", f"id <> '{pending['id']}'"):
+            assert await worker.processor.run_once() == 1
+        code, document = await status()
+        assert (code, document["findings"]) == (
+            2, [{"level": "critical", "check": "dead_letters", "message": "1 dead letter(s)"}]
+        ), document  # fmt: skip
+        code, document = await status("--critical-dead-letters", "1")
+        assert code == 0, document
+
+        code, out, err = await ccat_api(url, tokens.observer, "status")
+        assert code == 2, err
+        assert out.strip().splitlines()[-1] == "CRITICAL: 1 dead letter(s)"
+
+
+async def test_status_is_critical_in_one_line_when_the_gateway_is_unreachable() -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    code, out, err = await ccat_api(url, "ccat_any_token", "status", "--json")
+    assert code == 2, (out, err)
+    assert json.loads(out)["level"] == "critical"
+    assert err.strip().splitlines() == [err.strip()]
+    assert err.startswith(f"CRITICAL: cannot reach {url}: "), err
+    code, out, err = await ccat_api(url, "ccat_any_token", "status")
+    assert (code, out) == (2, ""), err

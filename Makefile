@@ -50,6 +50,22 @@ run: install ## Start the local two-site stack, play the demo, keep running unti
 demo: install ## Start the stack, play the demo, stop (a smoke test)
 	$(BIN)/ccat-api stack up --exit-after-demo
 
+.PHONY: migrate
+migrate: install ## Bring the main database (CCAT_MAIN_DB_URL) to the newest schema
+	$(BIN)/ccat-api migrate
+
+.PHONY: worker
+worker: install ## Run this secondary site's processor and LSN tracker without the HTTP server
+	$(BIN)/ccat-api process
+
+.PHONY: format
+format: install ## Fix what ruff can fix and format the code
+	$(BIN)/ruff check --fix ccat_api tests bench
+	$(BIN)/ruff format ccat_api tests bench
+
+.PHONY: check
+check: lint typecheck unit ## Everything that needs no services: lint, types, unit tests
+
 .PHONY: lint
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check ccat_api tests bench

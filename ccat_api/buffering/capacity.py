@@ -101,9 +101,11 @@ class BufferCapacity:
         )
         previous, writes = self.reading, self._accepted_since
         if previous is not None and writes:
-            # Up at once, down slowly: underestimating is what would let a write through.
+            # Up at once (underestimating is what would let a write through), down by half a
+            # reading: the first interval after a start also holds the connections' and the
+            # scripts' memory, several times what a write takes.
             growth = max(0.0, (reading.used_bytes - previous.used_bytes) / writes)
-            self._write_bytes = max(growth, 0.9 * self._write_bytes + 0.1 * growth)
+            self._write_bytes = max(growth, (self._write_bytes + growth) / 2)
         self.reading, self._accepted_since = reading, 0
         return reading
 

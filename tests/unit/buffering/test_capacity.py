@@ -112,12 +112,12 @@ async def test_a_drain_lowers_the_figure_without_forgetting_the_size_of_a_write(
     capacity.accepted()
     redis.used = 150  # the processor drained more than this write added
     await capacity.read()
-    for _ in range(83):
+    for _ in range(149):
         capacity.accepted()
-    capacity.check()  # 150 + 83 * 9 (decayed from 10, not forgotten) = 897
+    capacity.check()  # 150 + 149 * 5 (halved from 10, not forgotten) = 895
     capacity.accepted()
     with pytest.raises(BufferNearCapacity):
-        capacity.check()  # 150 + 84 * 9 = 906
+        capacity.check()  # 150 + 150 * 5 = 900
 
 
 async def test_without_a_reading_the_write_goes_on_to_meet_redis_itself() -> None:

@@ -11,16 +11,18 @@ STAMP := $(VENV)/.installed
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
-# promtool ships only in Debian's prometheus package (the server too); none of its
-# recommends (the node exporter) is needed.
+# Stock Debian's python3 cannot make a venv without python3-venv (no ensurepip). promtool
+# ships only in Debian's prometheus package (the server too); none of its recommends (the
+# node exporter) is needed.
 .PHONY: system-deps
-system-deps: ## Install PostgreSQL, Redis, Redis Sentinel, Chromium (console tests) and promtool (alert rule tests) from Debian's packages if missing (needs root)
-	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || ! command -v redis-server >/dev/null \
+system-deps: ## Install python3-venv, PostgreSQL, Redis, Redis Sentinel, Chromium (console tests) and promtool (alert rule tests) from Debian's packages if missing (needs root)
+	@if ! $(PYTHON) -c 'import ensurepip' >/dev/null 2>&1 \
+			|| ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || ! command -v redis-server >/dev/null \
 			|| ! command -v redis-sentinel >/dev/null \
 			|| ! command -v chromium >/dev/null || ! command -v promtool >/dev/null; then \
-		echo "installing postgresql, redis-server, redis-sentinel, chromium and prometheus (for promtool)"; \
+		echo "installing python3-venv, postgresql, redis-server, redis-sentinel, chromium and prometheus (for promtool)"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql redis-server redis-sentinel chromium && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv postgresql redis-server redis-sentinel chromium && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; \
 	fi
 

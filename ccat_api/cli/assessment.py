@@ -64,8 +64,9 @@ class Assessment:
         }
 
 
-def gateway_unreachable(url: str, reason: str) -> Assessment:
-    return Assessment([Finding(Level.CRITICAL, "gateway", f"cannot reach {url}: {reason}")])
+def gateway_failed(message: str) -> Assessment:
+    """The gateway gave no status: unreachable, or failing (5xx)."""
+    return Assessment([Finding(Level.CRITICAL, "gateway", message)])
 
 
 def assess(status: SiteStatus, limits: Thresholds) -> Assessment:

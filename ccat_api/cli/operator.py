@@ -25,7 +25,7 @@ from ccat_api.cli.assessment import (
     Assessment,
     Thresholds,
     assess,
-    gateway_unreachable,
+    gateway_failed,
     unreachable_s,
 )
 from ccat_api.cli.terminal import (
@@ -47,12 +47,13 @@ from ccat_api.client import (
     SiteStatus,
     TransactionState,
 )
+from ccat_api.errors import first_line
 
 dead_letters_app = typer.Typer(
     no_args_is_help=True, help="List, inspect, retry or discard dead letters (via a gateway)."
 )
 PAGE = 500
-_T = "Thresholds (exit code 1 warning, 2 critical)"
+THRESHOLDS_PANEL = "Thresholds (exit code 1 warning, 2 critical)"
 
 
 # --- status ---------------------------------------------------------------------------------
@@ -117,23 +118,35 @@ def status(
         bool, typer.Option("--json", help="Print one JSON object instead of the table")
     ] = False,
     warn_pending_age_s: Annotated[
-        float, typer.Option(help="Warning: the oldest pending write is older", rich_help_panel=_T)
+        float,
+        typer.Option(
+            help="Warning: the oldest pending write is older", rich_help_panel=THRESHOLDS_PANEL
+        ),
     ] = Thresholds.warn_pending_age_s,
     critical_pending_age_s: Annotated[
-        float, typer.Option(help="Critical: the oldest pending write is older", rich_help_panel=_T)
+        float,
+        typer.Option(
+            help="Critical: the oldest pending write is older", rich_help_panel=THRESHOLDS_PANEL
+        ),
     ] = Thresholds.critical_pending_age_s,
     critical_main_unreachable_s: Annotated[
         float,
         typer.Option(
             help="Critical: main unreachable from a secondary site for longer (shorter: warning)",
-            rich_help_panel=_T,
+            rich_help_panel=THRESHOLDS_PANEL,
         ),
     ] = Thresholds.critical_main_unreachable_s,
     critical_dead_letters: Annotated[
-        int, typer.Option(help="Critical: more dead letters than this", rich_help_panel=_T)
+        int,
+        typer.Option(
+            help="Critical: more dead letters than this", rich_help_panel=THRESHOLDS_PANEL
+        ),
     ] = Thresholds.critical_dead_letters,
     warn_replica_lag_s: Annotated[
-        float, typer.Option(help="Warning: the replica's apply lag is longer", rich_help_panel=_T)
+        float,
+        typer.Option(
+            help="Warning: the replica's apply lag is longer", rich_help_panel=THRESHOLDS_PANEL
+        ),
     ] = Thresholds.warn_replica_lag_s,
 ) -> None:
     """The site at a glance: buffer, drain estimate, replica lag, processor, recent work.
@@ -206,10 +219,12 @@ def verdict(assessment: Assessment) -> str:
 
 
 def _gateway_critical(url: str, exc: ClientError, as_json: bool) -> NoReturn:
-    reason = exc.detail if isinstance(exc, ApiError) else str(exc)
     if isinstance(exc, ApiError):
-        reason = f"{exc.status_code} {reason}"
-    assessment = gateway_unreachable(url, reason.splitlines()[0] if reason else "no answer")
+        detail = (exc.detail.splitlines() or ["error"])[0]
+        message = f"{url} answered {exc.status_code}: {detail}"
+    else:
+        message = f"cannot reach {url}: {first_line(exc, 'no answer')}"
+    assessment = gateway_failed(message)
     if as_json:
         typer.echo(json.dumps(assessment.as_json(), indent=2))
     err.print(f"[red]{escape(assessment.summary())}[/red]")

@@ -15,7 +15,7 @@ from ccat_api.config import Settings
 from ccat_api.devstack.stack import Stack
 from ccat_api.devstack.system import free_port
 from tests.integration.conftest import Tokens
-from tests.support import client, refused_on_main, serve
+from tests.support import client, refused_on_main, serve, serve_asgi
 
 
 async def ccat_api(url: str, token: str, *args: str) -> tuple[int, str, str]:
@@ -180,3 +180,21 @@ async def test_status_is_critical_in_one_line_when_the_gateway_is_unreachable() 
     assert err.startswith(f"CRITICAL: cannot reach {url}: "), err
     code, out, err = await ccat_api(url, "ccat_any_token", "status")
     assert (code, out) == (2, ""), err
+
+
+async def test_status_is_critical_when_the_gateway_answers_a_server_error() -> None:
+    async def failing_gateway(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await send({"type": "http.response.start", "status": 500,
+                    "headers": [(b"content-type", b"application/json")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": b'{"detail": "boom"}'})
+
+    async with serve_asgi(failing_gateway) as url:
+        code, out, err = await ccat_api(url, "ccat_any_token", "status", "--json")
+    assert code == 2, (out, err)
+    assert json.loads(out)["findings"][0]["message"] == f"{url} answered 500: boom"
+    assert err.strip() == f"CRITICAL: {url} answered 500: boom"

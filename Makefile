@@ -11,18 +11,25 @@ STAMP := $(VENV)/.installed
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
-# Stock Debian's python3 cannot make a venv without python3-venv (no ensurepip). promtool
-# ships only in Debian's prometheus package (the server too); none of its recommends (the
-# node exporter) is needed.
+# Stock Debian's python3 cannot make a venv without python3-venv (no ensurepip).
 .PHONY: system-deps
-system-deps: ## Install python3-venv, PostgreSQL, Redis, Redis Sentinel, Chromium (console tests) and promtool (alert rule tests) from Debian's packages if missing (needs root)
+system-deps: ## Install python3-venv, PostgreSQL, Redis and Redis Sentinel from Debian's packages if missing (needs root)
 	@if ! $(PYTHON) -c 'import ensurepip' >/dev/null 2>&1 \
 			|| ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || ! command -v redis-server >/dev/null \
-			|| ! command -v redis-sentinel >/dev/null \
-			|| ! command -v chromium >/dev/null || ! command -v promtool >/dev/null; then \
-		echo "installing python3-venv, postgresql, redis-server, redis-sentinel, chromium and prometheus (for promtool)"; \
+			|| ! command -v redis-sentinel >/dev/null; then \
+		echo "installing python3-venv, postgresql, redis-server and redis-sentinel"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv postgresql redis-server redis-sentinel chromium && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv postgresql redis-server redis-sentinel; \
+	fi
+
+# Only the tests need these. promtool ships only in Debian's prometheus package (the server
+# too); none of its recommends (the node exporter) is needed.
+.PHONY: test-deps
+test-deps: system-deps ## Also Chromium (console tests) and promtool (alert rule tests) if missing (needs root)
+	@if ! command -v chromium >/dev/null || ! command -v promtool >/dev/null; then \
+		echo "installing chromium and prometheus (for promtool)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; \
 	fi
 
@@ -86,7 +93,7 @@ unit: install ## Unit tests only (no services, seconds)
 	$(BIN)/pytest tests/unit -q
 
 .PHONY: test
-test: lint typecheck ## Everything CI runs: lint, types, unit and integration tests
+test: test-deps lint typecheck ## Everything CI runs: lint, types, unit and integration tests
 	$(BIN)/pytest -q --durations=10
 
 .PHONY: fuzz

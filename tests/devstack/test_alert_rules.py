@@ -1,5 +1,5 @@
 """The Prometheus files an operator deploys, checked by ``promtool`` (Debian's ``prometheus``
-package; ``make system-deps`` installs it): the configuration loads with its rule file, the
+package; ``make test-deps`` installs it): the configuration loads with its rule file, the
 rules are valid, and ``alerts_test.yml`` shows each alert firing and not firing."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import yaml
+# PyYAML comes with astropy (a dependency); its stubs would be one more package for a test.
+import yaml  # type: ignore[import-untyped]
 from prometheus_client import generate_latest
 
 from ccat_api.live.metrics import render
@@ -24,7 +25,7 @@ TOKEN_FILE = "/etc/prometheus/ccat-api.token"
 def promtool(*args: str, cwd: Path = PROMETHEUS_DIR) -> None:
     # Not a skip: CI without promtool would pass while testing no rule at all.
     binary = shutil.which("promtool")
-    assert binary, "promtool is missing: `make system-deps` installs Debian's prometheus"
+    assert binary, "promtool is missing: `make test-deps` installs Debian's prometheus"
     done = subprocess.run(
         [binary, *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
     )

@@ -1,7 +1,8 @@
 """Backpressure and quotas against real services: a gateway filling a small-``maxmemory``
 Redis of its own is refused with 503 near capacity before Redis refuses anything, with nothing
 half-written, and says so in its status and metrics; a token over its write quota gets 429
-with Retry-After, and is accepted again after the window; the SDK waits out both."""
+with Retry-After, and is accepted again after the window (at a main site without Redis too,
+counted in the process); the SDK waits out both."""
 
 from __future__ import annotations
 
@@ -202,3 +203,22 @@ async def test_the_sdk_waits_out_429s_and_every_write_is_buffered_once(
     assert all(e.delay_s >= 1 for e in events if e.status_code == 429)
     held = await buffer_state(settings.redis_url, site_name)
     assert held["stream"] == 9
+
+
+async def test_at_a_main_site_without_redis_the_quota_is_counted_in_the_process(
+    stack: Stack, tokens: Tokens
+) -> None:
+    settings = Settings.model_validate(
+        {**stack.settings_overrides("main", secondary=False), "write_rate_limit": "2 per 3 seconds"}
+    )
+    assert not settings.redis_url
+    async with serve(settings) as url, client(url, tokens.service) as http:
+        eou = (await start_eou(http))["id"]
+        assert (await http.post("/raw_data_files", json=_file(eou))).status_code == 201
+        limited = await http.post("/raw_data_files", json=_file(eou))
+        assert limited.status_code == 429, limited.text
+        assert limited.json()["code"] == "rate_limited"
+        await asyncio.sleep(int(limited.headers["Retry-After"]))
+        answer = await http.post("/raw_data_files", json=_file(eou))
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["status"] == "applied"

@@ -2,8 +2,8 @@
 its level, and the exit code of the worst (0 ok, 1 warning, 2 critical).
 
 Critical: the site refuses writes or reads, or a write will not reach main without an
-operator (Redis down, replica down, dead letters, main away too long, a write waiting too
-long, the gateway itself unreachable). Warning: the site works but heads that way.
+operator (Redis down or full, replica down, dead letters, main away too long, a write
+waiting too long, the gateway itself unreachable). Warning: the site works but heads that way.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ class Thresholds:
     critical_main_unreachable_s: float = 900.0
     critical_dead_letters: int = 0
     warn_replica_lag_s: float = 300.0
+    # Below the gateway's own refusal point (buffer_max_memory_fraction, 0.9 by default).
+    warn_memory_fraction: float = 0.75
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,11 @@ def assess(status: SiteStatus, limits: Thresholds) -> Assessment:
     if buffer is not None:
         if buffer.dead_letters > limits.critical_dead_letters:
             found(Level.CRITICAL, "dead_letters", f"{buffer.dead_letters} dead letter(s)")
+        used = buffer.memory_used_fraction
+        if buffer.near_capacity:
+            found(Level.CRITICAL, "memory", "buffer near capacity: critical writes refused")
+        elif used is not None and used > limits.warn_memory_fraction:
+            found(Level.WARNING, "memory", f"buffer's Redis at {used:.0%} of maxmemory")
         pending_s = buffer.oldest_pending_age_s
         if pending_s is not None and pending_s > limits.critical_pending_age_s:
             found(Level.CRITICAL, "pending_age", f"oldest pending write {pending_s:.0f} s old")

@@ -148,13 +148,21 @@ def status(
             help="Warning: the replica's apply lag is longer", rich_help_panel=THRESHOLDS_PANEL
         ),
     ] = Thresholds.warn_replica_lag_s,
+    warn_memory_fraction: Annotated[
+        float,
+        typer.Option(
+            help="Warning: the buffer's Redis uses more of its maxmemory",
+            rich_help_panel=THRESHOLDS_PANEL,
+        ),
+    ] = Thresholds.warn_memory_fraction,
 ) -> None:
     """The site at a glance: buffer, drain estimate, replica lag, processor, recent work.
 
     Exit code, for monitoring: 0 ok; 1 warning (main unreachable for a while, an old pending
-    write, replica lag, the processor absent or crashed, a bad token); 2 critical (the gateway
-    unreachable or failing, Redis or the replica down, writes refused, dead letters, main
-    unreachable too long, a pending write too old). The last line (the JSON's level and
+    write, replica lag, Redis filling up, the processor absent or crashed, a bad token); 2
+    critical (the gateway unreachable or failing, Redis or the replica down, writes refused,
+    the buffer near capacity, dead letters, main unreachable too long, a pending write too
+    old). The last line (the JSON's level and
     findings) says why.
     """
     if watch and as_json:
@@ -167,6 +175,7 @@ def status(
         critical_main_unreachable_s=critical_main_unreachable_s,
         critical_dead_letters=critical_dead_letters,
         warn_replica_lag_s=warn_replica_lag_s,
+        warn_memory_fraction=warn_memory_fraction,
     )
     with gateway(url, token) as client:
 

@@ -73,13 +73,15 @@ def test_every_alert_has_a_severity_a_runbook_and_a_test_each_way() -> None:
 
 def test_every_metric_alerted_on_is_one_the_gateway_or_processor_exports() -> None:
     """A misspelt metric is no error to Prometheus: the alert just never fires."""
+    # Every optional figure present: a Redis with maxmemory, a replica that answers.
     status = SiteStatus(
         site="obs", site_type="secondary", sampled_at=0.0, main={"ok": True},
         replica=ReplicaStatus(ok=True, receive_lag_bytes=0, apply_lag_bytes=0, apply_lag_s=0.0,
                               wan_delay_s=0.1),
         buffer=BufferStatus(depth=1, oldest_pending_age_s=1.0, awaiting_replica=0,
                             dead_letters=0, accept_rate_tx_s=1.0, drain_rate_tx_s=1.0,
-                            estimated_drain_s=1.0),
+                            estimated_drain_s=1.0, memory_used_bytes=1 << 20,
+                            memory_max_bytes=1 << 30, memory_used_fraction=1 / 1024),
         processor={"state": "idle"}, counters={}, redis=RedisStatus(ok=True),
     )  # fmt: skip
     exposition = render(status)[0] + generate_latest(REPLAY_REGISTRY)

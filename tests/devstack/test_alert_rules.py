@@ -91,3 +91,29 @@ def test_every_metric_alerted_on_is_one_the_gateway_or_processor_exports() -> No
         used = set(re.findall(r"\b(ccat_\w+|up)\b", rule["expr"]))
         assert used, rule["alert"]
         assert used <= exported, f"{rule['alert']}: {sorted(used - exported)} not exported"
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading: lower case, punctuation dropped, spaces to -."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_every_alert_links_to_a_runbook_section_that_exists() -> None:
+    """An alert at 3 a.m. must lead somewhere: each runbook_url names a file in the repository
+    and a heading in it."""
+    repository = PROMETHEUS_DIR.parents[1]
+    broken = []
+    for rule in rules():
+        url = rule["annotations"]["runbook_url"]
+        path, _, anchor = url.partition("#")
+        page = repository / path
+        headings = (
+            {_anchor(line.lstrip("#")) for line in page.read_text().splitlines()
+             if line.startswith("#")}
+            if page.is_file()
+            else set()
+        )  # fmt: skip
+        if not page.is_file() or (anchor and anchor not in headings):
+            broken.append(f"{rule['alert']}: {url}")
+    assert broken == []

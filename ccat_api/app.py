@@ -29,7 +29,7 @@ from ccat_api.api import (
 )
 from ccat_api.api import live as live_routes
 from ccat_api.api.middleware import RequestContextMiddleware, UnderPrefix
-from ccat_api.api.routing import refuse_other_methods_on_literal_paths
+from ccat_api.api.routing import every_route, refuse_other_methods_on_literal_paths
 from ccat_api.buffering.durability import DurabilityCheck
 from ccat_api.config import Settings
 from ccat_api.health import HealthProbe
@@ -158,11 +158,8 @@ def _build_routes(app: FastAPI) -> None:
     """FastAPI compiles the routes of included routers on the first request that reaches
     them (hundreds of validators: ~0.3 s here); do it before serving, so an instrument's
     first write after a restart is as fast as any other."""
-    for route in app.routes:
-        contexts = getattr(route, "effective_route_contexts", None)
-        if contexts is not None:
-            for _ in contexts():
-                pass
+    for _ in every_route(app.routes):
+        pass
 
 
 def app_from_environment() -> FastAPI:

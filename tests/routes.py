@@ -12,10 +12,10 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
 from pydantic import AwareDatetime, BaseModel, ValidationError
 
 from ccat_api.api.deps import Authorize, public
+from ccat_api.api.routing import every_route
 from ccat_api.auth.permissions import Permission
 
 # Served by FastAPI itself: the OpenAPI document and its viewers.
@@ -180,13 +180,7 @@ def api_routes(app: FastAPI) -> list[RouteInfo]:
     """Every API route with its full path and the dependencies FastAPI resolves for it
     (routers included into the app are expanded; FastAPI keeps them as wrappers)."""
     found = []
-    for route in app.routes:
-        if isinstance(route, APIRoute):
+    for route in every_route(app.routes):
+        if getattr(route, "dependant", None) is not None:
             found.append(RouteInfo(route.path, frozenset(route.methods or ()), route.dependant))
-        elif hasattr(route, "effective_route_contexts"):
-            for context in route.effective_route_contexts():
-                if context.dependant is not None:
-                    found.append(
-                        RouteInfo(context.path, frozenset(context.methods or ()), context.dependant)
-                    )
     return found

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from ccat_api.api.routing import LiteralPathRefusal, printable
+from ccat_api.api.routing import LiteralPathRefusal, every_route, printable
 from ccat_api.buffering.gateway import ReplayedAnswer
 from ccat_api.db.failures import refused_value, unreachable
 from ccat_api.errors import CcatError, ServiceUnavailable, Unprocessable
@@ -114,15 +114,12 @@ def _methods_of(request: Request) -> list[str]:
     ``{executed_obs_unit_id}`` read, though that template matches it too."""
     scope = {**request.scope, "method": "OPTIONS"}  # matches no route fully: partials only
     found: list[tuple[str, set[str]]] = []
-    for route in request.app.routes:
-        # Included routers hold one context per route (see _build_routes).
-        contexts = getattr(route, "effective_route_contexts", None)
-        for candidate in contexts() if contexts is not None else [route]:
-            if isinstance(candidate, LiteralPathRefusal):
-                continue  # answers 405 for what only a template serves: not a method here
-            match, _ = candidate.matches(scope)
-            if match is not Match.NONE:
-                found.append((candidate.path, set(getattr(candidate, "methods", None) or ())))
+    for route in every_route(request.app.routes):
+        if isinstance(route, LiteralPathRefusal):
+            continue  # answers 405 for what only a template serves: not a method here
+        match, _ = route.matches(scope)
+        if match is not Match.NONE:
+            found.append((route.path, set(getattr(route, "methods", None) or ())))
     literal = [methods for path, methods in found if path == request.url.path]
     return sorted(set().union(*(literal or [methods for _, methods in found])))
 

@@ -9,7 +9,7 @@ everything else JSON allows goes on to validation unchanged.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -18,7 +18,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 Location = tuple[str | int, ...]
@@ -93,6 +93,14 @@ def printable(value: str) -> str:
     return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def every_route(routes: Iterable[BaseRoute]) -> Iterator[Any]:
+    """Each route as FastAPI matches it: an included router holds one context per route of
+    its own (FastAPI builds a context when asked, compiling its validators)."""
+    for route in routes:
+        contexts = getattr(route, "effective_route_contexts", None)
+        yield from contexts() if contexts is not None else [route]
+
+
 class LiteralPathRefusal(Route):
     """A 405 for a method that reaches a literal path only through a sibling's template."""
 
@@ -106,14 +114,11 @@ def refuse_other_methods_on_literal_paths(app: FastAPI) -> None:
     ``/executed_obs_units/{executed_obs_unit_id}``: a GET there would reach the read by id and
     be refused as a malformed id (422), where the document says the path serves POST only.
     Routes matched first answer 405 for the methods only a template brings."""
-    routes: list[tuple[str, set[str], Any]] = []
-    for route in app.routes:
-        contexts = getattr(route, "effective_route_contexts", None)
-        for candidate in contexts() if contexts is not None else [route]:
-            methods = getattr(candidate, "methods", None)
-            if methods:
-                path, regex = getattr(candidate, "path", ""), getattr(candidate, "path_regex", None)
-                routes.append((path, set(methods), regex))
+    routes = [
+        (route.path, set(route.methods), route.path_regex)
+        for route in every_route(app.routes)
+        if getattr(route, "methods", None)
+    ]
     refusals = []
     for path in sorted({p for p, _, _ in routes if "{" not in p}):
         own = set().union(*(m for p, m, _ in routes if p == path))

@@ -14,7 +14,7 @@ import textwrap
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 import limits
 from pydantic import Field, field_validator, model_validator
@@ -35,6 +35,10 @@ from ccat_api.config_sources import (
 
 # Package data, so an installed wheel layers the same site sections as a checkout.
 DEFAULT_SETTINGS_FILE = Path(__file__).resolve().with_name("settings.toml")
+
+
+# host:port, as Sentinel itself and redis-cli write it; refused at start, not at first use.
+SentinelAddress = Annotated[str, Field(pattern=r"^\S+:\d{1,5}$")]
 
 
 class SiteType(StrEnum):
@@ -78,7 +82,7 @@ class Settings(AccessSettings, BaseSettings):
         " in it; at main it carries live monitoring across workers. With redis_sentinels set,"
         " only its database number and credentials are used: Sentinel names the primary.",
     )
-    redis_sentinels: list[str] = Field(
+    redis_sentinels: list[SentinelAddress] = Field(
         default_factory=list,
         description='The site\'s Redis Sentinels, as JSON (["10.0.0.5:26379", ...]); set, the'
         " gateway, processor and CLI find the buffer's primary through them and follow a"

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
+from redis.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -86,11 +87,7 @@ def site_redis(settings: Settings) -> Redis:
         host, _, port = address.rpartition(":")
         sentinels.append((host, int(port)))
     # The database number and credentials still come from redis_url, when there is one.
-    database = (
-        Redis.from_url(settings.redis_url).connection_pool.connection_kwargs
-        if settings.redis_url
-        else {}
-    )
+    database = parse_url(settings.redis_url) if settings.redis_url else {}  # type: ignore[no-untyped-call]
     watcher = Sentinel(  # type: ignore[no-untyped-call]
         sentinels, socket_timeout=1, socket_connect_timeout=1
     )

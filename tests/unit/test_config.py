@@ -115,6 +115,12 @@ def test_bad_value_names_the_setting(empty_file: Path, monkeypatch: pytest.Monke
         load_settings(empty_file)
 
 
+def test_a_sentinel_address_without_a_port_is_refused_at_start() -> None:
+    with pytest.raises(ValidationError, match=r"redis_sentinels\.1"):
+        Settings(development=True, redis_sentinels=["10.0.0.5:26379", "10.0.0.6"])
+    assert Settings(development=True, redis_sentinels=["[::1]:26379"]).redis_sentinels
+
+
 def test_misspelled_key_in_the_settings_file_is_refused_with_the_nearest_name(
     tmp_path: Path,
 ) -> None:

@@ -122,20 +122,27 @@ class RedisSentinelSet:
         for member in self.members:
             member.stop()
 
+    def named_primaries(self) -> list[int | None]:
+        """The primary's port as each Sentinel names it (None: not running or no answer)."""
+        named: list[int | None] = []
+        for sentinel in self.sentinels:
+            found = None
+            if sentinel.process is not None:
+                client = redis.Redis(port=sentinel.port, socket_timeout=1)
+                try:
+                    found = client.sentinel_get_master_addr_by_name(SERVICE)
+                except redis.RedisError:
+                    pass
+                finally:
+                    client.close()
+            named.append(int(found[1]) if isinstance(found, tuple) else None)
+        return named
+
     def primary_port(self) -> int:
         """Where the Sentinels say the primary is now."""
-        for sentinel in self.sentinels:
-            if sentinel.process is None:
-                continue
-            client = redis.Redis(port=sentinel.port, socket_timeout=1)
-            try:
-                host_port = client.sentinel_get_master_addr_by_name(SERVICE)
-            except redis.RedisError:
-                continue
-            finally:
-                client.close()
-            if isinstance(host_port, tuple):
-                return int(host_port[1])
+        for port in self.named_primaries():
+            if port is not None:
+                return port
         raise RuntimeError("no Sentinel names a primary")
 
     def member_on(self, port: int) -> RedisServer:
@@ -154,18 +161,10 @@ class RedisSentinelSet:
         """Until every Sentinel names the same primary (``port``, when given)."""
         deadline = time.monotonic() + timeout_s
         while True:
-            named = set()
-            for sentinel in self.sentinels:
-                client = redis.Redis(port=sentinel.port, socket_timeout=1)
-                try:
-                    found = client.sentinel_get_master_addr_by_name(SERVICE)
-                    named.add(int(found[1]) if isinstance(found, tuple) else None)
-                except redis.RedisError:
-                    named.add(None)
-                finally:
-                    client.close()
-            if len(named) == 1 and None not in named and (port is None or port in named):
-                return int(named.pop())  # type: ignore[arg-type]
+            named = set(self.named_primaries())
+            (agreed,) = named if len(named) == 1 else (None,)
+            if agreed is not None and (port is None or agreed == port):
+                return agreed
             if time.monotonic() > deadline:
                 raise TimeoutError(f"Sentinels disagree on the primary: {named}")
             time.sleep(0.1)
@@ -173,8 +172,9 @@ class RedisSentinelSet:
     def wait_replicas_in_sync(self, timeout_s: float = 30.0) -> None:
         """Until the primary counts ``min_replicas`` replicas in sync (it takes writes then)."""
         deadline = time.monotonic() + timeout_s
-        primary = self.members[0] if not self.sentinels[0].process else None
-        port = primary.port if primary else self.primary_port()
+        # Before the Sentinels start, the first member is the primary by construction.
+        started = any(sentinel.process is not None for sentinel in self.sentinels)
+        port = self.primary_port() if started else self.members[0].port
         client = redis.Redis(port=port, socket_timeout=2)
         try:
             while True:

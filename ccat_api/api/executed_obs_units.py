@@ -6,21 +6,15 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
-from fastapi.responses import Response
 
 from ccat_api.api import examples
+from ccat_api.api.critical import CriticalWrites
 from ccat_api.api.deps import ReadAccess, ReaderDep, WriteContextDep
-from ccat_api.api.responses import (
-    CRITICAL_CHANGED,
-    CRITICAL_CREATED,
-    answered,
-    found,
-    page_of,
-    read_list,
-    read_one,
-)
+from ccat_api.api.pages import Limit, equal_to, read_page
+from ccat_api.api.responses import found, read_list, read_one
 from ccat_api.api.routing import CheckedRoute
-from ccat_api.buffering.reads import Condition, Eq, OrderBy
+from ccat_api.buffering.builder import PreparedWrite
+from ccat_api.buffering.reads import Eq, OrderBy
 from ccat_api.domain import observations
 from ccat_api.schemas.common import PageRead
 from ccat_api.schemas.inputs import DecimalDigits, IdParam, Uuid
@@ -38,30 +32,25 @@ router = APIRouter(
     route_class=CheckedRoute, prefix="/executed_obs_units", tags=["executed obs units"]
 )
 MAX_FILES_PER_UNIT = 100_000
+critical = CriticalWrites(router)
 
 
-@router.post(
-    "/start",
-    **CRITICAL_CREATED,
-    summary="Start an executed obs unit (critical: buffered at a secondary site)",
+@critical.post(
+    "/start", summary="Start an executed obs unit (critical: buffered at a secondary site)"
 )
-async def start_executed_obs_unit(body: ExecutedObsUnitStart, ctx: WriteContextDep) -> Response:
-    prepared = await observations.start(ctx, body)
-    return answered(await ctx.gateway.submit(prepared, ctx.claim, status_code=201))
+async def start_executed_obs_unit(
+    body: ExecutedObsUnitStart, ctx: WriteContextDep
+) -> PreparedWrite:
+    return await observations.start(ctx, body)
 
 
-@router.put(
-    "/{executed_obs_unit_id}/finish",
-    **CRITICAL_CHANGED,
-    summary="Finish a running executed obs unit (critical)",
+@critical.put(
+    "/{executed_obs_unit_id}/finish", summary="Finish a running executed obs unit (critical)"
 )
 async def finish_executed_obs_unit(
-    executed_obs_unit_id: Uuid,
-    body: ExecutedObsUnitFinish,
-    ctx: WriteContextDep,
-) -> Response:
-    prepared = await observations.finish(ctx, executed_obs_unit_id, body)
-    return answered(await ctx.gateway.submit(prepared, ctx.claim, status_code=200))
+    executed_obs_unit_id: Uuid, body: ExecutedObsUnitFinish, ctx: WriteContextDep
+) -> PreparedWrite:
+    return await observations.finish(ctx, executed_obs_unit_id, body)
 
 
 @router.get(
@@ -94,22 +83,13 @@ async def list_executed_obs_units(
     order: Annotated[
         Literal["start_time", "-start_time", "created_at", "-created_at"], Query()
     ] = "-start_time",
-    limit: Annotated[int, Query(ge=1, le=1000), DecimalDigits] = 100,
+    limit: Limit = 100,
     offset: Annotated[int, Query(ge=0, le=100_000), DecimalDigits] = 0,
 ) -> PageRead[ExecutedObsUnitRead]:
-    where: list[Condition] = []
-    if obs_unit_id is not None:
-        where.append(Eq("obs_unit_id", obs_unit_id))
-    if status is not None:
-        where.append(Eq("status", status))
-    page = await reader.page(
-        "executed_obs_units",
-        where,
-        [OrderBy(order.lstrip("-"), descending=order.startswith("-"))],
-        limit=limit,
-        offset=offset,
+    where = equal_to(obs_unit_id=obs_unit_id, status=status)
+    return await read_page(
+        reader, ExecutedObsUnitRead, "executed_obs_units", where, order, limit=limit, offset=offset
     )
-    return page_of(ExecutedObsUnitRead, page)
 
 
 @router.get(

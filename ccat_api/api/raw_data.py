@@ -5,25 +5,19 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import Response
 
 from ccat_api.api import examples
+from ccat_api.api.critical import CriticalWrites
 from ccat_api.api.deps import ReadAccess, ReaderDep, WriteContextDep
-from ccat_api.api.responses import (
-    CRITICAL_CHANGED,
-    CRITICAL_CREATED,
-    answered,
-    found,
-    page_of,
-    read_list,
-    read_one,
-)
+from ccat_api.api.pages import Limit, Offset, equal_to, read_page
+from ccat_api.api.responses import found, read_list, read_one
 from ccat_api.api.routing import CheckedRoute
-from ccat_api.buffering.reads import Condition, Eq, OrderBy
+from ccat_api.buffering.builder import PreparedWrite
+from ccat_api.buffering.reads import Eq, OrderBy
 from ccat_api.domain import raw_data
 from ccat_api.errors import Unprocessable
 from ccat_api.schemas.common import PageRead
-from ccat_api.schemas.inputs import DecimalDigits, Uuid
+from ccat_api.schemas.inputs import Uuid
 from ccat_api.schemas.raw_data import (
     RawDataFileBulkCreate,
     RawDataFileCreate,
@@ -34,26 +28,20 @@ from ccat_api.schemas.raw_data import (
 )
 
 router = APIRouter(route_class=CheckedRoute, tags=["raw data"])
+critical = CriticalWrites(router)
 
 
-@router.post(
-    "/raw_data_files",
-    **CRITICAL_CREATED,
-    summary="Register one raw data file (critical)",
-)
-async def create_raw_data_file(body: RawDataFileCreate, ctx: WriteContextDep) -> Response:
-    prepared = await raw_data.create_file(ctx, body)
-    return answered(await ctx.gateway.submit(prepared, ctx.claim, status_code=201))
+@critical.post("/raw_data_files", summary="Register one raw data file (critical)")
+async def create_raw_data_file(body: RawDataFileCreate, ctx: WriteContextDep) -> PreparedWrite:
+    return await raw_data.create_file(ctx, body)
 
 
-@router.post(
+@critical.post(
     "/raw_data_files/bulk",
-    **CRITICAL_CREATED,
     summary="Register up to 1000 raw data files in one transaction (critical)",
 )
-async def create_raw_data_files(body: RawDataFileBulkCreate, ctx: WriteContextDep) -> Response:
-    prepared = await raw_data.create_files(ctx, body)
-    return answered(await ctx.gateway.submit(prepared, ctx.claim, status_code=201))
+async def create_raw_data_files(body: RawDataFileBulkCreate, ctx: WriteContextDep) -> PreparedWrite:
+    return await raw_data.create_files(ctx, body)
 
 
 @router.get(
@@ -73,27 +61,20 @@ async def list_raw_data_files(
     order: Annotated[
         Literal["created_at", "-created_at", "relative_path", "-relative_path"], Query()
     ] = "created_at",
-    limit: Annotated[int, Query(ge=1, le=1000), DecimalDigits] = 100,
-    offset: Annotated[int, Query(ge=0, le=1_000_000), DecimalDigits] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> PageRead[RawDataFileRead]:
-    where: list[Condition] = []
-    if executed_obs_unit_id is not None:
-        where.append(Eq("executed_obs_unit_id", executed_obs_unit_id))
-    if raw_data_package_id is not None:
-        where.append(Eq("raw_data_package_id", raw_data_package_id))
+    where = equal_to(
+        executed_obs_unit_id=executed_obs_unit_id, raw_data_package_id=raw_data_package_id
+    )
     if not where:
         raise Unprocessable(
             "executed_obs_unit_id: filter by executed_obs_unit_id or raw_data_package_id",
             field="executed_obs_unit_id",
         )
-    page = await reader.page(
-        "raw_data_files",
-        where,
-        [OrderBy(order.lstrip("-"), descending=order.startswith("-"))],
-        limit=limit,
-        offset=offset,
+    return await read_page(
+        reader, RawDataFileRead, "raw_data_files", where, order, limit=limit, offset=offset
     )
-    return page_of(RawDataFileRead, page)
 
 
 @router.get(
@@ -108,28 +89,24 @@ async def get_raw_data_file(file_id: Uuid, reader: ReaderDep, _: ReadAccess) -> 
     )
 
 
-@router.post(
+@critical.post(
     "/raw_data_package",
-    **CRITICAL_CREATED,
     summary="Create a raw data package, packing existing files and/or new ones (critical)",
 )
-async def create_raw_data_package(body: RawDataPackageCreate, ctx: WriteContextDep) -> Response:
-    prepared = await raw_data.create_package(ctx, body)
-    return answered(await ctx.gateway.submit(prepared, ctx.claim, status_code=201))
+async def create_raw_data_package(
+    body: RawDataPackageCreate, ctx: WriteContextDep
+) -> PreparedWrite:
+    return await raw_data.create_package(ctx, body)
 
 
-@router.put(
+@critical.put(
     "/raw_data_package/{package_id}/finalize",
-    **CRITICAL_CHANGED,
     summary="Mark a building package complete, with its final file count and size (critical)",
 )
 async def finalize_raw_data_package(
-    package_id: Uuid,
-    body: RawDataPackageFinalize,
-    ctx: WriteContextDep,
-) -> Response:
-    prepared = await raw_data.finalize_package(ctx, package_id, body)
-    return answered(await ctx.gateway.submit(prepared, ctx.claim, status_code=200))
+    package_id: Uuid, body: RawDataPackageFinalize, ctx: WriteContextDep
+) -> PreparedWrite:
+    return await raw_data.finalize_package(ctx, package_id, body)
 
 
 @router.get(

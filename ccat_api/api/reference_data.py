@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from ccat_api import visibility
 from ccat_api.api import reference_examples
 from ccat_api.api.deps import ReadAccess, RuntimeDep
+from ccat_api.api.pages import Limit, Offset
 from ccat_api.api.resources import ListFilters, Resource, add_resource
 from ccat_api.api.responses import found, read_list, read_one
 from ccat_api.api.routing import CheckedRoute
@@ -173,8 +174,8 @@ async def cone_search(
     ra_deg: Annotated[float, Query(ge=0, lt=360)],
     dec_deg: Annotated[float, Query(ge=-90, le=90)],
     radius_deg: Annotated[float, Query(gt=0, le=180)],
-    limit: Annotated[int, Query(ge=1, le=1000), DecimalDigits] = 100,
-    offset: Annotated[int, Query(ge=0, le=1_000_000), DecimalDigits] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> PageRead[SourceWithDistance]:
     distance = _distance_deg(ra_deg, dec_deg).label("distance_deg")
     within = (Source.source_type == "fixed", distance <= radius_deg)

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from ccat_api.api.deps import Authorize, ReadAccess, ReaderDep, RuntimeDep
+from ccat_api.api.pages import Limit, Offset
 from ccat_api.api.responses import READ_CODES, documented, errors, found, read_list, read_one
 from ccat_api.auth.identity import Identity
 from ccat_api.auth.permissions import Permission
@@ -24,7 +25,7 @@ from ccat_api.direct import rows
 from ccat_api.errors import Unprocessable
 from ccat_api.runtime import Runtime
 from ccat_api.schemas.common import PageRead
-from ccat_api.schemas.inputs import DecimalDigits, IdParam, Uuid
+from ccat_api.schemas.inputs import IdParam, Uuid
 
 # (runtime, the values to write, the current row or None when creating): may refuse or adjust.
 Validator = Callable[[Runtime, dict[str, Any], dict[str, Any] | None], Awaitable[None]]
@@ -93,8 +94,8 @@ def add_resource(router: APIRouter, spec: Resource) -> None:
         _: ReadAccess,
         filters: Annotated[filters_model, Query()],  # type: ignore[valid-type]
         order: str = spec.order_fields[0],
-        limit: Annotated[int, Query(ge=1, le=1000), DecimalDigits] = 100,
-        offset: Annotated[int, Query(ge=0, le=1_000_000), DecimalDigits] = 0,
+        limit: Limit = 100,
+        offset: Offset = 0,
     ) -> Any:
         page = await reader.page(
             spec.table,

@@ -3,21 +3,17 @@ success answer with an example (from ``api/examples.py``) and every error a rout
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
-import orjson
-from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from ccat_api.api import examples
 from ccat_api.api.deps import WRITE_ROUTE
-from ccat_api.buffering.idempotency import Answer
-from ccat_api.buffering.reads import MergedReader, Page, Row
+from ccat_api.buffering.reads import MergedReader, Row
 from ccat_api.errors import NotFound
-from ccat_api.schemas.common import PageRead, WriteAccepted
+from ccat_api.schemas.common import WriteAccepted
 
-ReadT = TypeVar("ReadT", bound=BaseModel)
 Responses = dict[int | str, dict[str, Any]]
 
 
@@ -139,9 +135,8 @@ def documented(
 # away (503); 422 wherever a parameter or body can be invalid.
 READ_CODES = (401, 403, 422, 503)
 WRITE_CODES = (400, 401, 403, 404, 409, 422, 503)
-# Critical writes answer the same shape at both kinds of site.
-# Every critical write is declared alike: its answer, every error it can give and the
-# Idempotency-Key header (``@router.post(path, **CRITICAL_CREATED, summary=...)``). Only they
+# Critical writes answer the same shape at both kinds of site: their answer, every error
+# they can give and the Idempotency-Key header (attached by ``api/critical.py``). Only they
 # count against a token's write quota (429).
 CRITICAL_CODES = (*WRITE_CODES, 429)
 CRITICAL_CREATED: dict[str, Any] = {
@@ -167,25 +162,9 @@ def read_list(item_example: Any, *codes: int) -> Responses:
     return documented(examples.page(item_example), *READ_CODES, *codes)
 
 
-def page_of(read_model: type[ReadT], page: Page) -> PageRead[ReadT]:
-    return PageRead[read_model](  # type: ignore[valid-type]
-        items=[read_model.model_validate(r) for r in page.items],
-        total=page.total,
-        limit=page.limit,
-        offset=page.offset,
-    )
-
-
 async def found(reader: MergedReader, table: str, pk: UUID | int, noun: str) -> Row:
     """One record as this site reads it (replica and overlay), or a 404 that names it."""
     row = await reader.get(table, pk)
     if row is None:
         raise NotFound(f"{noun} {pk} not found")
     return row
-
-
-def answered(answer: Answer) -> Response:
-    """A critical write's answer as the gateway gave it (for a retry: the first, verbatim)."""
-    return Response(
-        orjson.dumps(answer.body), status_code=answer.status_code, media_type="application/json"
-    )

@@ -10,12 +10,13 @@ from fastapi import APIRouter, Query
 
 from ccat_api.api import examples
 from ccat_api.api.deps import BufferOperateAccess, BufferReadAccess, LedgerDep, RuntimeDep
+from ccat_api.api.pages import Limit, Offset
 from ccat_api.api.responses import READ_CODES, documented, errors, read_list, read_one
 from ccat_api.api.routing import CheckedRoute
 from ccat_api.db.models import AppliedTransaction
 from ccat_api.errors import NotFound
 from ccat_api.schemas.common import PageRead, RetryResult, TransactionRead
-from ccat_api.schemas.inputs import DecimalDigits, Uuid
+from ccat_api.schemas.inputs import Uuid
 
 router = APIRouter(route_class=CheckedRoute, prefix="/transactions", tags=["transactions"])
 
@@ -61,8 +62,8 @@ async def list_transactions(
     state: Annotated[
         Literal["buffered", "applied", "visible", "failed", "discarded"] | None, Query()
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=1000), DecimalDigits] = 100,
-    offset: Annotated[int, Query(ge=0, le=1_000_000), DecimalDigits] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> PageRead[TransactionRead]:
     found, total = await ledger.recent(state, limit=limit, offset=offset)
     return PageRead[TransactionRead](

@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import Response
 
 from ccat_api.api import examples
+from ccat_api.api.critical import CriticalWrites
 from ccat_api.api.deps import (
     ReadAccess,
     ReaderDep,
@@ -17,28 +17,20 @@ from ccat_api.api.deps import (
     StagingAccess,
     WriteContextDep,
 )
+from ccat_api.api.pages import Limit, Offset, equal_to, read_page
 from ccat_api.api.resources import Resource, add_resource
-from ccat_api.api.responses import (
-    CRITICAL_CHANGED,
-    CRITICAL_CREATED,
-    READ_CODES,
-    answered,
-    documented,
-    found,
-    page_of,
-    read_list,
-    read_one,
-)
+from ccat_api.api.responses import READ_CODES, documented, found, read_list, read_one
 from ccat_api.api.routing import CheckedRoute
 from ccat_api.auth.permissions import Permission
-from ccat_api.buffering.reads import Condition, Eq, OneOf, OrderBy
+from ccat_api.buffering.builder import PreparedWrite
+from ccat_api.buffering.reads import Condition, OneOf
 from ccat_api.db.models import RawDataPackageStatus, TransferStatus
 from ccat_api.direct import staging
 from ccat_api.domain import transfers
 from ccat_api.domain.overview import transfer_overview
 from ccat_api.runtime import Runtime
 from ccat_api.schemas.common import PageRead
-from ccat_api.schemas.inputs import DecimalDigits, IdParam, Uuid
+from ccat_api.schemas.inputs import IdParam, Uuid
 from ccat_api.schemas.raw_data import RawDataPackageRead
 from ccat_api.schemas.staging import (
     ArchiveFilters,
@@ -63,60 +55,55 @@ from ccat_api.schemas.transfers import (
 )
 
 router = APIRouter(route_class=CheckedRoute, tags=["transfer"])
+critical = CriticalWrites(router)
 PREFIX = "/api/transfer"
 
 Order = Annotated[Literal["created_at", "-created_at", "updated_at", "-updated_at"], Query()]
-Limit = Annotated[int, Query(ge=1, le=1000), DecimalDigits]
-Offset = Annotated[int, Query(ge=0, le=1_000_000), DecimalDigits]
 
 
-def _order(order: str) -> list[OrderBy]:
-    return [OrderBy(order.lstrip("-"), descending=order.startswith("-"))]
+def _with_status(status: list[Any] | None, where: list[Condition]) -> list[Condition]:
+    """Any of the named statuses (none named: all), and the other filters."""
+    return [OneOf("status", tuple(s.value for s in status)), *where] if status else where
 
 
 # --- transfers (critical) --------------------------------------------------------------------
 
 
-@router.post(
+@critical.post(
     f"{PREFIX}/transfers",
-    **CRITICAL_CREATED,
     summary="Start transferring a complete package along a route (critical)",
 )
-async def start_transfer(body: TransferCreate, ctx: WriteContextDep) -> Response:
-    prepared = await transfers.start(ctx, body)
-    return answered(await ctx.gateway.submit(prepared, ctx.claim, status_code=201))
+async def start_transfer(body: TransferCreate, ctx: WriteContextDep) -> PreparedWrite:
+    return await transfers.start(ctx, body)
 
 
-@router.put(
+@critical.put(
     f"{PREFIX}/transfers/{{transfer_id}}",
-    **CRITICAL_CHANGED,
     summary="Report a transfer's progress, completion or failure (critical)",
 )
 async def update_transfer(
     transfer_id: Uuid, body: TransferUpdate, ctx: WriteContextDep
-) -> Response:
-    prepared = await transfers.progress(ctx, transfer_id, body)
-    return answered(await ctx.gateway.submit(prepared, ctx.claim, status_code=200))
+) -> PreparedWrite:
+    return await transfers.progress(ctx, transfer_id, body)
 
 
-@router.post(
+@critical.post(
     f"{PREFIX}/transfers/{{transfer_id}}/reset",
-    **CRITICAL_CHANGED,
     summary="Put a failed transfer back to pending for another attempt (critical)",
+    created=False,
 )
-async def reset_transfer(transfer_id: Uuid, ctx: WriteContextDep) -> Response:
-    prepared = await transfers.reset(ctx, transfer_id)
-    return answered(await ctx.gateway.submit(prepared, ctx.claim, status_code=200))
+async def reset_transfer(transfer_id: Uuid, ctx: WriteContextDep) -> PreparedWrite:
+    return await transfers.reset(ctx, transfer_id)
 
 
-@router.post(
+@critical.post(
     f"{PREFIX}/transfers/{{transfer_id}}/logs",
-    **CRITICAL_CREATED,
     summary="Append a line to a transfer's log (critical)",
 )
-async def add_log(transfer_id: Uuid, body: TransferLogCreate, ctx: WriteContextDep) -> Response:
-    prepared = await transfers.log(ctx, transfer_id, body)
-    return answered(await ctx.gateway.submit(prepared, ctx.claim, status_code=201))
+async def add_log(
+    transfer_id: Uuid, body: TransferLogCreate, ctx: WriteContextDep
+) -> PreparedWrite:
+    return await transfers.log(ctx, transfer_id, body)
 
 
 @router.get(
@@ -135,15 +122,11 @@ async def list_transfers(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> PageRead[TransferRead]:
-    where: list[Condition] = []
-    if status:
-        where.append(OneOf("status", tuple(s.value for s in status)))
-    if raw_data_package_id is not None:
-        where.append(Eq("raw_data_package_id", raw_data_package_id))
-    if route_id is not None:
-        where.append(Eq("route_id", route_id))
-    page = await reader.page("data_transfers", where, _order(order), limit=limit, offset=offset)
-    return page_of(TransferRead, page)
+    where = equal_to(raw_data_package_id=raw_data_package_id, route_id=route_id)
+    return await read_page(
+        reader, TransferRead, "data_transfers", _with_status(status, where), order,
+        limit=limit, offset=offset,
+    )  # fmt: skip
 
 
 @router.get(
@@ -168,37 +151,37 @@ async def transfer_logs(
 ) -> PageRead[TransferLogRead]:
     # Merged, so the log of a transfer still in this site's buffer is found too.
     await found(reader, "data_transfers", transfer_id, "transfer")
-    page = await reader.page(
+    where = equal_to(data_transfer_id=transfer_id)
+    return await read_page(
+        reader,
+        TransferLogRead,
         "data_transfer_logs",
-        [Eq("data_transfer_id", transfer_id)],
-        [OrderBy("logged_at")],
+        where,
+        "logged_at",
         limit=limit,
         offset=offset,
     )
-    return page_of(TransferLogRead, page)
 
 
 # --- physical copies (critical) --------------------------------------------------------------
 
 
-@router.post(
+@critical.post(
     f"{PREFIX}/copies",
-    **CRITICAL_CREATED,
     summary="Record a physical copy of a package at a data location (critical)",
 )
-async def add_copy(body: PhysicalCopyCreate, ctx: WriteContextDep) -> Response:
-    prepared = await transfers.add_copy(ctx, body)
-    return answered(await ctx.gateway.submit(prepared, ctx.claim, status_code=201))
+async def add_copy(body: PhysicalCopyCreate, ctx: WriteContextDep) -> PreparedWrite:
+    return await transfers.add_copy(ctx, body)
 
 
-@router.put(
+@critical.put(
     f"{PREFIX}/copies/{{copy_id}}",
-    **CRITICAL_CHANGED,
     summary="Mark a physical copy verified, corrupt or deleted (critical)",
 )
-async def update_copy(copy_id: Uuid, body: PhysicalCopyUpdate, ctx: WriteContextDep) -> Response:
-    prepared = await transfers.update_copy(ctx, copy_id, body)
-    return answered(await ctx.gateway.submit(prepared, ctx.claim, status_code=200))
+async def update_copy(
+    copy_id: Uuid, body: PhysicalCopyUpdate, ctx: WriteContextDep
+) -> PreparedWrite:
+    return await transfers.update_copy(ctx, copy_id, body)
 
 
 @router.get(
@@ -216,13 +199,10 @@ async def list_copies(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> PageRead[PhysicalCopyRead]:
-    where: list[Condition] = []
-    if raw_data_package_id is not None:
-        where.append(Eq("raw_data_package_id", raw_data_package_id))
-    if data_location_id is not None:
-        where.append(Eq("data_location_id", data_location_id))
-    page = await reader.page("physical_copies", where, _order(order), limit=limit, offset=offset)
-    return page_of(PhysicalCopyRead, page)
+    where = equal_to(raw_data_package_id=raw_data_package_id, data_location_id=data_location_id)
+    return await read_page(
+        reader, PhysicalCopyRead, "physical_copies", where, order, limit=limit, offset=offset
+    )
 
 
 @router.get(
@@ -265,13 +245,10 @@ async def list_packages(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> PageRead[RawDataPackageRead]:
-    where: list[Condition] = []
-    if status:
-        where.append(OneOf("status", tuple(s.value for s in status)))
-    if executed_obs_unit_id is not None:
-        where.append(Eq("executed_obs_unit_id", executed_obs_unit_id))
-    page = await reader.page("raw_data_packages", where, _order(order), limit=limit, offset=offset)
-    return page_of(RawDataPackageRead, page)
+    where = _with_status(status, equal_to(executed_obs_unit_id=executed_obs_unit_id))
+    return await read_page(
+        reader, RawDataPackageRead, "raw_data_packages", where, order, limit=limit, offset=offset
+    )
 
 
 # --- long-term archive (main) ----------------------------------------------------------------
@@ -341,9 +318,10 @@ async def list_staging_jobs(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> PageRead[StagingJobRead]:
-    where: list[Condition] = [Eq("status", status)] if status else []
-    page = await reader.page("staging_jobs", where, _order(order), limit=limit, offset=offset)
-    return page_of(StagingJobRead, page)
+    where = equal_to(status=status)
+    return await read_page(
+        reader, StagingJobRead, "staging_jobs", where, order, limit=limit, offset=offset
+    )
 
 
 @router.get(

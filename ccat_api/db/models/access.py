@@ -7,9 +7,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, Text
+from sqlalchemy import BigInteger, ForeignKey, Text
 from sqlalchemy import true as sa_true
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ccat_api.db.models.base import Base, utc_now_column
@@ -27,14 +27,14 @@ class Role(StrEnum):
 
 class RoleRecord(Base):
     __tablename__ = "roles"
-    name: Mapped[str] = mapped_column(Text, primary_key=True)
-    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    name: Mapped[str] = mapped_column(primary_key=True)
+    description: Mapped[str] = mapped_column(default="", server_default="")
 
 
 class PermissionRecord(Base):
     __tablename__ = "permissions"
-    name: Mapped[str] = mapped_column(Text, primary_key=True)
-    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    name: Mapped[str] = mapped_column(primary_key=True)
+    description: Mapped[str] = mapped_column(default="", server_default="")
 
 
 class RolePermission(Base):
@@ -47,47 +47,47 @@ class User(Base):
     """A person (logged in with GitHub) or a service account (instruments, scripts)."""
 
     __tablename__ = "users"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    login: Mapped[str] = mapped_column(Text, unique=True)
-    github_id: Mapped[int | None] = mapped_column(BigInteger, unique=True, nullable=True)
-    name: Mapped[str] = mapped_column(Text, default="", server_default="")
-    email: Mapped[str | None] = mapped_column(Text, nullable=True)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    login: Mapped[str] = mapped_column(unique=True)
+    github_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    name: Mapped[str] = mapped_column(default="", server_default="")
+    email: Mapped[str | None]
     role: Mapped[str] = mapped_column(ForeignKey("roles.name"))
-    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
+    active: Mapped[bool] = mapped_column(default=True, server_default=sa_true())
     created_at: Mapped[datetime] = utc_now_column()
     updated_at: Mapped[datetime] = utc_now_column()
-    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_login_at: Mapped[datetime | None]
 
 
 class UserSession(Base):
     """A login: the refresh token's digest; access tokens are signed and carry its id."""
 
     __tablename__ = "user_sessions"
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    refresh_hash: Mapped[str] = mapped_column(Text, unique=True)
+    refresh_hash: Mapped[str] = mapped_column(unique=True)
     created_at: Mapped[datetime] = utc_now_column()
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
 
 
 class UserPreferences(Base):
     __tablename__ = "user_preferences"
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
-    preferences: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
+    preferences: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     updated_at: Mapped[datetime] = utc_now_column()
 
 
 class ApiToken(Base):
     __tablename__ = "api_tokens"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    name: Mapped[str] = mapped_column(Text)
-    prefix: Mapped[str] = mapped_column(Text, unique=True)
-    secret_hash: Mapped[str] = mapped_column(Text)
+    name: Mapped[str]
+    prefix: Mapped[str] = mapped_column(unique=True)
+    secret_hash: Mapped[str]
     # Permissions this token is limited to, within its owner's role; NULL: all of them.
-    scopes: Mapped[list[str] | None] = mapped_column(ARRAY(Text), nullable=True)
+    scopes: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
     created_at: Mapped[datetime] = utc_now_column()
-    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]

@@ -6,11 +6,15 @@ so a violated constraint can name the field at fault in the 4xx it becomes.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, ClassVar
 
-from sqlalchemy import CheckConstraint, DateTime, MetaData, func
+from sqlalchemy import CheckConstraint, DateTime, Float, MetaData, Text, func
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -23,6 +27,16 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+    # The column type of each Python type, named once: a column declares only what is its
+    # own (a key, a default, a foreign key, BigInteger), and its nullability is its
+    # annotation's (``Mapped[str | None]``). int and bool keep SQLAlchemy's defaults.
+    type_annotation_map: ClassVar[dict[Any, TypeEngine[Any]]] = {
+        str: Text(),
+        float: Float(),
+        datetime: DateTime(timezone=True),
+        uuid.UUID: UUID(as_uuid=True),
+        dict[str, Any]: JSONB(),
+    }
 
 
 def utc_now_column() -> Mapped[datetime]:

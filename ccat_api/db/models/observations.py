@@ -9,8 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Index, Integer, Text
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy import BigInteger, ForeignKey, Index
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ccat_api.db.models.base import Base, check_in, utc_now_column
@@ -37,19 +36,17 @@ class ExecutedObsUnit(Base):
         check_in("status", ExecutedObsUnitStatus),
         Index("ix_executed_obs_units_obs_unit_start", "obs_unit_id", "start_time"),
     )
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     obs_unit_id: Mapped[int] = mapped_column(ForeignKey("obs_units.id"))
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
-    instrument_module_id: Mapped[int | None] = mapped_column(
-        ForeignKey("instrument_modules.id"), nullable=True
-    )
-    status: Mapped[str] = mapped_column(Text)
-    start_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    mean_pwv_mm: Mapped[float | None] = mapped_column(Float, nullable=True)
-    mean_elevation_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
-    conditions: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
-    created_by: Mapped[str] = mapped_column(Text)
+    instrument_module_id: Mapped[int | None] = mapped_column(ForeignKey("instrument_modules.id"))
+    status: Mapped[str]
+    start_time: Mapped[datetime]
+    end_time: Mapped[datetime | None]
+    mean_pwv_mm: Mapped[float | None]
+    mean_elevation_deg: Mapped[float | None]
+    conditions: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    created_by: Mapped[str]
     created_at: Mapped[datetime] = utc_now_column()
     updated_at: Mapped[datetime] = utc_now_column()
 
@@ -57,33 +54,33 @@ class ExecutedObsUnit(Base):
 class RawDataPackage(Base):
     __tablename__ = "raw_data_packages"
     __table_args__ = (check_in("status", RawDataPackageStatus),)
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    name: Mapped[str] = mapped_column(Text, unique=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(unique=True)
     executed_obs_unit_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("executed_obs_units.id"), index=True
     )
     instrument_module_id: Mapped[int] = mapped_column(ForeignKey("instrument_modules.id"))
-    status: Mapped[str] = mapped_column(Text)
-    file_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    status: Mapped[str]
+    file_count: Mapped[int] = mapped_column(default=0, server_default="0")
     total_size_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    checksum: Mapped[str | None] = mapped_column(Text, nullable=True)
+    checksum: Mapped[str | None]
     created_at: Mapped[datetime] = utc_now_column()
     updated_at: Mapped[datetime] = utc_now_column()
 
 
 class RawDataFile(Base):
     __tablename__ = "raw_data_files"
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    name: Mapped[str] = mapped_column(Text)
-    relative_path: Mapped[str] = mapped_column(Text, unique=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    relative_path: Mapped[str] = mapped_column(unique=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
-    checksum: Mapped[str] = mapped_column(Text)
-    file_type: Mapped[str] = mapped_column(Text)
+    checksum: Mapped[str]
+    file_type: Mapped[str]
     instrument_module_id: Mapped[int] = mapped_column(ForeignKey("instrument_modules.id"))
     executed_obs_unit_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("executed_obs_units.id"), index=True
     )
     raw_data_package_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("raw_data_packages.id"), nullable=True, index=True
+        ForeignKey("raw_data_packages.id"), index=True
     )
     created_at: Mapped[datetime] = utc_now_column()

@@ -6,8 +6,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, Integer, Text, UniqueConstraint
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import CheckConstraint, ForeignKey, Index, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ccat_api.db.models.base import Base, check_in
@@ -21,23 +20,23 @@ class SourceType(StrEnum):
 
 class ObservingProgram(Base):
     __tablename__ = "observing_programs"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    short_name: Mapped[str] = mapped_column(Text, unique=True)
-    name: Mapped[str] = mapped_column(Text)
-    description: Mapped[str] = mapped_column(Text, default="", server_default="")
-    pi_name: Mapped[str] = mapped_column(Text, default="", server_default="")
+    id: Mapped[int] = mapped_column(primary_key=True)
+    short_name: Mapped[str] = mapped_column(unique=True)
+    name: Mapped[str]
+    description: Mapped[str] = mapped_column(default="", server_default="")
+    pi_name: Mapped[str] = mapped_column(default="", server_default="")
 
 
 class SubObservingProgram(Base):
     __tablename__ = "sub_observing_programs"
     __table_args__ = (UniqueConstraint("observing_program_id", "short_name"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(primary_key=True)
     observing_program_id: Mapped[int] = mapped_column(
         ForeignKey("observing_programs.id"), index=True
     )
-    short_name: Mapped[str] = mapped_column(Text)
-    name: Mapped[str] = mapped_column(Text)
-    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    short_name: Mapped[str]
+    name: Mapped[str]
+    description: Mapped[str] = mapped_column(default="", server_default="")
 
 
 class Source(Base):
@@ -57,55 +56,53 @@ class Source(Base):
         ),
         Index("ix_sources_ra_dec", "ra_deg", "dec_deg"),
     )
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(Text, unique=True)
-    source_type: Mapped[str] = mapped_column(Text)
-    ra_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
-    dec_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
-    body: Mapped[str | None] = mapped_column(Text, nullable=True)
-    elevation_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
-    azimuth_min_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
-    azimuth_max_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
-    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(unique=True)
+    source_type: Mapped[str]
+    ra_deg: Mapped[float | None]
+    dec_deg: Mapped[float | None]
+    body: Mapped[str | None]
+    elevation_deg: Mapped[float | None]
+    azimuth_min_deg: Mapped[float | None]
+    azimuth_max_deg: Mapped[float | None]
+    description: Mapped[str] = mapped_column(default="", server_default="")
 
 
 class ObservationMode(Base):
     __tablename__ = "observation_modes"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(Text, unique=True)
-    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(unique=True)
+    description: Mapped[str] = mapped_column(default="", server_default="")
 
 
 class ObservationConfiguration(Base):
     __tablename__ = "observation_configurations"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(Text, unique=True)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(unique=True)
     observation_mode_id: Mapped[int] = mapped_column(ForeignKey("observation_modes.id"))
     instrument_module_configuration_id: Mapped[int | None] = mapped_column(
-        ForeignKey("instrument_module_configurations.id"), nullable=True
+        ForeignKey("instrument_module_configurations.id")
     )
-    parameters: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
 
 
 class ObsUnit(Base):
     __tablename__ = "obs_units"
     __table_args__ = (UniqueConstraint("observing_program_id", "name"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(Text)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
     observing_program_id: Mapped[int] = mapped_column(
         ForeignKey("observing_programs.id"), index=True
     )
     sub_observing_program_id: Mapped[int | None] = mapped_column(
-        ForeignKey("sub_observing_programs.id"), nullable=True, index=True
+        ForeignKey("sub_observing_programs.id"), index=True
     )
     instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id"), index=True)
-    source_id: Mapped[int | None] = mapped_column(
-        ForeignKey("sources.id"), nullable=True, index=True
-    )
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id"), index=True)
     observation_configuration_id: Mapped[int | None] = mapped_column(
-        ForeignKey("observation_configurations.id"), nullable=True
+        ForeignKey("observation_configurations.id")
     )
-    priority: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
-    min_elevation_deg: Mapped[float] = mapped_column(Float, default=30.0, server_default="30.0")
-    duration_s: Mapped[float] = mapped_column(Float, default=3600.0, server_default="3600.0")
-    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    priority: Mapped[float] = mapped_column(default=1.0, server_default="1.0")
+    min_elevation_deg: Mapped[float] = mapped_column(default=30.0, server_default="30.0")
+    duration_s: Mapped[float] = mapped_column(default=3600.0, server_default="3600.0")
+    description: Mapped[str] = mapped_column(default="", server_default="")

@@ -8,9 +8,8 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, Text
+from sqlalchemy import BigInteger, ForeignKey, Index
 from sqlalchemy import true as sa_true
-from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ccat_api.db.models.base import Base, check_in, utc_now_column
@@ -76,26 +75,26 @@ class StagingStatus(StrEnum):
 class DataLocation(Base):
     __tablename__ = "data_locations"
     __table_args__ = (check_in("location_type", LocationType), check_in("role", LocationRole))
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(Text, unique=True)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(unique=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
-    location_type: Mapped[str] = mapped_column(Text)
-    role: Mapped[str] = mapped_column(Text)
-    base_uri: Mapped[str] = mapped_column(Text)
-    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
+    location_type: Mapped[str]
+    role: Mapped[str]
+    base_uri: Mapped[str]
+    active: Mapped[bool] = mapped_column(default=True, server_default=sa_true())
 
 
 class DataTransferRoute(Base):
     __tablename__ = "data_transfer_routes"
     __table_args__ = (check_in("route_type", RouteType),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(Text, unique=True)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(unique=True)
     origin_location_id: Mapped[int] = mapped_column(ForeignKey("data_locations.id"))
     destination_location_id: Mapped[int] = mapped_column(ForeignKey("data_locations.id"))
-    route_type: Mapped[str] = mapped_column(Text)
-    via_site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"), nullable=True)
-    method: Mapped[str] = mapped_column(Text, default="bbcp", server_default="bbcp")
-    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
+    route_type: Mapped[str]
+    via_site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"))
+    method: Mapped[str] = mapped_column(default="bbcp", server_default="bbcp")
+    active: Mapped[bool] = mapped_column(default=True, server_default=sa_true())
 
 
 # --- observatory records (critical writes at a secondary site) -----------------------------
@@ -104,14 +103,14 @@ class DataTransferRoute(Base):
 class PhysicalCopy(Base):
     __tablename__ = "physical_copies"
     __table_args__ = (check_in("status", CopyStatus),)
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     raw_data_package_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("raw_data_packages.id"), index=True
     )
     data_location_id: Mapped[int] = mapped_column(ForeignKey("data_locations.id"), index=True)
-    path: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(Text)
-    checksum: Mapped[str | None] = mapped_column(Text, nullable=True)
+    path: Mapped[str]
+    status: Mapped[str]
+    checksum: Mapped[str | None]
     created_at: Mapped[datetime] = utc_now_column()
     updated_at: Mapped[datetime] = utc_now_column()
 
@@ -122,18 +121,18 @@ class DataTransfer(Base):
         check_in("status", TransferStatus),
         Index("ix_data_transfers_status_created", "status", "created_at"),
     )
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     raw_data_package_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("raw_data_packages.id"), index=True
     )
     route_id: Mapped[int] = mapped_column(ForeignKey("data_transfer_routes.id"), index=True)
-    status: Mapped[str] = mapped_column(Text)
+    status: Mapped[str]
     bytes_total: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     bytes_transferred: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    error: Mapped[str | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = utc_now_column()
     updated_at: Mapped[datetime] = utc_now_column()
 
@@ -144,11 +143,11 @@ class DataTransferLog(Base):
         check_in("level", LogLevel),
         Index("ix_data_transfer_logs_transfer_at", "data_transfer_id", "logged_at"),
     )
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     data_transfer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("data_transfers.id"))
-    level: Mapped[str] = mapped_column(Text)
-    message: Mapped[str] = mapped_column(Text)
-    logged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    level: Mapped[str]
+    message: Mapped[str]
+    logged_at: Mapped[datetime]
 
 
 # --- driven from main ---------------------------------------------------------------------
@@ -157,15 +156,15 @@ class DataTransferLog(Base):
 class LongTermArchiveTransfer(Base):
     __tablename__ = "long_term_archive_transfers"
     __table_args__ = (check_in("status", ArchiveStatus),)
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     raw_data_package_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("raw_data_packages.id"), index=True
     )
     data_location_id: Mapped[int] = mapped_column(ForeignKey("data_locations.id"))
-    status: Mapped[str] = mapped_column(Text)
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str]
+    error: Mapped[str | None]
     requested_at: Mapped[datetime] = utc_now_column()
-    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    completed_at: Mapped[datetime | None]
 
 
 class StagingJob(Base):
@@ -173,11 +172,11 @@ class StagingJob(Base):
 
     __tablename__ = "staging_jobs"
     __table_args__ = (check_in("status", StagingStatus),)
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     destination_location_id: Mapped[int] = mapped_column(ForeignKey("data_locations.id"))
-    status: Mapped[str] = mapped_column(Text)
-    requested_by: Mapped[str] = mapped_column(Text)
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str]
+    requested_by: Mapped[str]
+    error: Mapped[str | None]
     created_at: Mapped[datetime] = utc_now_column()
     updated_at: Mapped[datetime] = utc_now_column()
 

@@ -7,11 +7,12 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, Field, model_validator
 
+from ccat_api.schemas.common import ReadModel
 from ccat_api.schemas.inputs import Conditions, IdParam, IntId, Name, Strict, examples
-from ccat_api.schemas.programs import Read, Search
+from ccat_api.schemas.programs import Search
 
 
-class SiteRead(Read):
+class SiteRead(ReadModel):
     id: int
     name: str
     short_name: str
@@ -21,13 +22,13 @@ class SiteRead(Read):
     elevation_m: float
 
 
-class ObservatoryRead(Read):
+class ObservatoryRead(ReadModel):
     id: int
     name: str
     description: str
 
 
-class TelescopeRead(Read):
+class TelescopeRead(ReadModel):
     id: int
     observatory_id: int
     site_id: int
@@ -36,7 +37,7 @@ class TelescopeRead(Read):
     description: str
 
 
-class InstrumentRead(Read):
+class InstrumentRead(ReadModel):
     id: int
     name: str
     description: str
@@ -51,7 +52,7 @@ class InstrumentFilters(Search):
     telescope_id: IdParam | None = None
 
 
-class InstrumentModuleRead(Read):
+class InstrumentModuleRead(ReadModel):
     id: int
     instrument_id: int
     name: str
@@ -73,7 +74,7 @@ class ModuleConfigurationCreate(Strict):
     parameters: Conditions = Field(default_factory=dict)
 
 
-class ModuleConfigurationRead(Read):
+class ModuleConfigurationRead(ReadModel):
     id: int
     instrument_module_id: int
     name: str
@@ -84,7 +85,7 @@ class ModuleConfigurationFilters(BaseModel):
     instrument_module_id: IdParam | None = None
 
 
-class ObservationModeRead(Read):
+class ObservationModeRead(ReadModel):
     id: int
     name: str
     description: str
@@ -105,7 +106,7 @@ class ObservationConfigurationCreate(Strict):
     parameters: Conditions = Field(default_factory=dict)
 
 
-class ObservationConfigurationRead(Read):
+class ObservationConfigurationRead(ReadModel):
     id: int
     name: str
     observation_mode_id: int
@@ -145,7 +146,7 @@ class DataLocationUpdate(Strict):
     active: bool | None = None
 
 
-class DataLocationRead(Read):
+class DataLocationRead(ReadModel):
     id: int
     name: str
     site_id: int
@@ -200,7 +201,7 @@ class RouteUpdate(Strict):
     )
 
 
-class RouteRead(Read):
+class RouteRead(ReadModel):
     id: int
     name: str
     origin_location_id: int

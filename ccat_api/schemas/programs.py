@@ -11,16 +11,13 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ccat_api.errors import Unprocessable
+from ccat_api.schemas.common import ReadModel
 from ccat_api.schemas.inputs import IdParam, IntId, Name, Strict, examples
 
 Slug = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
 
 
 Text = Annotated[str, Field(max_length=5000, pattern=r"^[^\x00]*$")]
-
-
-class Read(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
 
 
 class Search(BaseModel):
@@ -54,7 +51,7 @@ class ObservingProgramUpdate(Strict):
     pi_name: Text | None = None
 
 
-class ObservingProgramRead(Read):
+class ObservingProgramRead(ReadModel):
     id: int
     short_name: str
     name: str
@@ -78,7 +75,7 @@ class SubObservingProgramUpdate(Strict):
     description: Text | None = None
 
 
-class SubObservingProgramRead(Read):
+class SubObservingProgramRead(ReadModel):
     id: int
     observing_program_id: int
     short_name: str
@@ -150,7 +147,7 @@ class SourceUpdate(Strict):
     description: Text | None = None
 
 
-class SourceRead(Read):
+class SourceRead(ReadModel):
     id: int
     name: str
     source_type: str
@@ -207,7 +204,7 @@ class ObsUnitUpdate(Strict):
     description: Text | None = None
 
 
-class ObsUnitRead(Read):
+class ObsUnitRead(ReadModel):
     id: int
     name: str
     observing_program_id: int

@@ -7,8 +7,9 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from ccat_api.schemas.common import ReadModel
 from ccat_api.schemas.inputs import IntId, Message, Strict, Uuid, examples
 
 
@@ -31,8 +32,7 @@ class StagingJobUpdate(Strict):
     error: Message | None = None
 
 
-class StagingJobRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+class StagingJobRead(ReadModel):
     id: UUID
     destination_location_id: int
     status: str
@@ -62,8 +62,7 @@ class ArchiveTransferUpdate(Strict):
     error: Message | None = None
 
 
-class ArchiveTransferRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+class ArchiveTransferRead(ReadModel):
     id: UUID
     raw_data_package_id: UUID
     data_location_id: int

@@ -6,8 +6,9 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from ccat_api.schemas.common import ReadModel
 from ccat_api.schemas.inputs import (
     Checksum,
     IntId,
@@ -68,8 +69,7 @@ class PhysicalCopyUpdate(Strict):
     checksum: Checksum | None = None
 
 
-class TransferRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+class TransferRead(ReadModel):
     id: UUID
     raw_data_package_id: UUID
     route_id: int
@@ -84,8 +84,7 @@ class TransferRead(BaseModel):
     updated_at: datetime
 
 
-class TransferLogRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+class TransferLogRead(ReadModel):
     id: UUID
     data_transfer_id: UUID
     level: str
@@ -93,8 +92,7 @@ class TransferLogRead(BaseModel):
     logged_at: datetime
 
 
-class PhysicalCopyRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+class PhysicalCopyRead(ReadModel):
     id: UUID
     raw_data_package_id: UUID
     data_location_id: int

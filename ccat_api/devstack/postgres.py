@@ -1,56 +1,111 @@
-"""Throwaway PostgreSQL clusters: a primary and hot-standby replicas made with pg_basebackup.
+"""Throwaway PostgreSQL clusters: a primary and hot-standby replicas made with pg_basebackup,
+configured from the files an operator deploys (``deploy/postgresql``), so every run of the
+stack proves they load.
 
-Each cluster lives in its own directory on a free port, listens on loopback only with trust
-authentication, and is driven with pg_ctl as the unprivileged PostgreSQL user.
+Each cluster lives in its own directory on a free port, listens on loopback only, and is
+driven with pg_ctl as the unprivileged PostgreSQL user. The deployed files are copied into
+the data directory and included as shipped; after them come only what one machine must
+change: where the server listens, its socket directory and how it logs. The superuser and
+the application role connect over loopback without a password; a replica streams as the
+``replicator`` role with a password from a passfile, through the deployed pg_hba.conf line.
 """
 
 from __future__ import annotations
 
+import secrets
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ccat_api.devstack.system import as_pg_user, find_pg_bin_dir, hand_over
 
+DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "postgresql"
 SUPERUSER = "postgres"
 APP_USER = "ccat"
 APP_DB = "ccat"
+REPLICATION_USER = "replicator"
 
-_PRIMARY_CONF = """
+# After the deployed file, only what a cluster on a shared machine must change.
+_ONE_MACHINE_CONF = """
+# One machine, several clusters: loopback, a port and a socket directory of its own.
 listen_addresses = '127.0.0.1'
 port = {port}
 unix_socket_directories = '{socket_dir}'
-max_connections = 200
-shared_buffers = 128MB
-wal_level = replica
-max_wal_senders = 10
-max_replication_slots = 10
-wal_keep_size = 256MB
-hot_standby = on
-hot_standby_feedback = on
-synchronous_commit = on
-# The WAL sender's wakeup is driven by commits; keep the status interval short so the
-# replica's replay position is reported promptly.
-wal_receiver_status_interval = 1s
-wal_sender_timeout = 60s
 log_min_messages = warning
 log_min_error_statement = panic
 log_line_prefix = '%m [%p] {name} '
 """
 
-_REPLICA_CONF = """
-port = {port}
-unix_socket_directories = '{socket_dir}'
-primary_conninfo = '{conninfo}'
-primary_slot_name = '{slot}'
-hot_standby = on
-hot_standby_feedback = on
-# After a WAN outage, reconnect within a second instead of the default five.
-wal_retrieve_retry_interval = 1s
-wal_receiver_timeout = 30s
-max_standby_streaming_delay = 30s
-log_line_prefix = '%m [%p] {name} '
+# Before the deployed lines: the superuser (administration, psql) and the application role
+# reach any database over loopback without a password. ``all`` matches no replication
+# connection, so a replica must pass the deployed ``replication`` line.
+_ONE_MACHINE_HBA = """\
+local all all trust
+host all all 127.0.0.1/32 trust
 """
+
+
+def deploy_file(name: str) -> Path:
+    path = DEPLOY_DIR / name
+    if not path.is_file():
+        raise RuntimeError(f"{path} not found: the local stack runs from a checkout of ccat_api")
+    return path
+
+
+def render_pg_hba() -> str:
+    """The stack's pg_hba.conf: its own loopback lines, then the deployed ones with the
+    loopback address for their network and ``host`` for ``hostssl`` (no TLS yet)."""
+    lines = [_ONE_MACHINE_HBA.rstrip("\n"), f"# {deploy_file('pg_hba.conf')}"]
+    for line in deploy_file("pg_hba.conf").read_text().splitlines():
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        if words[0] == "hostssl":
+            words[0] = "host"
+        words[3] = "127.0.0.1/32"
+        lines.append(" ".join(words))
+    return "\n".join(lines) + "\n"
+
+
+def parse_conninfo(conninfo: str) -> dict[str, str]:
+    """``key=value`` words (the deployed conninfo quotes nothing)."""
+    return dict(word.split("=", 1) for word in conninfo.split())
+
+
+# What the deployed primary_conninfo must name; the stack replaces all but user, keeps the rest.
+_CONNINFO_KEYS = frozenset({"host", "port", "user", "passfile", "application_name", "sslmode"})
+
+
+def render_standby_conf(
+    *, host: str, port: int, passfile: Path, slot: str, application_name: str
+) -> str:
+    """deploy/postgresql/standby.conf with this replica's upstream, passfile and slot."""
+    lines = []
+    for line in deploy_file("standby.conf").read_text().splitlines():
+        name, _, value = (part.strip() for part in line.partition("="))
+        if name == "primary_conninfo":
+            conninfo = parse_conninfo(value.strip("'"))
+            # The deployed conninfo names each of these; the stack replaces, never adds.
+            missing = sorted(_CONNINFO_KEYS - conninfo.keys())
+            if missing:
+                raise RuntimeError(
+                    f"{deploy_file('standby.conf')}: primary_conninfo names no {', '.join(missing)}"
+                )
+            conninfo.update(
+                host=host,
+                port=str(port),
+                passfile=str(passfile),
+                application_name=application_name,
+                # Until the stack makes a CA and main serves TLS.
+                sslmode="disable",
+            )
+            line = "primary_conninfo = '{}'".format(
+                " ".join(f"{key}={value}" for key, value in conninfo.items())
+            )
+        elif name == "primary_slot_name":
+            line = f"primary_slot_name = '{slot}'"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
 @dataclass
@@ -58,6 +113,8 @@ class PostgresCluster:
     name: str
     data_dir: Path
     port: int
+    # The replication role's, set on a primary when its first replica is made.
+    replication_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
     @property
     def bin_dir(self) -> Path:
@@ -106,16 +163,21 @@ class PostgresCluster:
             "--encoding=UTF8",
             "--locale=C.UTF-8",
         )  # fmt: skip
+        # A copy next to postgresql.conf: a base backup carries it to every replica, which
+        # must include it too (a hot standby needs the primary's max_connections and the like).
+        self._write_owned(self.data_dir / "primary.conf", deploy_file("primary.conf").read_text())
         with (self.data_dir / "postgresql.conf").open("a") as conf:
-            conf.write(
-                _PRIMARY_CONF.format(port=self.port, socket_dir=self.socket_dir, name=self.name)
-            )
-        with (self.data_dir / "pg_hba.conf").open("w") as hba:
-            hba.write(
-                "local all all trust\n"
-                "host all all 127.0.0.1/32 trust\n"
-                "host replication all 127.0.0.1/32 trust\n"
-            )
+            conf.write(f"\n# {deploy_file('primary.conf')}\ninclude 'primary.conf'\n")
+            conf.write(self._one_machine_conf())
+        self._write_owned(self.data_dir / "pg_hba.conf", render_pg_hba())
+
+    def _one_machine_conf(self) -> str:
+        return _ONE_MACHINE_CONF.format(port=self.port, socket_dir=self.socket_dir, name=self.name)
+
+    def _write_owned(self, path: Path, text: str, mode: int = 0o600) -> None:
+        path.write_text(text)
+        path.chmod(mode)
+        hand_over(path.parent)
 
     def create_app_database(self) -> None:
         self.psql(f"CREATE ROLE {APP_USER} LOGIN", database="postgres")
@@ -123,6 +185,23 @@ class PostgresCluster:
         # (pg_stat_wal_receiver hides them from other roles); it grants no data access.
         self.psql(f"GRANT pg_monitor TO {APP_USER}", database="postgres")
         self.psql(f"CREATE DATABASE {APP_DB} OWNER {APP_USER}", database="postgres")
+
+    def create_replication_role(self) -> None:
+        """The role replicas stream as (deploy/postgresql/pg_hba.conf asks it for a password)."""
+        exists = self.psql(
+            "SELECT 1 FROM pg_roles WHERE rolname = 'replicator'", database="postgres"
+        )
+        if not exists:
+            self.psql(
+                f"CREATE ROLE {REPLICATION_USER} WITH REPLICATION LOGIN"
+                f" PASSWORD '{self.replication_password}'",
+                database="postgres",
+            )
+
+    @property
+    def passfile(self) -> Path:
+        """This replica's libpq passfile: the replication role's password, mode 0600."""
+        return self.data_dir.parent / f"{REPLICATION_USER}.pgpass"
 
     def init_replica_of(
         self,
@@ -133,34 +212,42 @@ class PostgresCluster:
     ) -> None:
         """Base backup of ``primary`` that then streams from ``upstream`` (e.g. a WAN link)."""
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        hand_over(self.data_dir.parent)
+        primary.create_replication_role()
+        # Any host and port: the base backup comes straight from main, streaming over the WAN.
+        self._write_owned(
+            self.passfile, f"*:*:replication:{REPLICATION_USER}:{primary.replication_password}\n"
+        )
         slot = f"{self.name.replace('-', '_')}_slot"
-        # A replication slot keeps main's WAL for this replica through WAN outages of any length.
+        # A replication slot keeps main's WAL for this replica through WAN outages, up to
+        # max_slot_wal_keep_size. As in deploy/postgresql/standby.conf's header: no -R, the
+        # deployed file says how to stream.
         self._pg(
             "pg_basebackup",
-            "-h", "127.0.0.1",
-            "-p", str(primary.port),
-            "-U", SUPERUSER,
+            "-d", (
+                f"host=127.0.0.1 port={primary.port} user={REPLICATION_USER}"
+                f" passfile={self.passfile}"
+            ),
             "-D", str(self.data_dir),
             "-X", "stream",
             "-C", "-S", slot,
-            "-R",
             "--checkpoint=fast",
         )  # fmt: skip
-        with (self.data_dir / "postgresql.auto.conf").open("a") as conf:
-            conf.write(
-                _REPLICA_CONF.format(
-                    port=self.port,
-                    socket_dir=self.socket_dir,
-                    conninfo=(
-                        f"host={upstream_host} port={upstream_port or primary.port}"
-                        f" user={SUPERUSER} application_name={self.name} connect_timeout=5"
-                        " keepalives_idle=5 keepalives_interval=2 keepalives_count=3"
-                    ),
-                    name=self.name,
-                    slot=slot,
-                )
-            )
+        self._write_owned(self.data_dir / "standby.signal", "")
+        self._write_owned(
+            self.data_dir / "standby.conf",
+            render_standby_conf(
+                host=upstream_host,
+                port=upstream_port or primary.port,
+                passfile=self.passfile,
+                slot=slot,
+                application_name=self.name,
+            ),
+        )
+        # The base backup brought the primary's postgresql.conf (primary.conf included, its
+        # ports after it); the standby's file and this cluster's own ports come last and win.
+        with (self.data_dir / "postgresql.conf").open("a") as conf:
+            conf.write(f"\n# {deploy_file('standby.conf')}\ninclude 'standby.conf'\n")
+            conf.write(self._one_machine_conf())
 
     def start(self, timeout_s: int = 60) -> None:
         self._pg(

@@ -4,6 +4,8 @@ builder for the envelope. Handlers get one per request."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
 
 from ccat_api.buffering.builder import TransactionBuilder
 from ccat_api.buffering.envelope import Principal
@@ -11,7 +13,7 @@ from ccat_api.buffering.gateway import WriteGateway
 from ccat_api.buffering.idempotency import IdempotencyClaim
 from ccat_api.buffering.reads import MergedReader
 from ccat_api.domain.references import ReferenceData
-from ccat_api.errors import InvalidReference
+from ccat_api.errors import InvalidReference, NotFound
 
 
 @dataclass(frozen=True)
@@ -35,3 +37,17 @@ class WriteContext:
                 f"{field}: instrument module {module_id} does not exist", field=field
             )
         return module.instrument_id
+
+    async def existing(self, table: str, pk: UUID, what: str) -> dict[str, Any]:
+        """The record a write changes, as this site reads it (buffered ones too), or a 404."""
+        found = await self.reader.get(table, pk)
+        if found is None:
+            raise NotFound(f"{what} {pk} not found")
+        return found
+
+    async def referenced(self, table: str, pk: UUID, field: str, what: str) -> dict[str, Any]:
+        """A record the body names in ``field`` (buffered ones too), or a 422 naming it."""
+        found = await self.reader.get(table, pk)
+        if found is None:
+            raise InvalidReference(f"{field}: {what} {pk} does not exist", field=field)
+        return found

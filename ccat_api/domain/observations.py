@@ -8,7 +8,7 @@ from uuid import UUID
 from ccat_api.buffering.builder import PreparedWrite
 from ccat_api.db.models import ExecutedObsUnitStatus
 from ccat_api.domain.context import WriteContext
-from ccat_api.errors import InvalidReference, NotFound, StateConflict, Unprocessable
+from ccat_api.errors import InvalidReference, StateConflict, Unprocessable
 from ccat_api.schemas.observations import ExecutedObsUnitFinish, ExecutedObsUnitStart
 
 MODEL = "executed_obs_units"
@@ -52,9 +52,7 @@ async def start(ctx: WriteContext, body: ExecutedObsUnitStart) -> PreparedWrite:
 
 
 async def finish(ctx: WriteContext, pk: UUID, body: ExecutedObsUnitFinish) -> PreparedWrite:
-    current = await ctx.reader.get(MODEL, pk)
-    if current is None:
-        raise NotFound(f"executed obs unit {pk} not found")
+    current = await ctx.existing(MODEL, pk, "executed obs unit")
     if current["status"] != ExecutedObsUnitStatus.RUNNING.value:
         raise StateConflict(
             f"status: executed obs unit {pk} is already {current['status']}", field="status"

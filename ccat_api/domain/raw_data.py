@@ -14,7 +14,7 @@ from ccat_api.buffering.builder import PreparedWrite, TransactionBuilder
 from ccat_api.buffering.reads import Eq
 from ccat_api.db.models import RawDataPackageStatus
 from ccat_api.domain.context import WriteContext
-from ccat_api.errors import InvalidReference, NotFound, StateConflict, UniqueConflict, Unprocessable
+from ccat_api.errors import InvalidReference, StateConflict, UniqueConflict, Unprocessable
 from ccat_api.schemas.inputs import INT64_MAX
 from ccat_api.schemas.raw_data import (
     RawDataFileBulkCreate,
@@ -68,12 +68,9 @@ async def _create_files(
 
 
 async def create_package(ctx: WriteContext, body: RawDataPackageCreate) -> PreparedWrite:
-    executed = await ctx.reader.get(EXECUTED, body.executed_obs_unit_id)
-    if executed is None:
-        raise InvalidReference(
-            f"executed_obs_unit_id: executed obs unit {body.executed_obs_unit_id} does not exist",
-            field="executed_obs_unit_id",
-        )
+    await ctx.referenced(
+        EXECUTED, body.executed_obs_unit_id, "executed_obs_unit_id", "executed obs unit"
+    )
     await ctx.require_module(body.instrument_module_id, "instrument_module_id")
     # A package groups the files of one executed obs unit taken by one instrument module.
     for i, f in enumerate(body.files):
@@ -128,9 +125,7 @@ async def create_package(ctx: WriteContext, body: RawDataPackageCreate) -> Prepa
 async def finalize_package(
     ctx: WriteContext, package_id: UUID, body: RawDataPackageFinalize
 ) -> PreparedWrite:
-    current = await ctx.reader.get(PACKAGES, package_id)
-    if current is None:
-        raise NotFound(f"raw data package {package_id} not found")
+    current = await ctx.existing(PACKAGES, package_id, "raw data package")
     if current["status"] != RawDataPackageStatus.BUILDING.value:
         raise StateConflict(
             f"status: raw data package {package_id} is {current['status']}, not building",

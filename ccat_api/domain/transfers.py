@@ -27,7 +27,7 @@ from ccat_api.db.models import (
     TransferStatus,
 )
 from ccat_api.domain.context import WriteContext
-from ccat_api.errors import InvalidReference, NotFound, StateConflict, Unprocessable
+from ccat_api.errors import InvalidReference, StateConflict, Unprocessable
 from ccat_api.schemas.transfers import (
     PhysicalCopyCreate,
     PhysicalCopyUpdate,
@@ -66,13 +66,6 @@ SENDABLE = (
 )
 
 
-async def _require(ctx: WriteContext, model: str, pk: UUID, what: str) -> dict[str, Any]:
-    found = await ctx.reader.get(model, pk)
-    if found is None:
-        raise NotFound(f"{what} {pk} not found")
-    return found
-
-
 async def _require_reference(
     ctx: WriteContext, table: str, row_id: int, field: str, what: str
 ) -> dict[str, Any]:
@@ -83,12 +76,9 @@ async def _require_reference(
 
 
 async def start(ctx: WriteContext, body: TransferCreate) -> PreparedWrite:
-    package = await ctx.reader.get(PACKAGES, body.raw_data_package_id)
-    if package is None:
-        raise InvalidReference(
-            f"raw_data_package_id: raw data package {body.raw_data_package_id} does not exist",
-            field="raw_data_package_id",
-        )
+    package = await ctx.referenced(
+        PACKAGES, body.raw_data_package_id, "raw_data_package_id", "raw data package"
+    )
     if package["status"] not in SENDABLE:
         raise StateConflict(
             f"raw_data_package_id: package is {package['status']}; finalize it first",
@@ -141,7 +131,7 @@ async def _others_active(ctx: WriteContext, transfer: dict[str, Any]) -> bool:
 
 
 async def progress(ctx: WriteContext, transfer_id: UUID, body: TransferUpdate) -> PreparedWrite:
-    transfer = await _require(ctx, TRANSFERS, transfer_id, "transfer")
+    transfer = await ctx.existing(TRANSFERS, transfer_id, "transfer")
     current, target = TransferStatus(transfer["status"]), TransferStatus(body.status)
     if target not in NEXT_STATUS[current]:
         raise StateConflict(
@@ -171,7 +161,7 @@ async def progress(ctx: WriteContext, transfer_id: UUID, body: TransferUpdate) -
     if target is TransferStatus.COMPLETED:
         created = await _record_arrival(ctx, builder, transfer)
     elif target is TransferStatus.FAILED:
-        package = await _require(ctx, PACKAGES, transfer["raw_data_package_id"], "raw data package")
+        package = await ctx.existing(PACKAGES, transfer["raw_data_package_id"], "raw data package")
         if package["status"] == RawDataPackageStatus.TRANSFERRING and not await _others_active(
             ctx, transfer
         ):
@@ -188,7 +178,7 @@ async def _record_arrival(
     destination = await _require_reference(
         ctx, "data_locations", route["destination_location_id"], "route_id", "data location"
     )
-    package = await _require(ctx, PACKAGES, transfer["raw_data_package_id"], "raw data package")
+    package = await ctx.existing(PACKAGES, transfer["raw_data_package_id"], "raw data package")
     copy_id = builder.insert(
         COPIES,
         {
@@ -207,7 +197,7 @@ async def _record_arrival(
 
 
 async def reset(ctx: WriteContext, transfer_id: UUID) -> PreparedWrite:
-    transfer = await _require(ctx, TRANSFERS, transfer_id, "transfer")
+    transfer = await ctx.existing(TRANSFERS, transfer_id, "transfer")
     if transfer["status"] != TransferStatus.FAILED:
         raise StateConflict(
             f"status: only a failed transfer can be reset; this one is {transfer['status']}",
@@ -228,14 +218,14 @@ async def reset(ctx: WriteContext, transfer_id: UUID) -> PreparedWrite:
         },
         transfer,
     )
-    package = await _require(ctx, PACKAGES, transfer["raw_data_package_id"], "raw data package")
+    package = await ctx.existing(PACKAGES, transfer["raw_data_package_id"], "raw data package")
     if package["status"] == RawDataPackageStatus.FAILED:
         _set_package_status(builder, package, RawDataPackageStatus.TRANSFERRING)
     return PreparedWrite(builder.build(), transfer_id, [])
 
 
 async def log(ctx: WriteContext, transfer_id: UUID, body: TransferLogCreate) -> PreparedWrite:
-    await _require(ctx, TRANSFERS, transfer_id, "transfer")
+    await ctx.existing(TRANSFERS, transfer_id, "transfer")
     builder = ctx.builder()
     log_id = builder.insert(
         LOGS,
@@ -250,11 +240,9 @@ async def log(ctx: WriteContext, transfer_id: UUID, body: TransferLogCreate) -> 
 
 
 async def add_copy(ctx: WriteContext, body: PhysicalCopyCreate) -> PreparedWrite:
-    if await ctx.reader.get(PACKAGES, body.raw_data_package_id) is None:
-        raise InvalidReference(
-            f"raw_data_package_id: raw data package {body.raw_data_package_id} does not exist",
-            field="raw_data_package_id",
-        )
+    await ctx.referenced(
+        PACKAGES, body.raw_data_package_id, "raw_data_package_id", "raw data package"
+    )
     await _require_reference(
         ctx, "data_locations", body.data_location_id, "data_location_id", "data location"
     )
@@ -275,7 +263,7 @@ async def add_copy(ctx: WriteContext, body: PhysicalCopyCreate) -> PreparedWrite
 
 
 async def update_copy(ctx: WriteContext, copy_id: UUID, body: PhysicalCopyUpdate) -> PreparedWrite:
-    current = await _require(ctx, COPIES, copy_id, "physical copy")
+    current = await ctx.existing(COPIES, copy_id, "physical copy")
     if current["status"] == CopyStatus.DELETED and body.status != CopyStatus.DELETED.value:
         raise StateConflict("status: a deleted copy stays deleted", field="status")
     builder = ctx.builder()

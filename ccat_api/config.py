@@ -382,15 +382,22 @@ def render_env_example() -> str:
         "# Highest wins: CCAT_* environment variables, .env, the settings file's CCAT_ENV section,",
         "# its [default], the model's defaults. A CCAT_* name that is no setting is refused.",
     ]
-    entries = [(name, text, "") for name, text in LAYER_ENV_NAMES.items()]
-    for name, field in Settings.model_fields.items():
-        default = field.get_default(call_default_factory=True)
-        entries.append((ENV_PREFIX + name.upper(), field.description or "", _env_value(default)))
-    for name, text, value in entries:
+    for name, text, value in env_entries():
         lines.append("")
         lines.extend(textwrap.wrap(text, width=92, initial_indent="# ", subsequent_indent="# "))
         lines.append(f"# {name}={value}")
     return "\n".join(lines) + "\n"
+
+
+def env_entries() -> list[tuple[str, str, str]]:
+    """Every name ``.env`` may set, as ``(CCAT_ name, description, default as .env writes it)``:
+    the names that choose the layers, then each setting in the model's order. ``.env.example``
+    and the docs' configuration reference are both written from this."""
+    entries = [(name, text, "") for name, text in LAYER_ENV_NAMES.items()]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        entries.append((ENV_PREFIX + name.upper(), field.description or "", _env_value(default)))
+    return entries
 
 
 def _env_value(value: object) -> str:

@@ -69,16 +69,16 @@ worker: install ## Run this secondary site's processor and LSN tracker without t
 
 .PHONY: format
 format: install ## Fix what ruff can fix and format the code
-	$(BIN)/ruff check --fix ccat_api tests bench
-	$(BIN)/ruff format ccat_api tests bench
+	$(BIN)/ruff check --fix ccat_api tests bench docs
+	$(BIN)/ruff format ccat_api tests bench docs
 
 .PHONY: check
 check: lint typecheck unit ## Everything that needs no services: lint, types, unit tests
 
 .PHONY: lint
 lint: install ## ruff lint and format check
-	$(BIN)/ruff check ccat_api tests bench
-	$(BIN)/ruff format --check ccat_api tests bench
+	$(BIN)/ruff check ccat_api tests bench docs
+	$(BIN)/ruff format --check ccat_api tests bench docs
 
 .PHONY: typecheck
 typecheck: install ## mypy --strict
@@ -92,8 +92,15 @@ env-example: install ## Regenerate .env.example from the Settings model (a unit 
 unit: install ## Unit tests only (no services, seconds)
 	$(BIN)/pytest tests/unit -q
 
+# -E: a fresh environment, so the references generated from the code are always rewritten;
+# -n and MyST's heading anchors: a link to a missing page or heading is a warning, -W an error.
+.PHONY: docs
+docs: install ## Build the docs site into docs/_build/html (warnings are errors, internal links checked)
+	$(BIN)/sphinx-build -E -W --keep-going -n -q -b html docs docs/_build/html
+	@echo "docs: file://$(CURDIR)/docs/_build/html/index.html"
+
 .PHONY: test
-test: test-deps lint typecheck ## Everything CI runs: lint, types, unit and integration tests
+test: test-deps lint typecheck docs ## Everything CI runs: lint, types, docs, unit and integration tests
 	$(BIN)/pytest -q --durations=10
 
 .PHONY: fuzz
@@ -116,4 +123,4 @@ bench-ws: install ## WebSocket fan-out latency: 500 monitors on a 2-worker gatew
 
 .PHONY: clean
 clean: ## Remove the virtualenv and caches
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info docs/_build

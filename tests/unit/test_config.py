@@ -209,9 +209,12 @@ def test_env_example_uncommented_gives_the_defaults(tmp_path: Path, empty_file: 
 
 
 @pytest.mark.parametrize("name", ["main.env", "secondary.env"])
-def test_deploy_environment_file_loads(tmp_path: Path, name: str) -> None:
+def test_deploy_environment_file_loads_once_its_secrets_are_set(tmp_path: Path, name: str) -> None:
     shutil.copy(REPO_ROOT / "deploy" / "env" / name, tmp_path / ".env")
-    assert load_settings().site_type == name.removesuffix(".env")
+    with pytest.raises(ValidationError, match="session_secret"):
+        load_settings()
+    secrets = {"session_secret": "s" * 32, "github_client_secret": "set"}
+    assert load_settings(overrides=secrets).site_type == name.removesuffix(".env")
 
 
 def test_every_ccat_name_in_the_repository_is_a_setting_or_reserved() -> None:

@@ -316,8 +316,13 @@ def api_markdown() -> str:
                     f" | {cell(_answer_text(response))} |"
                 )
             out.append("")
+    # Both sites' schemas: an operation only one site serves may name one only it has.
+    schemas: dict[str, dict[str, Any]] = {}
+    for document in documents.values():
+        for name, schema in document["components"]["schemas"].items():
+            schemas.setdefault(name, schema)
     out.extend(["## Schemas", ""])
-    for name, schema in sorted(main_document["components"]["schemas"].items()):
+    for name, schema in sorted(schemas.items()):
         out.extend([f"### {name}", ""])
         if schema.get("description"):
             out.extend([*paragraphs(schema["description"]), ""])

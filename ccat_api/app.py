@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from redis.exceptions import RedisError
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.middleware.sessions import SessionMiddleware
 
 from ccat_api.api import (
@@ -31,7 +33,9 @@ from ccat_api.api import live as live_routes
 from ccat_api.api.middleware import RequestContextMiddleware, UnderPrefix
 from ccat_api.api.routing import every_route, refuse_other_methods_on_literal_paths
 from ccat_api.buffering.durability import DurabilityCheck
+from ccat_api.buffering.envelope import SCHEMA_VERSION
 from ccat_api.config import Settings
+from ccat_api.db.revisions import Relation, RevisionCheck, check_revision
 from ccat_api.health import HealthProbe
 from ccat_api.live import metrics as site_metrics
 from ccat_api.live.services import LiveServices
@@ -41,6 +45,37 @@ from ccat_api.supervisor import supervise
 
 log = logging.getLogger(__name__)
 HUB_READY_TIMEOUT_S = 5.0
+
+
+async def _check_revision(runtime: Runtime) -> RevisionCheck | None:
+    """The database's schema revision against the code's: the main site refuses to start on
+    one it cannot write to; a secondary site starts and its processor holds the replay."""
+    settings = runtime.settings
+    try:
+        async with runtime.read_db.connect() as conn:
+
+            async def fetch_value(sql: str) -> object:
+                return await conn.scalar(text(sql))
+
+            check = await asyncio.wait_for(
+                check_revision(fetch_value, SCHEMA_VERSION), settings.db_connect_timeout_s * 2
+            )
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        # A replica that is down at start is served around (reads answer 503 until it is
+        # back); the processor checks main's revision itself before it replays anything.
+        log.warning("could not read the database's schema revision: %s", exc)
+        return None
+    if check.servable:
+        if check.relation is not Relation.SAME:
+            log.warning("schema: %s", check.describe())
+    elif settings.is_secondary:
+        log.warning(
+            "schema: %s; writes are buffered and the replay is held until it is resolved",
+            check.describe(),
+        )
+    else:
+        raise RuntimeError(f"refusing to start: {check.describe()}")
+    return check
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -53,6 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
             started.callback(site_metrics.forget_worker, os.getpid())
             runtime = Runtime.build(settings)
             started.push_async_callback(runtime.close)
+            app.state.revision = await _check_revision(runtime)
             health = HealthProbe(runtime)
             started.push_async_callback(health.close)
             live = LiveServices.build(runtime, health)

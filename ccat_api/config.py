@@ -193,6 +193,22 @@ class Settings(AccessSettings, BaseSettings):
 
     tracker_poll_interval_s: float = Field(
         default=0.01,
+    schema_hold_retry_s: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "While the replay is held on a schema disagreement with main (an envelope version"
+            " main does not apply, or schema drift), how often it tries again."
+        ),
+    )
+    backlog_report_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "How often the processor tells main what the site holds (oldest pending envelope"
+            " version, count), which migrations' contract steps read."
+        ),
+    )
         gt=0,
         description="Replica replay-LSN poll while anything waits to become visible.",
     )

@@ -61,6 +61,12 @@ class HealthProbe:
         buffer = self._runtime.buffer
         if buffer is not None and buffer.refusal is not None:
             reasons.append(f"writes are refused: {buffer.refusal}")
+        heartbeat = processor or {}
+        if heartbeat.get("state") == "held":
+            reasons.append(
+                f"replay held ({heartbeat.get('hold_code', 'schema')}):"
+                f" {heartbeat.get('hold_reason', 'no reason given')}"
+            )
         now = time.time()
         crashes = [faults.last for faults in self._watched if faults.last is not None]
         reported = crash_from_heartbeat(dict(processor or {}))

@@ -224,6 +224,8 @@ def build_worker(settings: Settings, redis: Redis) -> SiteWorker:
         poll_interval_s=settings.processor_poll_interval_s,
         backoff=Backoff(settings.processor_backoff_initial_s, settings.processor_backoff_max_s),
         status_ttl_s=settings.tx_status_ttl_s,
+        schema_hold_retry_s=settings.schema_hold_retry_s,
+        backlog_report_interval_s=settings.backlog_report_interval_s,
     )
     tracker = LsnTracker(
         redis,

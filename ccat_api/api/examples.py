@@ -163,7 +163,10 @@ SITE_INFO: Example = {
     "site_type": "secondary",
     "critical_writes": "buffered",
     "reads": "local replica merged with buffer",
-    "schema_revision": "0007",
+    "schema_revision": "0008",
+    "database_revision": "0008",
+    "envelope_version": 1,
+    "schema_check": "database and code at revision 0008",
     "processor_in_gateway": True,
 }
 SITE_STATUS: Example = {

@@ -11,7 +11,9 @@ from ccat_api.api import examples
 from ccat_api.api.deps import PUBLIC, BufferReadAccess, LedgerDep, ReadAccess, RuntimeDep
 from ccat_api.api.responses import documented
 from ccat_api.api.routing import CheckedRoute
+from ccat_api.buffering.envelope import SCHEMA_VERSION
 from ccat_api.db.migrate import current_head
+from ccat_api.db.revisions import RevisionCheck
 from ccat_api.live.models import BufferStats, SiteInfo
 
 router = APIRouter(route_class=CheckedRoute, tags=["site"])
@@ -52,13 +54,18 @@ async def buffer_stats(_: BufferReadAccess, ledger: LedgerDep) -> BufferStats:
     responses=documented(examples.SITE_INFO, 401, 403, 503),
     summary="What this site is and does",
 )
-async def site_info(runtime: RuntimeDep, _: ReadAccess) -> SiteInfo:
+async def site_info(request: Request, runtime: RuntimeDep, _: ReadAccess) -> SiteInfo:
     settings = runtime.settings
+    # As read at start-up; None when the database did not answer then.
+    revision: RevisionCheck | None = request.app.state.revision
     return SiteInfo(
         site_name=settings.site_name,
         site_type=settings.site_type.value,
         critical_writes="buffered" if settings.is_secondary else "applied directly",
         reads="local replica merged with buffer" if settings.is_secondary else "main database",
         schema_revision=current_head(),
+        database_revision=revision.database_revision if revision else None,
+        envelope_version=SCHEMA_VERSION,
+        schema_check=revision.describe() if revision else "database revision not read at start-up",
         processor_in_gateway=settings.run_processor and settings.is_secondary,
     )

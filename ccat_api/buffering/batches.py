@@ -2,7 +2,7 @@
 unreadable), the triage that keeps some transactions from main, and the outcome recorded.
 
 Triage asks only Redis. A transaction is refused (a dead letter at once) when its envelope
-cannot be read, its schema is unknown, or it depends on a dead letter; it is held (moved to
+cannot be read or it depends on a dead letter; it is held (moved to
 the stream's end) when a dependency still waits behind it. Recording is one call of
 finish.lua: applied transactions with their LSN, dead letters with their reason, held ones
 moved, every entry acknowledged, all in one atomic step.
@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ccat_api.buffering.envelope import BufferedTransaction, Envelope
-from ccat_api.buffering.executor import BatchOutcome, refuse_reason
+from ccat_api.buffering.executor import BatchOutcome
 from ccat_api.buffering.keys import CONSUMER_GROUP, SiteKeys
 from ccat_api.buffering.scripts import Scripts
 
@@ -117,9 +117,6 @@ class Bookkeeper:
                 dead.add(tx_id)
             elif any(d in waiting or d in triage.held or position.get(d, -1) > i for d in tx.deps):
                 triage.held.append(tx_id)
-            elif (reason := refuse_reason(tx)) is not None:
-                triage.refused[tx_id] = reason
-                dead.add(tx_id)
         return triage
 
     async def record(

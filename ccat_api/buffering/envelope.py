@@ -16,8 +16,10 @@ from uuid import UUID
 import orjson
 import uuid_utils.compat as uuid_compat
 
+# The envelope shape this code builds. Bump it, and register the new version on main in the
+# same migration (``db.contract.register_envelope_version``), whenever a change to the models
+# changes what an envelope may name; main's ``envelope_versions`` says which it applies.
 SCHEMA_VERSION = 1
-SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
 
 JsonDict = dict[str, Any]
 

@@ -20,10 +20,15 @@ import asyncpg
 import orjson
 
 from ccat_api.buffering.catalog import BUFFERED
-from ccat_api.buffering.envelope import SUPPORTED_SCHEMA_VERSIONS, BufferedTransaction
+from ccat_api.buffering.envelope import SCHEMA_VERSION, BufferedTransaction
 from ccat_api.buffering.payload import build_payload
+from ccat_api.db.revisions import RevisionCheck, check_revision
 
 LEASE_SUPERSEDED = "CCA01"
+# Raised by ccat_apply_batch (db/sql): an envelope version main does not apply (not yet, or
+# no longer), and a table or column that main and the envelope disagree on.
+VERSION_NOT_APPLIED = "CCA02"
+SCHEMA_DRIFT = "CCA03"
 # SQLSTATE class 22: the input itself is unreadable (for example a NUL in JSON text).
 DATA_EXCEPTION_CLASS = "22"
 
@@ -38,6 +43,17 @@ class LeaseSuperseded(Exception):
     def __init__(self, message: str, fence_epoch: int | None) -> None:
         super().__init__(message)
         self.fence_epoch = fence_epoch
+
+
+class SchemaHold(Exception):
+    """This site's envelopes and main's schema disagree: the batch waits, nothing written and
+    nothing dead-lettered, until a migration of main or an upgrade of the site resolves it.
+    ``code`` names the kind (``version_not_applied``, ``schema_drift``, ``processor_behind``)."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
 
 
 class _UnreadableBatch(Exception):
@@ -56,17 +72,36 @@ class BatchOutcome:
     path: str = ""
 
 
-def refuse_reason(tx: BufferedTransaction) -> tuple[str, str] | None:
-    """A permanent problem visible without asking main (schema version, unknown model)."""
+def hold_reason(tx: BufferedTransaction) -> SchemaHold | None:
+    """What this processor's own code cannot send (checked before main is asked): envelopes
+    built by newer code, or naming a table or column this code does not know. Older envelopes
+    go to main as they are; main's contract decides whether it still applies them."""
     env = tx.envelope
-    if env.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
-        return "schema_mismatch", f"envelope schema version {env.schema_version} is not supported"
+    if env.schema_version > SCHEMA_VERSION:
+        return SchemaHold(
+            "processor_behind",
+            f"transaction {env.tx_id} has envelope version {env.schema_version}; this"
+            f" processor's code builds version {SCHEMA_VERSION}: upgrade the processor",
+        )
+    if env.schema_version < SCHEMA_VERSION:
+        return None
     for step in env.steps:
-        if step.model not in BUFFERED:
-            return "schema_mismatch", f"{step.model!r} is not a table critical writes may touch"
-        unknown = set(step.values) - BUFFERED[step.model].codec.columns
+        unknown = (
+            {"table"}
+            if step.model not in BUFFERED
+            else set(step.values) - BUFFERED[step.model].codec.columns
+        )
         if unknown:
-            return "schema_mismatch", f"{step.model} has no columns {sorted(unknown)}"
+            what = (
+                f"table {step.model!r}"
+                if step.model not in BUFFERED
+                else f"{step.model} columns {sorted(unknown)}"
+            )
+            return SchemaHold(
+                "processor_behind",
+                f"transaction {env.tx_id} names {what}, which this processor's code does not"
+                " know: upgrade the processor",
+            )
     return None
 
 
@@ -112,6 +147,27 @@ class BatchExecutor:
         processor (lower epoch) cannot apply a batch, not even one it already holds."""
         await self._call(
             "SELECT ccat_claim_fence($1, $2)", self._site, epoch, what="main refused the fence"
+        )
+
+    async def check_schema(self) -> RevisionCheck:
+        """Main's schema revision and contract against this code's (at each new lease)."""
+
+        async def fetch_value(sql: str) -> object:
+            return await self._call(sql, what="main did not say its schema revision")
+
+        return await check_revision(fetch_value, SCHEMA_VERSION)
+
+    async def report_backlog(
+        self, code_version: int, oldest_pending_version: int | None, pending: int
+    ) -> None:
+        """Tell main what this site still holds, for the contract step of migrations."""
+        await self._call(
+            "SELECT ccat_report_backlog($1, $2, $3, $4)",
+            self._site,
+            code_version,
+            oldest_pending_version,
+            pending,
+            what="main refused the backlog report",
         )
 
     async def _isolate(
@@ -181,6 +237,10 @@ class BatchExecutor:
             sqlstate = str(getattr(exc, "sqlstate", "") or "")
             if sqlstate == LEASE_SUPERSEDED:
                 raise LeaseSuperseded(str(exc), await self._fence_epoch()) from exc
+            if sqlstate == VERSION_NOT_APPLIED:
+                raise SchemaHold("version_not_applied", str(exc)) from exc
+            if sqlstate == SCHEMA_DRIFT:
+                raise SchemaHold("schema_drift", str(exc)) from exc
             if sqlstate.startswith(DATA_EXCEPTION_CLASS):
                 raise _UnreadableBatch(sqlstate, str(exc)) from exc
             # Anything else (a missing function on a main not yet migrated, permissions,

@@ -44,8 +44,10 @@ def build_payload(txs: Sequence[BufferedTransaction], *, fast: bool = True) -> d
                     updates[step.model].setdefault(step.pk, {"id": step.pk}).update(step.values)
             else:
                 deletes[step.model].append(step.pk)
+    # Main checks each version against its contract before it writes anything.
+    versions = sorted({tx.envelope.schema_version for tx in txs})
     if not fast:
-        return {"txs": payload_txs}
+        return {"txs": payload_txs, "versions": versions}
 
     def rank(model: str) -> int:
         return BUFFERED[model].rank
@@ -64,7 +66,7 @@ def build_payload(txs: Sequence[BufferedTransaction], *, fast: bool = True) -> d
                 "rows": [{"id": pk} for pk in dict.fromkeys(deletes[model])],
             }
         )
-    return {"txs": payload_txs, "groups": groups}
+    return {"txs": payload_txs, "versions": versions, "groups": groups}
 
 
 def _group_by_columns(model: str, op: str, rows: Any) -> list[dict[str, Any]]:

@@ -7,7 +7,11 @@ entries in the same Redis step, so a crash anywhere leaves them pending and the 
 finds the committed ones in applied_transactions: exactly once.
 
 Transient failures raise ``TransientReplayError`` and the batch is retried after a capped
-exponential backoff; they never dead-letter anything, and neither does Redis being away. The
+exponential backoff; they never dead-letter anything, and neither does Redis being away. A
+schema disagreement with main (``SchemaHold``: an envelope version main does not apply, or
+drift between main's tables and the envelopes) holds the whole replay, in order, and is
+tried again every ``schema_hold_retry_s`` until a migration or an upgrade resolves it; the
+heartbeat says ``held`` and why. The
 handling of either (a heartbeat, a note on the transactions) cannot raise in turn: the loop
 outlives any mix of outages. Permanent failures come back from main per transaction and
 become dead letters together with their dependents; ``batches.py`` triages a batch before
@@ -32,14 +36,18 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from ccat_api.buffering.batches import Bookkeeper, StreamEntry, Triage, parse_entry
+from ccat_api.buffering.envelope import SCHEMA_VERSION
 from ccat_api.buffering.executor import (
     BatchExecutor,
     BatchOutcome,
     LeaseSuperseded,
+    SchemaHold,
     TransientReplayError,
+    hold_reason,
 )
 from ccat_api.buffering.keys import CONSUMER_GROUP, CONSUMER_NAME, SiteKeys
 from ccat_api.buffering.lease import Lease
+from ccat_api.db.revisions import Relation
 from ccat_api.failpoints import failpoint
 from ccat_api.metrics import REPLAY_BATCH_DURATION, REPLAY_BATCH_SIZE
 from ccat_api.supervisor import Crash, Faults
@@ -69,6 +77,8 @@ class Processor:
         poll_interval_s: float,
         backoff: Backoff,
         status_ttl_s: int,
+        schema_hold_retry_s: float = 10.0,
+        backlog_report_interval_s: float = 30.0,
     ) -> None:
         self._redis = redis
         self._keys = keys
@@ -79,10 +89,16 @@ class Processor:
         self._poll_interval_s = poll_interval_s
         self._backoff = backoff
         self._status_ttl_s = status_ttl_s
+        self._schema_hold_retry_s = schema_hold_retry_s
+        self._backlog_report_interval_s = backlog_report_interval_s
+        self._last_report_at: float | None = None
+        # Since when (epoch ms) the replay has been held; None while it flows.
+        self._held_since_ms: int | None = None
         self._identity = f"{socket.gethostname()}:{os.getpid()}"
         self._group_ready = False
         self._last_heartbeat: tuple[str, float] = ("", 0.0)
         self._fenced_epoch: int | None = None
+        self._schema_checked_epoch: int | None = None
         self.on_applied: Callable[[int], None] | None = None
         # The site worker's crash record, carried by every heartbeat so all gateways see it.
         self.faults: Faults | None = None
@@ -120,7 +136,16 @@ class Processor:
                 await self._lease.lose(min_epoch=exc.fence_epoch)
                 return 0
             self._fenced_epoch = self._lease.epoch
+        if self._schema_checked_epoch != self._lease.epoch:
+            check = await self._executor.check_schema()
+            if not check.servable:
+                raise SchemaHold(
+                    "main_behind" if check.relation is Relation.BEHIND else "version_not_applied",
+                    check.describe(),
+                )
+            self._schema_checked_epoch = self._lease.epoch
         await self.ensure_group()
+        await self.report_backlog()
         entries = await self._claim(block_ms)
         if not entries:
             await self._heartbeat("idle")
@@ -150,6 +175,10 @@ class Processor:
         away ends here; only a bug raises."""
         try:
             settled = await self.run_once(block_ms=block_ms, pipelined=True)
+        except SchemaHold as hold:
+            await self._drop_pipeline()
+            await self._hold(hold)
+            return self._schema_hold_retry_s
         except TransientReplayError as exc:
             await self._drop_pipeline()
             delay_s = self._backoff.next_delay_s()
@@ -164,7 +193,53 @@ class Processor:
             log.warning("redis unavailable, retrying in %.2fs: %s", delay_s, exc)
             return delay_s
         self._backoff.reset()
+        if settled and self._held_since_ms is not None:
+            log.info("replay resumed: main and this site agree on the schema again")
+            self._held_since_ms = None
         return self._poll_interval_s * 10 if settled == 0 and not self._lease.held else 0.0
+
+    async def _hold(self, hold: SchemaHold) -> None:
+        """Say why the replay waits, where status, metrics and the console read it, and tell
+        main what this site holds (the contract step waits for it); neither may raise."""
+        if self._held_since_ms is None:
+            self._held_since_ms = int(time.time() * 1000)
+            log.warning("replay held (%s): %s", hold.code, hold.reason)
+        await self._beat(
+            "held",
+            hold_code=hold.code,
+            hold_reason=hold.reason,
+            held_since=self._held_since_ms,
+            retry_in_s=self._schema_hold_retry_s,
+        )
+        with contextlib.suppress(TransientReplayError, LeaseSuperseded, RedisError, OSError):
+            await self.report_backlog(force=True)
+
+    async def report_backlog(self, *, force: bool = False) -> None:
+        """Every ``backlog_report_interval_s`` (and while held): the code's envelope version,
+        the oldest version still pending here and how many, for main's contract step.
+
+        The stream is in acceptance order and a site's code only moves forward, so its first
+        entry has the oldest version; entries moved to the end (held behind a dependency)
+        come from the same window, so they do not change the answer."""
+        now = time.monotonic()
+        if (
+            not force
+            and self._last_report_at is not None
+            and now - self._last_report_at < self._backlog_report_interval_s
+        ):
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xrange(self._keys.stream, count=1)
+            pipe.xlen(self._keys.stream)
+            pipe.zcard(self._keys.dead)
+            first, waiting, dead = await pipe.execute()
+        oldest: int | None = None
+        if first:
+            entry = parse_entry(*first[0])
+            if entry.tx is not None:
+                oldest = entry.tx.envelope.schema_version
+        await self._executor.report_backlog(SCHEMA_VERSION, oldest, int(waiting) + int(dead))
+        self._last_report_at = now
 
     async def report_crash(self, crash: Crash) -> None:
         """Say in the heartbeat at once that the loop crashed (the supervisor restarts it)."""
@@ -241,6 +316,9 @@ class Processor:
         if not txs and not unreadable:
             return len(vanished)
 
+        for tx in txs:
+            if (hold := hold_reason(tx)) is not None:
+                raise hold
         triage = await self._book.triage(txs, unreadable, self._just_settled)
         to_main = [
             tx

@@ -9,9 +9,11 @@ import time
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from ccat_api.buffering.worker import SiteWorker
 from ccat_api.cli.accounts import on_main
+from ccat_api.cli.terminal import err
 from ccat_api.config import Settings, load_settings, render_env_example
 from ccat_api.logs import configure_logging
 
@@ -29,6 +31,8 @@ def serve(
 
     import uvicorn
 
+    # Each worker loads the settings again (the app factory); the prefix is the server's.
+    root_path = load_settings().root_path
     made_metrics_dir: str | None = None
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its metrics where any of them can merge them for a scrape.
@@ -41,6 +45,7 @@ def serve(
             host=host,
             port=port,
             workers=workers,
+            root_path=root_path,
             log_level="warning",
             access_log=False,
             server_header=False,
@@ -112,12 +117,40 @@ async def _drain(worker: SiteWorker, timeout_s: float) -> None:
     raise SystemExit("burst: timed out before the buffer drained")
 
 
-def migrate() -> None:
-    """Bring the main database to the newest schema."""
-    from ccat_api.db import migrate as migrations
+def migrate(
+    revision: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="Stop at this revision (an expand step) instead of the newest (head)",
+        ),
+    ] = "head",
+    max_report_age_s: Annotated[
+        float,
+        typer.Option(
+            help="A contract step trusts a site's backlog report only this recent (seconds)"
+        ),
+    ] = 600.0,
+) -> None:
+    """Bring the main database to the newest schema (or to --to REVISION).
 
-    migrations.upgrade(load_settings().main_db_url)
-    typer.echo("main database is at the newest schema")
+    A contract step that would strand envelopes a site still holds is refused whole, naming
+    the site; run it again once the sites have drained."""
+    from ccat_api.db import migrate as migrations
+    from ccat_api.db.contract import ContractRefused
+
+    try:
+        migrations.upgrade(
+            load_settings().main_db_url, revision, contract_max_report_age_s=max_report_age_s
+        )
+    except ContractRefused as exc:
+        err.print(f"[red]refused[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    typer.echo(
+        "main database is at the newest schema"
+        if revision == "head"
+        else f"main database is at {revision}"
+    )
 
 
 def seed() -> None:

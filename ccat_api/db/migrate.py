@@ -17,9 +17,17 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    """Blocking; runs its own event loop, so call it from a thread when inside one."""
-    command.upgrade(alembic_config(database_url), revision)
+def upgrade(
+    database_url: str, revision: str = "head", *, contract_max_report_age_s: float | None = None
+) -> None:
+    """Blocking; runs its own event loop, so call it from a thread when inside one.
+
+    ``contract_max_report_age_s``: how recent a site's backlog report must be for a contract
+    step to trust it (``db.contract``)."""
+    config = alembic_config(database_url)
+    if contract_max_report_age_s is not None:
+        config.attributes["contract_max_report_age_s"] = contract_max_report_age_s
+    command.upgrade(config, revision)
 
 
 def current_head() -> str:

@@ -82,4 +82,9 @@ class SiteInfo(BaseModel):
     critical_writes: str
     reads: str
     schema_revision: str | None
+    database_revision: str | None = None
+    envelope_version: int | None = None
+    schema_check: str | None = None
+    # The Alembic revision this code was written for, and the one its database is at (None
+    # when the database did not answer at start-up), with the verdict in words.
     processor_in_gateway: bool

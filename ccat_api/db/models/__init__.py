@@ -11,7 +11,8 @@ each batch so parents are written first.
     transfer      locations, copies, routes, transfers and logs         (copies, transfers:
                   long-term-archive transfers, staging jobs              observatory)
     access        roles, permissions, users, sessions, preferences, tokens
-    bookkeeping   applied transactions, replay fences, idempotency answers
+    bookkeeping   applied transactions, replay fences, idempotency answers, the envelope
+                  contract (versions main applies, each site's backlog)
 """
 
 from ccat_api.db.models.access import (
@@ -25,7 +26,13 @@ from ccat_api.db.models.access import (
     UserSession,
 )
 from ccat_api.db.models.base import NAMING, Base
-from ccat_api.db.models.bookkeeping import AppliedTransaction, IdempotencyRecord, ReplayFence
+from ccat_api.db.models.bookkeeping import (
+    AppliedTransaction,
+    EnvelopeVersion,
+    IdempotencyRecord,
+    ReplayFence,
+    SiteBacklog,
+)
 from ccat_api.db.models.observations import (
     ExecutedObsUnit,
     ExecutedObsUnitStatus,
@@ -71,13 +78,14 @@ from ccat_api.db.models.transfer import (
 
 __all__ = [
     "NAMING", "ApiToken", "AppliedTransaction", "ArchiveStatus", "Base", "CopyStatus",
-    "DataLocation", "DataTransfer", "DataTransferLog", "DataTransferRoute", "ExecutedObsUnit",
+    "DataLocation", "DataTransfer", "DataTransferLog", "DataTransferRoute", "EnvelopeVersion",
+    "ExecutedObsUnit",
     "ExecutedObsUnitStatus", "IdempotencyRecord", "Instrument", "InstrumentModule",
     "InstrumentModuleConfiguration", "LocationRole", "LocationType", "LogLevel",
     "LongTermArchiveTransfer", "ObsUnit", "ObservationConfiguration", "ObservationMode",
     "Observatory", "ObservingProgram", "PermissionRecord", "PhysicalCopy", "RawDataFile",
     "RawDataPackage", "RawDataPackageStatus", "ReplayFence", "Role", "RolePermission",
-    "RoleRecord", "RouteType", "Site", "Source", "SourceType", "StagingJob",
+    "RoleRecord", "RouteType", "Site", "SiteBacklog", "Source", "SourceType", "StagingJob",
     "StagingJobPackage", "StagingStatus", "SubObservingProgram", "Telescope", "TransferStatus",
     "User", "UserPreferences", "UserSession",
 ]  # fmt: skip

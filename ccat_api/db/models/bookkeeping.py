@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, Text
+from sqlalchemy import BigInteger, DateTime, Integer, Text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -42,3 +42,29 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     response: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = utc_now_column()
+
+
+class EnvelopeVersion(Base):
+    """An envelope schema version main applies (``retired_at`` NULL) or applied once.
+
+    Migrations register a version when they change what envelopes may name, and retire the
+    old one in their contract step (``db.contract``); a batch of a retired or unknown version
+    is held at its site, never dead-lettered."""
+
+    __tablename__ = "envelope_versions"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    note: Mapped[str] = mapped_column(Text)
+    registered_at: Mapped[datetime] = utc_now_column()
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SiteBacklog(Base):
+    """What each site's processor last said it holds: its code's envelope version, the oldest
+    version still pending there and how many transactions are pending."""
+
+    __tablename__ = "site_backlogs"
+    site: Mapped[str] = mapped_column(Text, primary_key=True)
+    code_version: Mapped[int] = mapped_column(Integer)
+    oldest_pending_version: Mapped[int | None] = mapped_column(Integer)
+    pending: Mapped[int] = mapped_column(BigInteger)
+    reported_at: Mapped[datetime] = utc_now_column()

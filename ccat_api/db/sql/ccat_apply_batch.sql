@@ -1,10 +1,13 @@
 -- One call applies a whole replay batch on main: over a 200 ms WAN every round trip counts.
--- It checks the site's fence epoch, skips tx_ids already in applied_transactions (exactly
--- once), and tries the set-based fast path over the batch's groups. On a permanent error,
--- or with duplicates, a batch without steps gets needs_steps back, nothing written; sent
--- again with steps, the careful path applies each transaction in its own subtransaction,
--- reports failures and their dependents, and keeps the rest. Transient errors are re-raised
--- so the whole batch is retried.
+-- It claims the site's fence epoch, checks that main still applies every envelope version in
+-- the batch, skips tx_ids already in applied_transactions (exactly once), and tries the
+-- set-based fast path over the batch's groups. On a permanent error, or with duplicates, a
+-- batch without steps gets needs_steps back, nothing written; sent again with steps, the
+-- careful path applies each transaction in its own subtransaction, reports failures and
+-- their dependents, and keeps the rest. Transient errors are re-raised so the whole batch is
+-- retried. Schema errors are not the transaction's fault either: an envelope version main
+-- does not apply (CCA02) or a table or column the envelope and main disagree on (CCA03)
+-- fails the whole batch, nothing written, and the site holds its replay until they agree.
 CREATE OR REPLACE FUNCTION ccat_apply_batch(p_site text, p_epoch bigint, p_batch jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
@@ -20,17 +23,30 @@ DECLARE
   v_state text;
   v_msg text;
   v_detail text;
+  v_column text;
+  v_versions int[];
+  v_unsupported int[];
 BEGIN
   IF p_epoch IS NOT NULL THEN
-    -- Fencing: the row lock serialises processors of one site, and a processor whose lease
-    -- was taken over (lower epoch) is refused before it can apply anything.
-    INSERT INTO replay_fences AS f (site, epoch, updated_at) VALUES (p_site, p_epoch, now())
-      ON CONFLICT (site) DO UPDATE SET epoch = EXCLUDED.epoch, updated_at = now()
-      WHERE f.epoch <= EXCLUDED.epoch;
-    IF NOT FOUND THEN
-      RAISE EXCEPTION 'replay lease epoch % for site % was superseded', p_epoch, p_site
-        USING ERRCODE = 'CCA01';
-    END IF;
+    PERFORM ccat_claim_fence(p_site, p_epoch);
+  END IF;
+
+  -- A batch from a processor that predates versions is of the first version. FOR SHARE: a
+  -- contract step retiring a version waits for batches of it in flight, and batches after
+  -- it see the version retired.
+  SELECT coalesce(array_agg(DISTINCT v::int), '{1}') INTO v_versions
+    FROM jsonb_array_elements_text(coalesce(p_batch->'versions', '[1]'::jsonb)) AS v;
+  PERFORM 1 FROM envelope_versions AS e
+    WHERE e.version = ANY(v_versions) AND e.retired_at IS NULL FOR SHARE;
+  SELECT array_agg(v ORDER BY v) INTO v_unsupported FROM unnest(v_versions) AS v
+    WHERE NOT EXISTS (SELECT 1 FROM envelope_versions AS e
+                       WHERE e.version = v AND e.retired_at IS NULL);
+  IF v_unsupported IS NOT NULL THEN
+    RAISE EXCEPTION 'main does not apply envelope version %; it applies versions %',
+      array_to_string(v_unsupported, ', '),
+      coalesce((SELECT string_agg(version::text, ', ' ORDER BY version) FROM envelope_versions
+                 WHERE retired_at IS NULL), 'none')
+      USING ERRCODE = 'CCA02';
   END IF;
 
   SELECT coalesce(array_agg((t->>'tx_id')::uuid), '{}') INTO v_ids
@@ -89,9 +105,18 @@ BEGIN
         VALUES (v_id, p_site, (v_tx->>'seq')::bigint);
     EXCEPTION WHEN OTHERS THEN
       GET STACKED DIAGNOSTICS
-        v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
+        v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL,
+        v_column = COLUMN_NAME;
       IF ccat_is_transient(v_state) THEN
         RAISE;
+      END IF;
+      -- Main's schema and the envelope disagree (a table or column one of them does not
+      -- have, a type changed, a NOT NULL column the envelope never heard of): held, since
+      -- a migration or an upgrade resolves it, where a dead letter would need a person.
+      IF v_state IN ('42703', '42P01', '42804')
+         OR (v_state = '23502' AND NOT coalesce((v_step->'row') ? v_column, false)) THEN
+        RAISE EXCEPTION 'schema drift applying transaction %: %', v_id, v_msg
+          USING ERRCODE = 'CCA03', DETAIL = coalesce(v_detail, '');
       END IF;
       v_failed := v_failed || v_id;
       v_failures := v_failures || jsonb_build_object(

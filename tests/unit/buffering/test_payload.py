@@ -7,7 +7,7 @@ from ccat_api.buffering.envelope import (
     Principal,
     Step,
 )
-from ccat_api.buffering.executor import refuse_reason
+from ccat_api.buffering.executor import hold_reason
 from ccat_api.buffering.payload import build_payload
 
 P = Principal(token_id=1, name="i", role="operator")
@@ -98,15 +98,29 @@ def test_deletes_run_last_children_first() -> None:
     ]
 
 
-def test_unknown_schema_version_model_or_column_is_refused_before_main() -> None:
+def test_an_envelope_this_processor_cannot_send_is_held_naming_the_upgrade() -> None:
     ok = Step(Op.UPDATE, "raw_data_packages", "p1", {"status": "complete"})
-    assert refuse_reason(tx(1, ok)) is None
-    assert refuse_reason(tx(1, ok, version=99)) == (
-        "schema_mismatch", "envelope schema version 99 is not supported",
-    )  # fmt: skip
-    bad_model = refuse_reason(tx(1, Step(Op.INSERT, "api_tokens", "x", {})))
+    assert hold_reason(tx(1, ok)) is None
+    newer = hold_reason(tx(1, ok, version=99))
+    assert newer is not None
+    assert newer.code == "processor_behind"
+    assert "envelope version 99" in newer.reason
+    assert "upgrade the processor" in newer.reason
+    bad_model = hold_reason(tx(1, Step(Op.INSERT, "api_tokens", "x", {})))
     assert bad_model is not None
-    assert "api_tokens" in bad_model[1]
-    bad_column = refuse_reason(tx(1, Step(Op.UPDATE, "raw_data_packages", "p", {"colour": 1})))
+    assert "api_tokens" in bad_model.reason
+    bad_column = hold_reason(tx(1, Step(Op.UPDATE, "raw_data_packages", "p", {"colour": 1})))
     assert bad_column is not None
-    assert "colour" in bad_column[1]
+    assert "colour" in bad_column.reason
+
+
+def test_an_older_envelope_goes_to_main_whose_contract_decides() -> None:
+    # A column this code's models renamed since version 0 is main's to map, not ours.
+    old = tx(1, Step(Op.UPDATE, "raw_data_packages", "p", {"colour": 1}), version=0)
+    assert hold_reason(old) is None
+
+
+def test_the_payload_names_every_envelope_version_in_the_batch() -> None:
+    ok = Step(Op.UPDATE, "raw_data_packages", "p1", {"status": "complete"})
+    assert build_payload([tx(1, ok), tx(2, ok, version=0)])["versions"] == [0, 1]
+    assert build_payload([tx(1, ok)], fast=False)["versions"] == [1]

@@ -25,12 +25,13 @@ system-deps: ## Install python3-venv, PostgreSQL, Redis and Redis Sentinel from 
 # Only the tests need these. promtool ships only in Debian's prometheus package (the server
 # too); none of its recommends (the node exporter) is needed.
 .PHONY: test-deps
-test-deps: system-deps ## Also Chromium (console tests) and promtool (alert rule tests) if missing (needs root)
-	@if ! command -v chromium >/dev/null || ! command -v promtool >/dev/null; then \
-		echo "installing chromium and prometheus (for promtool)"; \
+test-deps: system-deps ## Also Chromium (console tests), promtool (alert rule tests) and systemd-analyze (unit files) if missing (needs root)
+	@if ! command -v chromium >/dev/null || ! command -v promtool >/dev/null \
+			|| ! command -v systemd-analyze >/dev/null; then \
+		echo "installing chromium, prometheus (for promtool) and systemd (for systemd-analyze)"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus systemd; \
 	fi
 
 # constraints.txt pins every package to the versions CI last passed with (pip freeze);

@@ -16,6 +16,7 @@ Nothing generated is committed; ``make docs`` builds from a fresh environment (`
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import re
 import tomllib
@@ -242,14 +243,16 @@ def _answer_text(response: dict[str, Any]) -> str:
     return described if media == "application/json" else f"{described} ({code(media)})"
 
 
-def api_markdown() -> str:
+@functools.cache
+def site_apps() -> dict[str, Any]:
+    """A main and a secondary site's app, as ``create_app`` builds them."""
     from ccat_api.app import create_app
     from ccat_api.config import Settings
 
     # Building the app connects to nothing (services start in its lifespan), so neither
     # site's database or Redis need exist. create_app configures logging: WARNING keeps
     # the build's output to Sphinx's own.
-    apps = {
+    return {
         "main": create_app(Settings(development=True, log_level="WARNING")),
         "secondary": create_app(
             Settings(
@@ -262,6 +265,10 @@ def api_markdown() -> str:
             )
         ),
     }
+
+
+def api_markdown() -> str:
+    apps = site_apps()
     documents = {site: app.openapi() for site, app in apps.items()}
     requirements = {site: _requirements(app) for site, app in apps.items()}
     operations: dict[tuple[str, str], dict[str, Any]] = {}

@@ -32,6 +32,7 @@ from ccat_api.config_sources import (
     EnvironmentSource,
     SiteFileSource,
 )
+from ccat_api.config_status import StatusSettings
 
 # Package data, so an installed wheel layers the same site sections as a checkout.
 DEFAULT_SETTINGS_FILE = Path(__file__).resolve().with_name("settings.toml")
@@ -46,7 +47,7 @@ class SiteType(StrEnum):
     SECONDARY = "secondary"
 
 
-class Settings(AccessSettings, BaseSettings):
+class Settings(StatusSettings, AccessSettings, BaseSettings):
     model_config = SettingsConfigDict(
         frozen=True, extra="forbid", env_prefix=ENV_PREFIX, env_file=".env"
     )
@@ -114,6 +115,13 @@ class Settings(AccessSettings, BaseSettings):
         default=True,
         description="One log line per HTTP request (method, route, status, duration, request"
         " and tx ids).",
+    )
+    root_path: str = Field(
+        default="",
+        pattern=r"^(/[A-Za-z0-9._~-]+)*$",
+        description="The path prefix a reverse proxy serves the gateway under ('/ccat'), which"
+        " the proxy strips before forwarding; `ccat-api serve` gives it to uvicorn, so /docs"
+        " and the OpenAPI name the URLs clients use. Empty: served at /.",
     )
 
     db_connect_timeout_s: float = Field(
@@ -185,14 +193,6 @@ class Settings(AccessSettings, BaseSettings):
         " (transient failures are never dead-lettered).",
     )
     processor_backoff_max_s: float = Field(default=30.0, gt=0, description="Cap of that backoff.")
-    processor_main_timeout_s: float = Field(
-        default=30.0,
-        gt=0,
-        description="Timeout for one round trip to main (connect, batch, LSN read).",
-    )
-
-    tracker_poll_interval_s: float = Field(
-        default=0.01,
     schema_hold_retry_s: float = Field(
         default=10.0,
         gt=0,
@@ -209,6 +209,14 @@ class Settings(AccessSettings, BaseSettings):
             " version, count), which migrations' contract steps read."
         ),
     )
+    processor_main_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Timeout for one round trip to main (connect, batch, LSN read).",
+    )
+
+    tracker_poll_interval_s: float = Field(
+        default=0.01,
         gt=0,
         description="Replica replay-LSN poll while anything waits to become visible.",
     )
@@ -288,6 +296,19 @@ class Settings(AccessSettings, BaseSettings):
         default=0.25,
         ge=0,
         description="Pause that folds a burst of events into one recomputation.",
+    )
+    history_interval_s: float = Field(
+        default=10.0,
+        ge=1,
+        description="The console's charts: one sample of the site status (buffer depth, accept"
+        " and drain rates, replica lag, oldest pending age) this often, kept in the site's"
+        " Redis (in each process where the site has none), one per period for the site.",
+    )
+    history_retention_s: int = Field(
+        default=6 * 3600,
+        ge=60,
+        le=7 * 24 * 3600,
+        description="How far back those samples reach: retention / interval samples at most.",
     )
 
     @classmethod
@@ -372,6 +393,14 @@ def load_settings(
     settings_file: Path | None = None, overrides: Mapping[str, Any] | None = None
 ) -> Settings:
     """Read the layered configuration; ``overrides`` win over every source (tests, CLI flags)."""
+    return Settings(**layered_values(settings_file, overrides))
+
+
+def layered_values(
+    settings_file: Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """What the sources set, layered, before the model validates it: a command that needs one
+    group of settings (``StatusSettings``) validates only that group."""
     environment = EnvironmentSource(Settings)
     dotenv = DotEnvSource(Settings)
 
@@ -387,7 +416,7 @@ def load_settings(
     for source in (site_file, dotenv, environment):  # lowest precedence first
         values.update(source())
     values.update(overrides or {})
-    return Settings(**values)
+    return values
 
 
 def render_env_example() -> str:

@@ -8,10 +8,11 @@ waiting too long, the gateway itself unreachable). Warning: the site works but h
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import IntEnum
 
 from ccat_api.client import SiteStatus
+from ccat_api.config_status import StatusSettings
 
 
 class Level(IntEnum):
@@ -26,14 +27,22 @@ class Level(IntEnum):
 
 @dataclass(frozen=True)
 class Thresholds:
-    warn_pending_age_s: float = 300.0
-    critical_pending_age_s: float = 3600.0
-    # A secondary site is built to ride out a WAN outage, so a short one is only a warning.
-    critical_main_unreachable_s: float = 900.0
-    critical_dead_letters: int = 0
-    warn_replica_lag_s: float = 300.0
-    # Below the gateway's own refusal point (buffer_max_memory_fraction, 0.9 by default).
-    warn_memory_fraction: float = 0.75
+    """The ``status_*`` settings (``StatusSettings``, where their defaults live), by the names
+    of the command's options."""
+
+    warn_pending_age_s: float
+    critical_pending_age_s: float
+    critical_main_unreachable_s: float
+    critical_dead_letters: int
+    warn_replica_lag_s: float
+    warn_memory_fraction: float
+
+    @classmethod
+    def from_settings(cls, settings: StatusSettings, **overrides: float | int | None) -> Thresholds:
+        """The settings' values, with each override that is not None in its place."""
+        values = {f.name: getattr(settings, f"status_{f.name}") for f in fields(cls)}
+        values.update({name: value for name, value in overrides.items() if value is not None})
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -114,8 +123,10 @@ def assess(status: SiteStatus, limits: Thresholds) -> Assessment:
     if processor in ("absent", "stopped", "crashed"):
         found(Level.WARNING, "processor", f"processor {processor}")
     for reason in status.degraded:
-        refused = reason.startswith("writes are refused")
-        found(Level.CRITICAL if refused else Level.WARNING, "degraded", reason)
+        # Both stop writes reaching main until a person acts (a held replay: a migration of
+        # main or an upgrade of this site).
+        stopped = reason.startswith(("writes are refused", "replay held"))
+        found(Level.CRITICAL if stopped else Level.WARNING, "degraded", reason)
     return Assessment(findings)
 
 

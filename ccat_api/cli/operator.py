@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from typing import Annotated, NoReturn
 
 import typer
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Group
 from rich.live import Live
 from rich.markup import escape
@@ -47,13 +49,15 @@ from ccat_api.client import (
     SiteStatus,
     TransactionState,
 )
+from ccat_api.config import layered_values
+from ccat_api.config_status import StatusSettings
 from ccat_api.errors import first_line
 
 dead_letters_app = typer.Typer(
     no_args_is_help=True, help="List, inspect, retry or discard dead letters (via a gateway)."
 )
 PAGE = 500
-THRESHOLDS_PANEL = "Thresholds (exit code 1 warning, 2 critical)"
+THRESHOLDS_PANEL = "Thresholds (exit code 1 warning, 2 critical; default: the setting)"
 
 
 # --- status ---------------------------------------------------------------------------------
@@ -118,43 +122,53 @@ def status(
         bool, typer.Option("--json", help="Print one JSON object instead of the table")
     ] = False,
     warn_pending_age_s: Annotated[
-        float,
+        float | None,
         typer.Option(
-            help="Warning: the oldest pending write is older", rich_help_panel=THRESHOLDS_PANEL
+            help="Warning: the oldest pending write is older",
+            rich_help_panel=THRESHOLDS_PANEL,
+            show_default="status_warn_pending_age_s",
         ),
-    ] = Thresholds.warn_pending_age_s,
+    ] = None,
     critical_pending_age_s: Annotated[
-        float,
+        float | None,
         typer.Option(
-            help="Critical: the oldest pending write is older", rich_help_panel=THRESHOLDS_PANEL
+            help="Critical: the oldest pending write is older",
+            rich_help_panel=THRESHOLDS_PANEL,
+            show_default="status_critical_pending_age_s",
         ),
-    ] = Thresholds.critical_pending_age_s,
+    ] = None,
     critical_main_unreachable_s: Annotated[
-        float,
+        float | None,
         typer.Option(
             help="Critical: main unreachable from a secondary site for longer (shorter: warning)",
             rich_help_panel=THRESHOLDS_PANEL,
+            show_default="status_critical_main_unreachable_s",
         ),
-    ] = Thresholds.critical_main_unreachable_s,
+    ] = None,
     critical_dead_letters: Annotated[
-        int,
+        int | None,
         typer.Option(
-            help="Critical: more dead letters than this", rich_help_panel=THRESHOLDS_PANEL
+            help="Critical: more dead letters than this",
+            rich_help_panel=THRESHOLDS_PANEL,
+            show_default="status_critical_dead_letters",
         ),
-    ] = Thresholds.critical_dead_letters,
+    ] = None,
     warn_replica_lag_s: Annotated[
-        float,
+        float | None,
         typer.Option(
-            help="Warning: the replica's apply lag is longer", rich_help_panel=THRESHOLDS_PANEL
+            help="Warning: the replica's apply lag is longer",
+            rich_help_panel=THRESHOLDS_PANEL,
+            show_default="status_warn_replica_lag_s",
         ),
-    ] = Thresholds.warn_replica_lag_s,
+    ] = None,
     warn_memory_fraction: Annotated[
-        float,
+        float | None,
         typer.Option(
             help="Warning: the buffer's Redis uses more of its maxmemory",
             rich_help_panel=THRESHOLDS_PANEL,
+            show_default="status_warn_memory_fraction",
         ),
-    ] = Thresholds.warn_memory_fraction,
+    ] = None,
 ) -> None:
     """The site at a glance: buffer, drain estimate, replica lag, processor, recent work.
 
@@ -162,14 +176,16 @@ def status(
     write, replica lag, Redis filling up, the processor absent or crashed, a bad token); 2
     critical (the gateway unreachable or failing, Redis or the replica down, writes refused,
     the buffer near capacity, dead letters, main unreachable too long, a pending write too
-    old). The last line (the JSON's level and
-    findings) says why.
+    old). The last line (the JSON's level and findings) says why. The thresholds are the
+    status_* settings (CCAT_STATUS_* variables, .env, the settings file); an option overrides
+    one for this run.
     """
     if watch and as_json:
         raise typer.BadParameter(
             "--json prints one snapshot; leave out --watch", param_hint="--json"
         )
-    limits = Thresholds(
+    limits = Thresholds.from_settings(
+        configured_status_settings(),
         warn_pending_age_s=warn_pending_age_s,
         critical_pending_age_s=critical_pending_age_s,
         critical_main_unreachable_s=critical_main_unreachable_s,
@@ -220,6 +236,25 @@ def status(
             out.print(status_table(site_status, last))
             out.print(verdict(assessment))
     raise typer.Exit(code=int(assessment.level))
+
+
+def configured_status_settings() -> StatusSettings:
+    """The status_* settings from the layered configuration, validating only them: a
+    monitoring host needs no secret or database URL to run the check. A wrong value ends the
+    command in one line (exit 1: the check is set up wrong)."""
+    try:
+        values = layered_values()
+        return StatusSettings.model_validate(
+            {name: value for name, value in values.items() if name in StatusSettings.model_fields}
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)
+        )
+        err.print(f"[red]error[/red] settings: {escape(problems)}")
+    except SettingsError as exc:
+        err.print(f"[red]error[/red] settings: {escape(first_line(exc))}")
+    raise typer.Exit(code=1)
 
 
 def verdict(assessment: Assessment) -> str:

@@ -18,8 +18,13 @@ from tests.integration.conftest import Tokens
 from tests.support import client, refused_on_main, serve, serve_asgi
 
 
-async def ccat_api(url: str, token: str, *args: str) -> tuple[int, str, str]:
-    env = {**os.environ, "CCAT_API_URL": url, "CCAT_API_TOKEN": token, "COLUMNS": "200"}
+async def ccat_api(
+    url: str, token: str, *args: str, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    env = {
+        **os.environ, "CCAT_API_URL": url, "CCAT_API_TOKEN": token, "COLUMNS": "200",
+        **(env or {}),
+    }  # fmt: skip
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "ccat_api", *args,
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -169,6 +174,36 @@ async def test_status_exit_code_and_json_follow_the_site(
         code, out, err = await ccat_api(url, tokens.observer, "status")
         assert code == 2, err
         assert out.strip().splitlines()[-1] == "CRITICAL: 1 dead letter(s)"
+
+
+async def test_status_thresholds_come_from_the_settings_and_options_override_them(
+    stack: Stack, tokens: Tokens, secondary_settings: Settings, worker: SiteWorker
+) -> None:
+    async with serve(secondary_settings) as url, client(url, tokens.operator) as http:
+        poison = (await http.post("/executed_obs_units/start", json={"obs_unit_id": 1})).json()
+        with refused_on_main(stack, "executed_obs_units", f"id <> '{poison['id']}'"):
+            assert await worker.processor.run_once() == 1
+        tolerant = {"CCAT_STATUS_CRITICAL_DEAD_LETTERS": "1"}
+
+        async def level(*options: str, env: dict[str, str] | None = None) -> int:
+            code, out, err = await ccat_api(
+                url, tokens.observer, "status", "--json", *options, env=env
+            )
+            assert "Traceback" not in err
+            assert json.loads(out)["exit_code"] == code
+            return code
+
+        assert await level() == 2  # the model's default: any dead letter is critical
+        assert await level(env=tolerant) == 0
+        assert await level("--critical-dead-letters", "0", env=tolerant) == 2
+
+        # A wrong value is said in one line, naming the setting.
+        code, out, err = await ccat_api(
+            url, tokens.observer, "status", env={"CCAT_STATUS_CRITICAL_DEAD_LETTERS": "-1"}
+        )
+        assert (code, out) == (1, ""), err
+        assert err.strip().startswith("error settings: status_critical_dead_letters: "), err
+        assert len(err.strip().splitlines()) == 1
 
 
 async def test_status_is_critical_in_one_line_when_the_gateway_is_unreachable() -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from ccat_api.cli.assessment import Level, Thresholds, assess
 from ccat_api.client import BufferStatus, ReplicaStatus, SiteStatus
+from ccat_api.config_status import StatusSettings
 from ccat_api.live.models import RedisStatus
 
 LIMITS = Thresholds(
@@ -14,6 +15,7 @@ LIMITS = Thresholds(
     critical_main_unreachable_s=900,
     critical_dead_letters=0,
     warn_replica_lag_s=60,
+    warn_memory_fraction=0.75,
 )
 
 
@@ -96,5 +98,22 @@ def test_the_worst_finding_sets_the_exit_code_and_the_summary_names_only_those()
 
 
 def test_dead_letters_below_the_threshold_pass() -> None:
-    limits = Thresholds(critical_dead_letters=3)
+    limits = Thresholds.from_settings(StatusSettings(), critical_dead_letters=3)
     assert assess(site(buffer={"dead_letters": 3}), limits).level == Level.OK
+
+
+def test_thresholds_come_from_the_status_settings_and_options_override_them() -> None:
+    two_dead = site(buffer={"dead_letters": 2})
+    defaults = Thresholds.from_settings(StatusSettings())
+    assert assess(two_dead, defaults).level == Level.CRITICAL
+    tolerant = Thresholds.from_settings(StatusSettings(status_critical_dead_letters=2))
+    assert assess(two_dead, tolerant).level == Level.OK
+    # An option left out (None) keeps the setting; one given wins over it.
+    kept = Thresholds.from_settings(
+        StatusSettings(status_critical_dead_letters=2), critical_dead_letters=None
+    )
+    assert kept.critical_dead_letters == 2
+    strict = Thresholds.from_settings(
+        StatusSettings(status_critical_dead_letters=2), critical_dead_letters=1
+    )
+    assert assess(two_dead, strict).level == Level.CRITICAL

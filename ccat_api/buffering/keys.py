@@ -8,7 +8,10 @@ All keys live under ``P = ccat:{site}`` so several sites (or test runs) share on
   applied or failed, then for ``tx_status_ttl_s`` after it became visible or was discarded.
 - ``P:applied`` (zset): tx_id scored by commit LSN, waiting for the replica.
 - ``P:dead`` (zset): dead-lettered tx_id scored by seq, until retried or discarded.
-- ``P:recent`` (zset): every tx_id scored by seq, for status listings; capped by count.
+- ``P:recent`` (zset): tx_id scored by seq, for status listings; a member goes when its
+  status hash has expired (retention.lua), and the count is capped besides.
+- ``P:unsettled`` (zset): tx_id scored by seq while the transaction may still be sent to main
+  (buffered or held); its lowest score is the site's replay watermark (``retention.py``).
 - ``P:ov:{model}`` (hash): pk -> layers ``tx_id|seq|op|json``, one line per pending step.
 - ``P:ovx:{model}`` (hash): pk -> the index entries and unique claims filed for it.
 - ``P:ovi:{model}:{col}={value}`` (set): pks of overlay records with that value.
@@ -25,6 +28,9 @@ All keys live under ``P = ccat:{site}`` so several sites (or test runs) share on
   window, counted by the ``limits`` library (``buffering/quotas.py``), which names the rest.
 - ``P:replica_probe`` (string): written after each critical write's accept, then WAITed on:
   a replica that has it has everything the write changed (replication is one ordered stream).
+- ``P:history`` (stream, capped at history_retention_s / history_interval_s entries): one
+  site status sample per period for the console's charts; entry id = the period's start in
+  ms, so a period sampled by two gateways is kept once (``live/history.py``).
 - ``P:events`` (pub/sub channel): state changes for monitors.
 
 How the scripts get them: a key known before the call (``P:seq``, or the status hash of the
@@ -56,11 +62,13 @@ class SiteKeys:
         self.applied = f"{self.prefix}:applied"
         self.dead = f"{self.prefix}:dead"
         self.recent = f"{self.prefix}:recent"
+        self.unsettled = f"{self.prefix}:unsettled"
         self.lease = f"{self.prefix}:lease"
         self.lease_epoch = f"{self.prefix}:lease:epoch"
         self.processor = f"{self.prefix}:processor"
         self.events = f"{self.prefix}:events"
         self.stats = f"{self.prefix}:stats"
+        self.history = f"{self.prefix}:history"
         self.quota_prefix = f"{self.prefix}:quota"
         self.tx_prefix = f"{self.prefix}:tx:"
         self.overlay_prefix = f"{self.prefix}:ov:"

@@ -68,6 +68,33 @@ class SiteStatus(BaseModel):
     degraded: list[str] = []
 
 
+class HistorySample(BaseModel):
+    """The site at the start of one sampling period (``at``), for the console's charts."""
+
+    at: float
+    # None where the site keeps no buffer (main) or its Redis did not answer.
+    depth: int | None = None
+    oldest_pending_age_s: float | None = None
+    # Site-wide counters, and the rates between the previous period's sample and this one
+    # (None for the first sample after a gap).
+    accepted: int | None = None
+    applied: int | None = None
+    accept_rate_tx_s: float | None = None
+    drain_rate_tx_s: float | None = None
+    # The buffer's depth at this sample's drain rate; None while nothing drains.
+    estimated_drain_s: float | None = None
+    replica_apply_lag_s: float | None = None
+    main_ok: bool | None = None
+
+
+class SiteHistory(BaseModel):
+    site: str
+    interval_s: float
+    retention_s: int
+    # Oldest first.
+    samples: list[HistorySample]
+
+
 class BufferStats(BaseModel):
     depth: int
     oldest_pending_age_s: float | None
@@ -81,10 +108,10 @@ class SiteInfo(BaseModel):
     site_type: Literal["main", "secondary"]
     critical_writes: str
     reads: str
+    # The Alembic revision this code was written for, and the one its database is at (None
+    # when the database did not answer at start-up), with the verdict in words.
     schema_revision: str | None
     database_revision: str | None = None
     envelope_version: int | None = None
     schema_check: str | None = None
-    # The Alembic revision this code was written for, and the one its database is at (None
-    # when the database did not answer at start-up), with the verdict in words.
     processor_in_gateway: bool

@@ -94,7 +94,7 @@ class StatusSampler:
                     dead_letters=stats.dead_letters,
                     accept_rate_tx_s=accept_rate,
                     drain_rate_tx_s=drain_rate,
-                    estimated_drain_s=_drain_estimate(stats.depth, drain_rate),
+                    estimated_drain_s=drain_estimate_s(stats.depth, drain_rate),
                     memory_used_bytes=memory.used_bytes if memory else None,
                     memory_max_bytes=memory.max_bytes or None if memory else None,
                     memory_used_fraction=_fraction(memory),
@@ -211,7 +211,8 @@ def _fraction(memory: MemoryReading | None) -> float | None:
     return None if fraction is None else round(fraction, 4)
 
 
-def _drain_estimate(depth: int, drain_rate_tx_s: float | None) -> float | None:
+def drain_estimate_s(depth: int, drain_rate_tx_s: float | None) -> float | None:
+    """Seconds until the buffer is empty at this drain rate; None while nothing drains."""
     if depth == 0:
         return 0.0
     if not drain_rate_tx_s or drain_rate_tx_s <= 0:

@@ -9,7 +9,8 @@ and before MyST reads the page the block is replaced by Markdown written from th
 model (``settings``: every ``CCAT_*`` name, type, default and description, from the same
 entries ``ccat-api config example`` writes ``.env.example`` from), the app's OpenAPI
 document (``api``: every operation of a main and a secondary site's app, who may call it and
-what it answers) or the typer commands (``cli``: each command's usage, help and options).
+what it answers), the typer commands (``cli``: each command's usage, help and options) or
+the alert rules that ship (``alerts``: each with its runbook section).
 Nothing generated is committed; ``make docs`` builds from a fresh environment (``-E``).
 """
 
@@ -22,6 +23,7 @@ import re
 import tomllib
 import types
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from sphinx.application import Sphinx
@@ -384,10 +386,49 @@ def cli_markdown() -> str:
     return "\n".join(out)
 
 
+# --- alerts ---------------------------------------------------------------------------------
+
+ALERTS_FILE = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"
+
+
+def alerts_markdown() -> str:
+    """Every alert rule that ships, linked to its runbook section: a link to a missing page or
+    heading fails the build, as it fails tests/devstack/test_alert_rules.py."""
+    # PyYAML comes with astropy, a dependency of the package.
+    import yaml  # type: ignore[import-untyped]
+
+    loaded = yaml.safe_load(ALERTS_FILE.read_text())
+    out = ["| alert | severity | runbook |", "|---|---|---|"]
+    sections = []
+    for group in loaded["groups"]:
+        for rule in group["rules"]:
+            name, notes = rule["alert"], rule["annotations"]
+            runbook = notes["runbook_url"].removeprefix("docs/")
+            link = f"[{text(runbook.removeprefix('runbooks/'))}](../{runbook})"
+            held = f" for {rule['for']}" if rule.get("for") else ""
+            out.append(f"| [{name}](#{name.lower()}) | {rule['labels']['severity']} | {link} |")
+            sections.extend(
+                [
+                    f"## {name}",
+                    "",
+                    f"**{text(notes['summary'])}**",
+                    "",
+                    text(" ".join(notes["description"].split())),
+                    "",
+                    f"- severity: {rule['labels']['severity']}",
+                    f"- fires when: {code(' '.join(rule['expr'].split()))}{held}",
+                    f"- what to do: {link}",
+                    "",
+                ]
+            )
+    return "\n".join([*out, "", *sections])
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
     "settings": settings_markdown,
     "api": api_markdown,
     "cli": cli_markdown,
+    "alerts": alerts_markdown,
 }
 
 

@@ -1,11 +1,13 @@
 """The docs' generated references (docs/_ext/ccat_reference.py) hold every setting, every
-operation of both sites' apps with the requirement its route declares, and every command:
+operation of both sites' apps with the requirement its route declares, every command and every
+alert with its runbook:
 `make docs` fails on a broken link, not on an entry the generator left out."""
 
 from __future__ import annotations
 
 import functools
 import importlib.util
+import re
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -68,3 +70,13 @@ def test_the_cli_reference_has_every_command() -> None:
 def test_prose_from_the_code_reads_as_written_and_keeps_its_code_spans() -> None:
     text = _extension().text
     assert text("a <site> *not* `a_b` [x]") == r"a \<site\> \*not\* `a_b` \[x\]"
+
+
+def test_the_alerts_page_has_every_alert_with_its_runbook() -> None:
+    extension = _extension()
+    page: str = extension.alerts_markdown()
+    rules = extension.ALERTS_FILE.read_text()
+    names = re.findall(r"^\s+- alert: (\w+)$", rules, re.M)
+    assert len(names) > 10
+    assert [name for name in names if f"\n## {name}\n" not in page] == []
+    assert page.count("- what to do: [") == len(names)

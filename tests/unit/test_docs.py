@@ -1,7 +1,7 @@
 """The docs' generated references (docs/_ext/ccat_reference.py) hold every setting, every
-operation of both sites' apps with the requirement its route declares, every command and every
-alert with its runbook:
-`make docs` fails on a broken link, not on an entry the generator left out."""
+operation of both sites' apps with the requirement its route declares, every command, and
+every alert with its runbook. `make docs` fails on a broken link, not on an entry the
+generator left out."""
 
 from __future__ import annotations
 

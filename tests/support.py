@@ -27,16 +27,19 @@ T = TypeVar("T")
 
 @contextlib.asynccontextmanager
 async def serve(settings: Settings, port: int | None = None) -> AsyncIterator[str]:
-    """The real app behind a real uvicorn server on a free loopback port."""
-    async with serve_asgi(create_app(settings), port) as url:
+    """The real app behind a real uvicorn server on a free loopback port, given the path
+    prefix as ``ccat-api serve`` gives it."""
+    async with serve_asgi(create_app(settings), port, root_path=settings.root_path) as url:
         yield url
 
 
 @contextlib.asynccontextmanager
-async def serve_asgi(app: Any, port: int | None = None) -> AsyncIterator[str]:
+async def serve_asgi(app: Any, port: int | None = None, root_path: str = "") -> AsyncIterator[str]:
     """Any ASGI app (the gateway, a stand-in for GitHub) over real HTTP."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", root_path=root_path
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     deadline = time.monotonic() + 20

@@ -3,7 +3,12 @@
 // WebSockets are opened with single-use tickets, so no secret ever appears in a URL.
 // A GitHub login gives a short-lived access token (minutes) and an HttpOnly refresh cookie;
 // the page renews the token before it expires, and again whenever the gateway answers 401.
+// Every URL is relative to the gateway's root, found from this script's own address, so the
+// page works under any prefix a reverse proxy serves the gateway at (/ccat/console).
 "use strict";
+
+// This script is <root>/console/console.js.
+const ROOT = new URL("..", document.currentScript.src);
 
 const TOKEN_KEY = "ccat-console-token";
 // "github" when the token in this tab came from /auth/refresh: only then may a 401 be cured
@@ -20,6 +25,22 @@ const STOP_CODES = new Set([4401, 4403]); // credentials refused: reconnecting c
 // While the status stream is down (a gateway restarting, Redis down so no ticket can be
 // redeemed) the tiles are read over REST this often, so they never go silently stale.
 const STATUS_POLL_MS = 2000;
+// Samples further apart than this many periods have a gap between them (the site's Redis was
+// away, or no gateway ran): drawn as a break in the line, not as a straight one across.
+const GAP_PERIODS = 2.5;
+const CHART_HEIGHT = 140;
+const CHARTS = [
+  { id: "chart-depth", series: [{ key: "depth", label: "buffered", color: "#b54708" }] },
+  {
+    id: "chart-rates",
+    series: [
+      { key: "accept_rate_tx_s", label: "accept/s", color: "#175cd3" },
+      { key: "drain_rate_tx_s", label: "drain/s", color: "#12805c" },
+    ],
+  },
+  { id: "chart-age", series: [{ key: "oldest_pending_age_s", label: "oldest", color: "#c01048" }] },
+  { id: "chart-lag", series: [{ key: "replica_apply_lag_s", label: "apply lag", color: "#6941c6" }] },
+];
 
 const state = {
   token: null,
@@ -33,8 +54,21 @@ const state = {
   statusPoll: null,
   bufferStreamOpen: false,
   bufferNotice: "", // what renderStatus last put in the notice area
+  history: {
+    samples: [], // as the gateway sampled them, oldest first
+    live: null, // the current status, drawn as the newest point
+    intervalS: 10,
+    retentionS: 6 * 3600,
+    charts: [],
+    timer: null,
+  },
 };
 const $ = (id) => document.getElementById(id);
+
+// A gateway path ("api/site/status") as a URL under the root the page was served from.
+function url(path) {
+  return new URL(path, ROOT);
+}
 
 // --- formatting -------------------------------------------------------------------------
 
@@ -56,6 +90,19 @@ function bytes(value) {
 function when(epochSeconds) {
   if (!epochSeconds) return "–";
   return new Date(epochSeconds * 1000).toISOString().replace("T", " ").slice(0, 19);
+}
+
+function short(value) {
+  if (value === null || value === undefined) return "–";
+  const size = Math.abs(value);
+  if (size >= 1e6) return `${(value / 1e6).toFixed(1)}M`;
+  if (size >= 1e4) return `${(value / 1e3).toFixed(0)}k`;
+  if (size >= 100 || Number.isInteger(value)) return value.toFixed(0);
+  return value.toFixed(size >= 10 ? 1 : 2);
+}
+
+function span(seconds) {
+  return seconds % 3600 === 0 ? `${seconds / 3600} h` : age(seconds);
 }
 
 function rate(value) {
@@ -89,7 +136,7 @@ async function api(path, options = {}) {
   const send = (token) => {
     const headers = { ...(options.headers || {}) };
     if (token) headers.Authorization = `Bearer ${token}`;
-    return fetch(path, { ...options, headers, credentials: "same-origin" });
+    return fetch(url(path), { ...options, headers, credentials: "same-origin" });
   };
   const sent = state.token;
   let response = await send(sent);
@@ -116,7 +163,7 @@ async function refreshOnce() {
   // this origin take turns (the second then sends the cookie the first one received).
   let answer;
   try {
-    answer = await fetch("/auth/refresh", { method: "POST", credentials: "same-origin" });
+    answer = await fetch(url("auth/refresh"), { method: "POST", credentials: "same-origin" });
   } catch (error) {
     return { token: null, why: `the gateway did not answer (${error.message})` };
   }
@@ -246,7 +293,7 @@ async function signIn(token, viaSession) {
   state.signedIn = false;
   state.stopped = false;
   try {
-    const me = await api("/auth/me");
+    const me = await api("auth/me");
     state.signedIn = true;
     sessionStorage.setItem(TOKEN_KEY, state.token); // renewed, maybe, on the way
     sessionStorage.setItem(VIA_KEY, viaSession ? "github" : "token");
@@ -283,6 +330,8 @@ function stopDashboard(message) {
   state.renewTimer = null;
   clearInterval(state.statusPoll);
   state.statusPoll = null;
+  clearTimeout(state.history.timer);
+  state.history.timer = null;
   sessionStorage.removeItem(TOKEN_KEY);
   sessionStorage.removeItem(VIA_KEY);
   $("who").textContent = "";
@@ -293,7 +342,7 @@ function stopDashboard(message) {
 async function signOut() {
   if (state.session && state.token) {
     // End the session (and its refresh cookie) rather than leave it usable on this browser.
-    await api("/auth/logout", { method: "POST" }).catch(() => {});
+    await api("auth/logout", { method: "POST" }).catch(() => {});
   }
   localStorage.removeItem(GITHUB_KEY);
   stopDashboard("");
@@ -314,6 +363,7 @@ function bufferNotice(message) {
 }
 
 function renderStatus(status) {
+  renderLivePoint(status);
   $("site-name").textContent = status.site;
   $("site-type").textContent = status.site_type;
   const main = status.main || {};
@@ -380,6 +430,138 @@ function renderStatus(status) {
   );
 }
 
+// --- history --------------------------------------------------------------------------------
+// The site status over the last hours, sampled by the gateway (so every operator sees the
+// same charts, and a reload keeps them): read once, then the new samples every period. The
+// current status from the stream is drawn as the newest point, so the charts move each second.
+
+function sampleOf(status) {
+  const buffer = status.buffer || {};
+  const replica = status.replica && status.replica.ok ? status.replica : {};
+  return {
+    at: status.sampled_at,
+    depth: buffer.depth ?? null,
+    oldest_pending_age_s: buffer.oldest_pending_age_s ?? null,
+    accept_rate_tx_s: buffer.accept_rate_tx_s ?? null,
+    drain_rate_tx_s: buffer.drain_rate_tx_s ?? null,
+    replica_apply_lag_s: replica.apply_lag_s ?? null,
+  };
+}
+
+function figure(point, key) {
+  // An empty buffer has no oldest write: its age is drawn as 0, not as a gap in the line.
+  if (key === "oldest_pending_age_s" && point.depth === 0) return 0;
+  return point[key] ?? null;
+}
+
+function chartData(series) {
+  const history = state.history;
+  const points = [...history.samples];
+  const last = points[points.length - 1];
+  if (history.live && (!last || history.live.at > last.at)) points.push(history.live);
+  const xs = [];
+  const columns = series.map(() => []);
+  let previous = null;
+  for (const point of points) {
+    if (previous && point.at - previous.at > GAP_PERIODS * history.intervalS) {
+      xs.push(previous.at + history.intervalS);
+      for (const column of columns) column.push(null);
+    }
+    xs.push(point.at);
+    series.forEach((one, i) => columns[i].push(figure(point, one.key)));
+    previous = point;
+  }
+  return [xs, ...columns];
+}
+
+function chartWidth(element) {
+  return Math.max(240, element.clientWidth - 20);
+}
+
+function makeCharts() {
+  if (state.history.charts.length || typeof uPlot === "undefined") return;
+  const axis = { stroke: "#667085", grid: { stroke: "#eef0f3" }, ticks: { stroke: "#e3e6eb" } };
+  for (const chart of CHARTS) {
+    const element = $(chart.id);
+    const options = {
+      width: chartWidth(element),
+      height: CHART_HEIGHT,
+      // The tables say UTC; so do the charts.
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
+      cursor: { drag: { x: false, y: false } },
+      scales: { y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.15 : 1] } },
+      axes: [axis, { ...axis, size: 48, values: (_u, splits) => splits.map(short) }],
+      series: [
+        { value: (_u, at) => (at === null ? "–" : when(at)) },
+        ...chart.series.map((one) => ({
+          label: one.label,
+          stroke: one.color,
+          fill: `${one.color}1a`,
+          width: 1.5,
+          value: (_u, value) => short(value),
+        })),
+      ],
+    };
+    const plot = new uPlot(options, chartData(chart.series), element);
+    state.history.charts.push({ plot, chart, element });
+  }
+}
+
+function drawHistory() {
+  for (const { plot, chart } of state.history.charts) plot.setData(chartData(chart.series));
+}
+
+function renderLivePoint(status) {
+  const secondary = status.site_type === "secondary";
+  // A main site keeps no buffer and has no replica: nothing to chart.
+  $("history").hidden = !secondary;
+  if (!secondary) return;
+  makeCharts();
+  state.history.live = sampleOf(status);
+  const buffer = status.buffer;
+  $("history-drain").textContent = !buffer
+    ? "–"
+    : buffer.depth === 0
+      ? "0 s (empty)"
+      : buffer.estimated_drain_s === null
+        ? "– (nothing drains)"
+        : `${age(buffer.estimated_drain_s)} at ${rate(buffer.drain_rate_tx_s)}/s`;
+  drawHistory();
+}
+
+async function loadHistory() {
+  const history = state.history;
+  const last = history.samples[history.samples.length - 1];
+  const page = await api(last ? `api/site/history?since=${last.at}` : "api/site/history");
+  history.intervalS = page.interval_s;
+  history.retentionS = page.retention_s;
+  history.samples.push(...page.samples.filter((sample) => !last || sample.at > last.at));
+  const oldest = Date.now() / 1000 - history.retentionS;
+  while (history.samples.length && history.samples[0].at < oldest) history.samples.shift();
+  $("history").dataset.samples = String(history.samples.length);
+  $("history-span").textContent = span(history.retentionS);
+  drawHistory();
+}
+
+function startHistory() {
+  const history = state.history;
+  clearTimeout(history.timer);
+  history.samples = [];
+  history.live = null;
+  const poll = async () => {
+    if (state.stopped) return;
+    try {
+      await loadHistory();
+      $("history-note").textContent = "";
+    } catch (error) {
+      if (state.stopped) return;
+      $("history-note").textContent = `(not updated: ${error.message})`;
+    }
+    history.timer = setTimeout(poll, Math.max(1, history.intervalS) * 1000);
+  };
+  poll();
+}
+
 // --- transactions -------------------------------------------------------------------------
 
 function cell(row, text, className) {
@@ -444,7 +626,7 @@ function applyEvent(event) {
 
 async function loadTransactions() {
   try {
-    renderTransactions((await api(`/transactions?limit=${RECENT}`)).items);
+    renderTransactions((await api(`transactions?limit=${RECENT}`)).items);
   } catch (error) {
     if (error.status === 404) {
       renderTransactions([]);
@@ -489,7 +671,7 @@ function renderDeadCount(total) {
 async function loadDeadLetters() {
   let page = { items: [], total: null };
   try {
-    page = await api(`/transactions?state=failed&limit=${DEAD_LIMIT}`);
+    page = await api(`transactions?state=failed&limit=${DEAD_LIMIT}`);
   } catch (error) {
     if (error.status !== 404) throw error;
   }
@@ -505,7 +687,7 @@ async function loadDeadLetters() {
 async function act(action, txId) {
   if (action === "discard" && !window.confirm(`Discard ${txId} for good?`)) return;
   try {
-    const result = await api(`/transactions/${txId}/${action}`, { method: "POST" });
+    const result = await api(`transactions/${txId}/${action}`, { method: "POST" });
     notice(
       action === "retry"
         ? `Re-buffered ${result.retried.length} transaction(s): ${result.retried.join(", ")}`
@@ -541,7 +723,7 @@ function openStream(path, onFrame, onReconnect, onOpenChange = () => {}) {
     if (state.stopped) return;
     let ticket;
     try {
-      ticket = (await api("/api/ws/tickets", { method: "POST" })).ticket;
+      ticket = (await api("api/ws/tickets", { method: "POST" })).ticket;
     } catch (error) {
       // Refused credentials stopped the dashboard (api() saw to it); anything else passes.
       if (!state.stopped) retryLater(`reconnecting (${error.message})`);
@@ -549,8 +731,10 @@ function openStream(path, onFrame, onReconnect, onOpenChange = () => {}) {
     }
     if (state.stopped) return;
     const ticketToken = state.token; // what the ticket was issued for (api() may have renewed)
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${scheme}://${location.host}${path}?ticket=${encodeURIComponent(ticket)}`);
+    const address = url(path);
+    address.protocol = address.protocol === "https:" ? "wss:" : "ws:";
+    address.searchParams.set("ticket", ticket);
+    const ws = new WebSocket(address);
     state.streams.push(ws);
     ws.onopen = () => {
       delayMs = 500;
@@ -611,21 +795,22 @@ function onBufferFrame(frame) {
 async function startDashboard() {
   state.stopped = false;
   showError("");
-  renderStatus(await api("/api/site/status"));
+  renderStatus(await api("api/site/status"));
+  startHistory();
   const reloadAll = () => Promise.all([loadTransactions(), loadDeadLetters()]);
   // The lists need the buffer; with Redis down the tiles (and the streams) still tell why.
   await reloadAll().catch((error) => {
     if (!state.stopped) showError(`Could not list transactions: ${error.message}`);
   });
-  openStream("/api/ws/buffer", onBufferFrame, async () => {}, (open) => {
+  openStream("api/ws/buffer", onBufferFrame, async () => {}, (open) => {
     state.bufferStreamOpen = open;
   });
   clearInterval(state.statusPoll);
   state.statusPoll = setInterval(() => {
     if (state.stopped || state.bufferStreamOpen) return;
-    api("/api/site/status").then(renderStatus).catch(() => {});
+    api("api/site/status").then(renderStatus).catch(() => {});
   }, STATUS_POLL_MS);
-  openStream("/api/ws/transactions", onTransactionFrame, () => reloadAll().catch(() => {}));
+  openStream("api/ws/transactions", onTransactionFrame, () => reloadAll().catch(() => {}));
 }
 
 // --- wiring ---------------------------------------------------------------------------------
@@ -642,6 +827,11 @@ document.addEventListener("DOMContentLoaded", () => {
     if (token) signIn(token, false);
   });
   $("sign-out").addEventListener("click", signOut);
+  window.addEventListener("resize", () => {
+    for (const { plot, element } of state.history.charts) {
+      plot.setSize({ width: chartWidth(element), height: CHART_HEIGHT });
+    }
+  });
   $("github-login").addEventListener("click", () => localStorage.setItem(GITHUB_KEY, "1"));
   $("dead-letters").addEventListener("click", (event) => {
     const button = event.target.closest("button[data-action]");

@@ -1,0 +1,145 @@
+"""What main and the site hold once the campaign has drained: the markers of the run's
+records and the site's applied_transactions on main; the site's Redis (dead letters, what it
+still holds, the state of each acknowledged transaction); every life cycle read back through
+a gateway after the drain (each record present exactly once)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import asyncpg
+import httpx
+
+from ccat_api.buffering.keys import SiteKeys
+from ccat_api.buffering.wire import text
+from ccat_api.devstack.chaos.checker import AppliedTx, MainState, SiteState
+from ccat_api.devstack.chaos.history import History, Probe, Write
+from ccat_api.devstack.chaos.workload import judge
+from ccat_api.runtime import make_redis
+
+# Each kind's marker, as main holds it: (table, marker expression) over the run's records.
+MARKERS = (
+    ("executed_obs_units", "conditions->>'chaos_start'"),
+    ("executed_obs_units", "conditions->>'chaos_finish'"),
+    ("raw_data_files", "name"),
+    ("raw_data_packages", "name"),
+)
+
+
+async def read_main(dsn: str, site: str, run_id: str) -> MainState:
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        markers: dict[str, int] = {}
+        for table, marker in MARKERS:
+            rows = await conn.fetch(
+                f"SELECT {marker} AS marker, count(*) AS n FROM {table}"  # noqa: S608
+                f" WHERE {marker} LIKE $1 GROUP BY 1",
+                f"{run_id}-%",
+            )
+            markers.update({row["marker"]: int(row["n"]) for row in rows})
+        applied = await conn.fetch(
+            "SELECT tx_id::text, seq, extract(epoch FROM applied_at)::float8 AS at"
+            " FROM applied_transactions WHERE site = $1",
+            site,
+        )
+    finally:
+        await conn.close()
+    return MainState(markers, [AppliedTx(r["tx_id"], r["seq"], r["at"]) for r in applied])
+
+
+async def read_site(redis_url: str, site: str, history: History) -> SiteState:
+    keys = SiteKeys(site)
+    redis = make_redis(redis_url)
+    try:
+        acknowledged = [w.tx_id for w in history.writes if w.tx_id is not None]
+        async with redis.pipeline(transaction=False) as pipe:
+            for tx_id in acknowledged:
+                pipe.hget(keys.tx(tx_id), "state")
+            states = await pipe.execute()
+        return SiteState(
+            dead_letters=int(await redis.zcard(keys.dead)),
+            unsettled=int(await redis.zcard(keys.unsettled)),
+            awaiting_replica=int(await redis.zcard(keys.applied)),
+            not_visible=[
+                tx_id
+                for tx_id, state in zip(acknowledged, states, strict=True)
+                if state is None or text(state) != "visible"
+            ],
+        )
+    finally:
+        await redis.aclose()
+
+
+async def drained(redis_url: str, site: str) -> bool:
+    """Nothing left to send to main and nothing waiting for the replica."""
+    keys = SiteKeys(site)
+    redis = make_redis(redis_url)
+    try:
+        return not (await redis.zcard(keys.unsettled) or await redis.zcard(keys.applied))
+    finally:
+        await redis.aclose()
+
+
+async def wait_drained(redis_url: str, site: str, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await drained(redis_url, site):
+            return True
+        await asyncio.sleep(1.0)
+    return await drained(redis_url, site)
+
+
+async def read_back(
+    urls: list[str], token: str, history: History, concurrency: int = 8
+) -> list[Probe]:
+    """Each acknowledged unit's details through a gateway: the unit, every acknowledged file
+    and package exactly once, the finish's status."""
+    units: dict[str, list[Write]] = {}
+    for write in history.writes:
+        units.setdefault(write.unit, []).append(write)
+    gate = asyncio.Semaphore(concurrency)
+    probes: list[Probe] = []
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+
+        async def one(index: int, writes: list[Write]) -> None:
+            async with gate:
+                probes.extend(await _read_unit(http, urls[index % len(urls)], writes))
+
+        await asyncio.gather(
+            *(one(i, ws) for i, ws in enumerate(units.values()) if ws[0].record_id)
+        )
+    return probes
+
+
+async def _read_unit(http: httpx.AsyncClient, url: str, writes: list[Write]) -> list[Probe]:
+    start = writes[0]
+    finished = any(w.kind == "finish" and w.outcome == "acknowledged" for w in writes)
+    expected = {"status": "success"} if finished else {}
+    answer = await http.get(f"{url}/executed_obs_units/{start.record_id}/details")
+    result, detail = judge(answer, expected)
+    probes = [Probe(start.key, "start", result, f"after the drain: {detail}")]
+    if result != "ok":
+        return probes
+    body: dict[str, Any] = answer.json()
+    files = [f["id"] for f in body["unpackaged_files"]]
+    packages = {p["id"]: p for p in body["packages"]}
+    for package in packages.values():
+        files += [f["id"] for f in package["files"]]
+    for write in writes[1:]:
+        if write.outcome != "acknowledged" or write.kind == "finish":
+            continue
+        if write.kind == "file":
+            seen = files.count(write.record_id)
+        else:
+            seen = int(write.record_id in packages)
+        if seen != 1:
+            probes.append(
+                Probe(write.key, write.kind, "violation", f"after the drain: read {seen} times")
+            )
+        else:
+            probes.append(Probe(write.key, write.kind, "ok"))
+    if len(files) != len(set(files)):
+        probes.append(Probe(start.key, "start", "violation", "a file listed twice"))
+    return probes

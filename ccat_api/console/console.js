@@ -61,6 +61,7 @@ const state = {
     retentionS: 6 * 3600,
     charts: [],
     timer: null,
+    run: 0, // which sign-in's polling is current (an older one may still be awaiting)
   },
 };
 const $ = (id) => document.getElementById(id);
@@ -529,10 +530,11 @@ function renderLivePoint(status) {
   drawHistory();
 }
 
-async function loadHistory() {
+async function loadHistory(run) {
   const history = state.history;
   const last = history.samples[history.samples.length - 1];
   const page = await api(last ? `api/site/history?since=${last.at}` : "api/site/history");
+  if (run !== history.run) return; // signed out (or in again) meanwhile
   history.intervalS = page.interval_s;
   history.retentionS = page.retention_s;
   history.samples.push(...page.samples.filter((sample) => !last || sample.at > last.at));
@@ -548,16 +550,19 @@ function startHistory() {
   clearTimeout(history.timer);
   history.samples = [];
   history.live = null;
+  const run = ++history.run;
   const poll = async () => {
-    if (state.stopped) return;
+    if (state.stopped || run !== history.run) return;
     try {
-      await loadHistory();
+      await loadHistory(run);
       $("history-note").textContent = "";
     } catch (error) {
-      if (state.stopped) return;
+      if (state.stopped || run !== history.run) return;
       $("history-note").textContent = `(not updated: ${error.message})`;
     }
-    history.timer = setTimeout(poll, Math.max(1, history.intervalS) * 1000);
+    if (run === history.run) {
+      history.timer = setTimeout(poll, Math.max(1, history.intervalS) * 1000);
+    }
   };
   poll();
 }

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
+from pydantic import BaseModel
 
 from ccat_api.api import examples
 from ccat_api.api.critical import CriticalWrites
 from ccat_api.api.deps import ReadAccess, ReaderDep, WriteContextDep
-from ccat_api.api.pages import Limit, equal_to, read_page
-from ccat_api.api.responses import found, read_list, read_one
+from ccat_api.api.resources import Listing, add_listing
+from ccat_api.api.responses import found, read_one
 from ccat_api.api.routing import CheckedRoute
 from ccat_api.buffering.builder import PreparedWrite
 from ccat_api.buffering.reads import Eq, OrderBy
 from ccat_api.domain import observations
-from ccat_api.schemas.common import PageRead
-from ccat_api.schemas.inputs import DecimalDigits, IdParam, Uuid
+from ccat_api.schemas.inputs import IdParam, Uuid
 from ccat_api.schemas.observations import (
     ExecutedObsUnitDetails,
     ExecutedObsUnitFinish,
@@ -33,6 +33,11 @@ router = APIRouter(
 )
 MAX_FILES_PER_UNIT = 100_000
 critical = CriticalWrites(router)
+
+
+class ExecutedObsUnitFilters(BaseModel):
+    obs_unit_id: IdParam | None = None
+    status: Literal["running", "success", "failed", "interrupted"] | None = None
 
 
 @critical.post(
@@ -67,29 +72,15 @@ async def get_executed_obs_unit(
     )
 
 
-@router.get(
-    "",
-    response_model=PageRead[ExecutedObsUnitRead],
-    responses=read_list(examples.EXECUTED_OBS_UNIT),
-    summary="Executed obs units, filtered and paginated over replica and buffer alike",
-)
-async def list_executed_obs_units(
-    reader: ReaderDep,
-    _: ReadAccess,
-    obs_unit_id: Annotated[IdParam | None, Query()] = None,
-    status: Annotated[
-        Literal["running", "success", "failed", "interrupted"] | None, Query()
-    ] = None,
-    order: Annotated[
-        Literal["start_time", "-start_time", "created_at", "-created_at"], Query()
-    ] = "-start_time",
-    limit: Limit = 100,
-    offset: Annotated[int, Query(ge=0, le=100_000), DecimalDigits] = 0,
-) -> PageRead[ExecutedObsUnitRead]:
-    where = equal_to(obs_unit_id=obs_unit_id, status=status)
-    return await read_page(
-        reader, ExecutedObsUnitRead, "executed_obs_units", where, order, limit=limit, offset=offset
-    )
+add_listing(
+    router,
+    Listing(
+        "", "list_executed_obs_units", "executed_obs_units", ExecutedObsUnitRead,
+        ExecutedObsUnitFilters, Literal["start_time", "-start_time", "created_at", "-created_at"],
+        "-start_time", example=examples.EXECUTED_OBS_UNIT, max_offset=100_000,
+        summary="Executed obs units, filtered and paginated over replica and buffer alike",
+    ),
+)  # fmt: skip
 
 
 @router.get(

@@ -1,5 +1,6 @@
 """Routes for plain resources (reference data written at main): list with filters, sorting
-and offset pagination with totals, get by id (404), create, update and optionally delete.
+and offset pagination with totals, get by id (404), create, update and optionally delete; and
+the lists of records the observatory writes (``Listing``), read the same way.
 
 One declaration per resource keeps list semantics identical everywhere. This module does not
 use postponed annotations: the endpoint functions are made here, and FastAPI reads their
@@ -9,23 +10,24 @@ parameter types from the closure.
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from ccat_api.api.deps import Authorize, ReadAccess, ReaderDep, RuntimeDep
-from ccat_api.api.pages import Limit, Offset
+from ccat_api.api.pages import Limit, Offset, read_page
 from ccat_api.api.responses import READ_CODES, documented, errors, found, read_list, read_one
 from ccat_api.auth.identity import Identity
 from ccat_api.auth.permissions import Permission
 from ccat_api.buffering.envelope import new_uuid7
-from ccat_api.buffering.reads import Condition, Eq, NameLike, OrderBy, Page
+from ccat_api.buffering.reads import Condition, Eq, NameLike, OneOf, OrderBy, Page
 from ccat_api.direct import rows
 from ccat_api.errors import Unprocessable
 from ccat_api.runtime import Runtime
 from ccat_api.schemas.common import PageRead
-from ccat_api.schemas.inputs import IdParam, Uuid
+from ccat_api.schemas.inputs import DecimalDigits, IdParam, Uuid
 
 # (runtime, the values to write, the current row or None when creating): may refuse or adjust.
 Validator = Callable[[Runtime, dict[str, Any], dict[str, Any] | None], Awaitable[None]]
@@ -57,10 +59,35 @@ class Resource:
     example: dict[str, Any] = field(kw_only=True)
 
 
+@dataclass
+class Listing:
+    """A list of records the observatory writes (read merged: buffered ones too), in the
+    order its route declares (a Literal of columns, ``-`` for descending)."""
+
+    path: str
+    # The endpoint's name, from which FastAPI makes the operation id.
+    name: str
+    table: str
+    read: type[BaseModel]
+    filters: type[BaseModel]
+    order: Any
+    default_order: str
+    summary: str
+    example: dict[str, Any] = field(kw_only=True)
+    tags: list[str] = field(default_factory=list, kw_only=True)
+    max_offset: int = field(default=1_000_000, kw_only=True)
+
+
 def conditions(filters: BaseModel) -> list[Condition]:
+    """Equality per filter given; a list: any of its values; ``q``: part of the name."""
     found: list[Condition] = []
     for name, value in filters.model_dump(exclude_none=True).items():
-        found.append(NameLike("name", value) if name == "q" else Eq(name, value))
+        if name == "q":
+            found.append(NameLike("name", value))
+        elif isinstance(value, list):
+            found.append(OneOf(name, tuple(v.value if isinstance(v, Enum) else v for v in value)))
+        else:
+            found.append(Eq(name, value))
     return found
 
 
@@ -199,3 +226,31 @@ def add_resource(router: APIRouter, spec: Resource) -> None:
             summary=f"Delete a {spec.noun} no record refers to (written to main)",
             tags=tags,
         )
+
+
+def add_listing(router: APIRouter, spec: Listing) -> None:
+    filters_model, order_type = spec.filters, spec.order
+
+    async def list_records(
+        reader: ReaderDep,
+        _: ReadAccess,
+        filters: Annotated[filters_model, Query()],  # type: ignore[valid-type]
+        order: Annotated[order_type, Query()] = spec.default_order,  # type: ignore[valid-type]
+        limit: Limit = 100,
+        offset: Annotated[int, Query(ge=0, le=spec.max_offset), DecimalDigits] = 0,
+    ) -> Any:
+        where = conditions(filters)
+        return await read_page(
+            reader, spec.read, spec.table, where, order, limit=limit, offset=offset
+        )
+
+    router.add_api_route(
+        spec.path,
+        list_records,
+        methods=["GET"],
+        name=spec.name,
+        response_model=PageRead[spec.read],  # type: ignore[name-defined]
+        responses=read_list(spec.example),
+        summary=spec.summary,
+        tags=list(spec.tags),
+    )

@@ -4,9 +4,10 @@ staging jobs (driven from main)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
+from pydantic import BaseModel
 
 from ccat_api.api import examples
 from ccat_api.api.critical import CriticalWrites
@@ -18,12 +19,11 @@ from ccat_api.api.deps import (
     WriteContextDep,
 )
 from ccat_api.api.pages import Limit, Offset, equal_to, read_page
-from ccat_api.api.resources import Resource, add_resource
+from ccat_api.api.resources import Listing, Resource, add_listing, add_resource
 from ccat_api.api.responses import READ_CODES, documented, found, read_list, read_one
 from ccat_api.api.routing import CheckedRoute
 from ccat_api.auth.permissions import Permission
 from ccat_api.buffering.builder import PreparedWrite
-from ccat_api.buffering.reads import Condition, OneOf
 from ccat_api.db.models import RawDataPackageStatus, TransferStatus
 from ccat_api.direct import staging
 from ccat_api.domain import transfers
@@ -58,12 +58,28 @@ router = APIRouter(route_class=CheckedRoute, tags=["transfer"])
 critical = CriticalWrites(router)
 PREFIX = "/api/transfer"
 
-Order = Annotated[Literal["created_at", "-created_at", "updated_at", "-updated_at"], Query()]
+# The lists' order: when a record was made or last changed, ``-`` for newest first.
+ChangeOrder = Literal["created_at", "-created_at", "updated_at", "-updated_at"]
 
 
-def _with_status(status: list[Any] | None, where: list[Condition]) -> list[Condition]:
-    """Any of the named statuses (none named: all), and the other filters."""
-    return [OneOf("status", tuple(s.value for s in status)), *where] if status else where
+class TransferFilters(BaseModel):
+    status: list[TransferStatus] | None = None
+    raw_data_package_id: Uuid | None = None
+    route_id: IdParam | None = None
+
+
+class CopyFilters(BaseModel):
+    raw_data_package_id: Uuid | None = None
+    data_location_id: IdParam | None = None
+
+
+class PackageFilters(BaseModel):
+    status: list[RawDataPackageStatus] | None = None
+    executed_obs_unit_id: Uuid | None = None
+
+
+class StagingJobFilters(BaseModel):
+    status: Literal["pending", "staging", "completed", "failed", "cancelled"] | None = None
 
 
 # --- transfers (critical) --------------------------------------------------------------------
@@ -106,27 +122,14 @@ async def add_log(
     return await transfers.log(ctx, transfer_id, body)
 
 
-@router.get(
-    f"{PREFIX}/transfers",
-    response_model=PageRead[TransferRead],
-    responses=read_list(examples.TRANSFER),
-    summary="Transfers, filtered by status, package or route (buffered ones included)",
-)
-async def list_transfers(
-    reader: ReaderDep,
-    _: ReadAccess,
-    status: Annotated[list[TransferStatus] | None, Query()] = None,
-    raw_data_package_id: Uuid | None = None,
-    route_id: Annotated[IdParam | None, Query()] = None,
-    order: Order = "-created_at",
-    limit: Limit = 100,
-    offset: Offset = 0,
-) -> PageRead[TransferRead]:
-    where = equal_to(raw_data_package_id=raw_data_package_id, route_id=route_id)
-    return await read_page(
-        reader, TransferRead, "data_transfers", _with_status(status, where), order,
-        limit=limit, offset=offset,
-    )  # fmt: skip
+add_listing(
+    router,
+    Listing(
+        f"{PREFIX}/transfers", "list_transfers", "data_transfers", TransferRead,
+        TransferFilters, ChangeOrder, "-created_at", example=examples.TRANSFER,
+        summary="Transfers, filtered by status, package or route (buffered ones included)",
+    ),
+)  # fmt: skip
 
 
 @router.get(
@@ -184,25 +187,14 @@ async def update_copy(
     return await transfers.update_copy(ctx, copy_id, body)
 
 
-@router.get(
-    f"{PREFIX}/copies",
-    response_model=PageRead[PhysicalCopyRead],
-    responses=read_list(examples.PHYSICAL_COPY),
-    summary="Physical copies of a package or at a location",
-)
-async def list_copies(
-    reader: ReaderDep,
-    _: ReadAccess,
-    raw_data_package_id: Uuid | None = None,
-    data_location_id: Annotated[IdParam | None, Query()] = None,
-    order: Order = "created_at",
-    limit: Limit = 100,
-    offset: Offset = 0,
-) -> PageRead[PhysicalCopyRead]:
-    where = equal_to(raw_data_package_id=raw_data_package_id, data_location_id=data_location_id)
-    return await read_page(
-        reader, PhysicalCopyRead, "physical_copies", where, order, limit=limit, offset=offset
-    )
+add_listing(
+    router,
+    Listing(
+        f"{PREFIX}/copies", "list_copies", "physical_copies", PhysicalCopyRead, CopyFilters,
+        ChangeOrder, "created_at", example=examples.PHYSICAL_COPY,
+        summary="Physical copies of a package or at a location",
+    ),
+)  # fmt: skip
 
 
 @router.get(
@@ -230,25 +222,14 @@ async def overview(reader: ReaderDep, _: ReadAccess) -> Overview:
     return await transfer_overview(reader)
 
 
-@router.get(
-    f"{PREFIX}/packages",
-    response_model=PageRead[RawDataPackageRead],
-    responses=read_list(examples.RAW_DATA_PACKAGE),
-    summary="Raw data packages by status (buffered ones included)",
-)
-async def list_packages(
-    reader: ReaderDep,
-    _: ReadAccess,
-    status: Annotated[list[RawDataPackageStatus] | None, Query()] = None,
-    executed_obs_unit_id: Uuid | None = None,
-    order: Order = "-created_at",
-    limit: Limit = 100,
-    offset: Offset = 0,
-) -> PageRead[RawDataPackageRead]:
-    where = _with_status(status, equal_to(executed_obs_unit_id=executed_obs_unit_id))
-    return await read_page(
-        reader, RawDataPackageRead, "raw_data_packages", where, order, limit=limit, offset=offset
-    )
+add_listing(
+    router,
+    Listing(
+        f"{PREFIX}/packages", "list_packages", "raw_data_packages", RawDataPackageRead,
+        PackageFilters, ChangeOrder, "-created_at", example=examples.RAW_DATA_PACKAGE,
+        summary="Raw data packages by status (buffered ones included)",
+    ),
+)  # fmt: skip
 
 
 # --- long-term archive (main) ----------------------------------------------------------------
@@ -303,25 +284,15 @@ async def update_staging_job(
     return StagingJobRead.model_validate(await staging.update_job(runtime.main_db, job_id, body))
 
 
-@router.get(
-    "/api/staging/jobs",
-    response_model=PageRead[StagingJobRead],
-    responses=read_list(examples.STAGING_JOB),
-    summary="Staging jobs by status (order=created_at|updated_at; newest first by default)",
-    tags=["staging"],
-)
-async def list_staging_jobs(
-    reader: ReaderDep,
-    _: ReadAccess,
-    status: Literal["pending", "staging", "completed", "failed", "cancelled"] | None = None,
-    order: Order = "-created_at",
-    limit: Limit = 100,
-    offset: Offset = 0,
-) -> PageRead[StagingJobRead]:
-    where = equal_to(status=status)
-    return await read_page(
-        reader, StagingJobRead, "staging_jobs", where, order, limit=limit, offset=offset
-    )
+add_listing(
+    router,
+    Listing(
+        "/api/staging/jobs", "list_staging_jobs", "staging_jobs", StagingJobRead,
+        StagingJobFilters, ChangeOrder, "-created_at", example=examples.STAGING_JOB,
+        summary="Staging jobs by status (order=created_at|updated_at; newest first by default)",
+        tags=["staging"],
+    ),
+)  # fmt: skip
 
 
 @router.get(

@@ -242,6 +242,25 @@ async def test_the_console_under_a_path_prefix_charts_the_sites_history_across_a
             assert await page.locator("#error").inner_text() == ""
 
 
+async def test_a_main_site_console_shows_no_buffer_charts(
+    tokens: Tokens, main_settings: Settings, browser: Browser
+) -> None:
+    settings = main_settings.model_copy(
+        update={"live_status_interval_s": 0.2, "history_interval_s": 0.5}
+    )
+    async with serve(settings) as url:
+        page, problems = await open_console(browser, url, tokens.observer)
+        await expect(page.locator("#site-type")).to_have_text("main")
+        # Its history has samples (main's reachability) but nothing a buffer chart could show.
+        await eventually(lambda: samples_shown(page), timeout_s=WAIT_MS / 1000)
+        await expect(page.locator("#history")).to_be_hidden()
+        assert await page.locator("#history canvas").count() == 0
+        # A main site keeps no buffer to list: /transactions answers 404, which the page
+        # expects and Chromium logs.
+        assert [p for p in problems if "status of 404" not in p] == [], problems
+        assert await page.locator("#error").inner_text() == ""
+
+
 async def test_a_viewer_sees_the_console_without_operator_buttons(
     tokens: Tokens, secondary_settings: Settings, browser: Browser
 ) -> None:

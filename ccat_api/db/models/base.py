@@ -46,3 +46,11 @@ def utc_now_column() -> Mapped[datetime]:
 def check_in(column: str, values: type[StrEnum]) -> CheckConstraint:
     allowed = ", ".join(f"'{v.value}'" for v in values)
     return CheckConstraint(f"{column} IN ({allowed})", name=f"{column}_allowed")
+
+
+class Timestamped:
+    """A record that says when it was made and when it last changed: the last two columns of
+    its table, the server's clock unless a write names them."""
+
+    created_at: Mapped[datetime] = utc_now_column()
+    updated_at: Mapped[datetime] = utc_now_column()

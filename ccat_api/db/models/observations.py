@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Index
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ccat_api.db.models.base import Base, check_in, utc_now_column
+from ccat_api.db.models.base import Base, Timestamped, check_in, utc_now_column
 
 
 class ExecutedObsUnitStatus(StrEnum):
@@ -30,7 +30,7 @@ class RawDataPackageStatus(StrEnum):
     FAILED = "failed"
 
 
-class ExecutedObsUnit(Base):
+class ExecutedObsUnit(Timestamped, Base):
     __tablename__ = "executed_obs_units"
     __table_args__ = (
         check_in("status", ExecutedObsUnitStatus),
@@ -47,11 +47,9 @@ class ExecutedObsUnit(Base):
     mean_elevation_deg: Mapped[float | None]
     conditions: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     created_by: Mapped[str]
-    created_at: Mapped[datetime] = utc_now_column()
-    updated_at: Mapped[datetime] = utc_now_column()
 
 
-class RawDataPackage(Base):
+class RawDataPackage(Timestamped, Base):
     __tablename__ = "raw_data_packages"
     __table_args__ = (check_in("status", RawDataPackageStatus),)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -64,8 +62,6 @@ class RawDataPackage(Base):
     file_count: Mapped[int] = mapped_column(default=0, server_default="0")
     total_size_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     checksum: Mapped[str | None]
-    created_at: Mapped[datetime] = utc_now_column()
-    updated_at: Mapped[datetime] = utc_now_column()
 
 
 class RawDataFile(Base):

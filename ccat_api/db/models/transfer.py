@@ -12,7 +12,7 @@ from sqlalchemy import BigInteger, ForeignKey, Index
 from sqlalchemy import true as sa_true
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ccat_api.db.models.base import Base, check_in, utc_now_column
+from ccat_api.db.models.base import Base, Timestamped, check_in, utc_now_column
 
 
 class LocationType(StrEnum):
@@ -100,7 +100,7 @@ class DataTransferRoute(Base):
 # --- observatory records (critical writes at a secondary site) -----------------------------
 
 
-class PhysicalCopy(Base):
+class PhysicalCopy(Timestamped, Base):
     __tablename__ = "physical_copies"
     __table_args__ = (check_in("status", CopyStatus),)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -111,11 +111,9 @@ class PhysicalCopy(Base):
     path: Mapped[str]
     status: Mapped[str]
     checksum: Mapped[str | None]
-    created_at: Mapped[datetime] = utc_now_column()
-    updated_at: Mapped[datetime] = utc_now_column()
 
 
-class DataTransfer(Base):
+class DataTransfer(Timestamped, Base):
     __tablename__ = "data_transfers"
     __table_args__ = (
         check_in("status", TransferStatus),
@@ -133,8 +131,6 @@ class DataTransfer(Base):
     error: Mapped[str | None]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
-    created_at: Mapped[datetime] = utc_now_column()
-    updated_at: Mapped[datetime] = utc_now_column()
 
 
 class DataTransferLog(Base):
@@ -167,7 +163,7 @@ class LongTermArchiveTransfer(Base):
     completed_at: Mapped[datetime | None]
 
 
-class StagingJob(Base):
+class StagingJob(Timestamped, Base):
     """Bring archived packages back to a processing location."""
 
     __tablename__ = "staging_jobs"
@@ -177,8 +173,6 @@ class StagingJob(Base):
     status: Mapped[str]
     requested_by: Mapped[str]
     error: Mapped[str | None]
-    created_at: Mapped[datetime] = utc_now_column()
-    updated_at: Mapped[datetime] = utc_now_column()
 
 
 class StagingJobPackage(Base):

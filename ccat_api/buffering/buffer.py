@@ -71,6 +71,7 @@ class WriteBuffer:
                     self._keys.stream,
                     self._keys.recent,
                     self._keys.stats,
+                    self._keys.unsettled,
                     *idem_keys,
                 ],
                 args=[

@@ -8,6 +8,9 @@ All keys live under ``P = ccat:{site}`` so several sites (or test runs) share on
   applied or failed, then for ``tx_status_ttl_s`` after it became visible or was discarded.
 - ``P:applied`` (zset): tx_id scored by commit LSN, waiting for the replica.
 - ``P:dead`` (zset): dead-lettered tx_id scored by seq, until retried or discarded.
+- ``P:undurable`` (zset): applied tx_id scored by commit LSN while main's standbys may not
+  have it yet (``main_standby_names``); its status hash keeps the envelope (``kept_*``) until
+  they do, so a failover of main that loses the commit is replayed (``horizon.py``).
 - ``P:recent`` (zset): tx_id scored by seq, for status listings; a member goes when its
   status hash has expired (retention.lua), and the count is capped besides.
 - ``P:unsettled`` (zset): tx_id scored by seq while the transaction may still be sent to main
@@ -61,6 +64,7 @@ class SiteKeys:
         self.replica_probe = f"{self.prefix}:replica_probe"
         self.applied = f"{self.prefix}:applied"
         self.dead = f"{self.prefix}:dead"
+        self.undurable = f"{self.prefix}:undurable"
         self.recent = f"{self.prefix}:recent"
         self.unsettled = f"{self.prefix}:unsettled"
         self.lease = f"{self.prefix}:lease"

@@ -145,6 +145,7 @@ class TransactionLedger:
                     self._keys.recent,
                     self._keys.dead,
                     self._keys.stats,
+                    self._keys.unsettled,
                 ],
                 args=[
                     self._keys.events,

@@ -55,8 +55,16 @@ class Scripts:
         self.visible = load("visible.lua")
         self.retry = load("retry.lua")
         self.discard = load("discard.lua")
+        self.retention = load("retention.lua")
 
     async def load_all(self) -> None:
         """Compile every script now rather than on the first write that needs it."""
-        for script in (self.accept, self.finish, self.visible, self.retry, self.discard):
+        for script in (
+            self.accept,
+            self.finish,
+            self.visible,
+            self.retry,
+            self.discard,
+            self.retention,
+        ):
             await script.load()

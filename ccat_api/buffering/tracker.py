@@ -103,7 +103,12 @@ class LsnTracker:
         settled: list[str] = []
         while True:
             ready, oldest_left = await self._scripts.visible(
-                keys=[self._keys.applied, self._keys.recent, self._keys.stats],
+                keys=[
+                    self._keys.applied,
+                    self._keys.recent,
+                    self._keys.stats,
+                    self._keys.unsettled,
+                ],
                 args=[
                     self._keys.events,
                     *self._keys.overlay_families,

@@ -1,11 +1,11 @@
 -- Atomic accept of one transaction: idempotency, unique claims, sequence number,
 -- dependencies, stream append, state, overlay layers. Either all of it happens or nothing.
--- KEYS: the transaction's status hash, seq, stream, recent, stats, and the idempotency key
---       when the request has one
+-- KEYS: the transaction's status hash, seq, stream, recent, stats, unsettled, and the
+--       idempotency key when the request has one
 -- ARGV: events channel, overlay families (5), tx_id, envelope json, plan json, idempotency
 --       record json, idempotency ttl seconds, now (ms)
 local txkey, seq_key, stream_key, recent_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local stats_key, idem_key = KEYS[5], KEYS[6]
+local stats_key, unsettled_key, idem_key = KEYS[5], KEYS[6], KEYS[7]
 local channel, overlay = ARGV[1], overlay_families(unpack(ARGV, 2, 6))
 local tx_id, envelope, plan_json = ARGV[7], ARGV[8], ARGV[9]
 local idem_record, idem_ttl, now_ms = ARGV[10], tonumber(ARGV[11]), ARGV[12]
@@ -65,6 +65,7 @@ redis.call('HSET', txkey,
   'state', 'buffered', 'seq', seq, 'created_at', now_ms, 'stream_id', stream_id,
   'touched', plan.touched, 'deps', deps_csv, 'attempts', 0)
 redis.call('ZADD', recent_key, seq, tx_id)
+redis.call('ZADD', unsettled_key, seq, tx_id)
 if idem_key then
   redis.call('SET', idem_key, idem_record, 'EX', idem_ttl)
 end

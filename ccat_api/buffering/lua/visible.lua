@@ -1,9 +1,9 @@
 -- Transactions whose commit LSN the local replica has replayed become visible: their overlay
 -- layers are dropped (a record stays while a newer pending transaction still has a layer).
--- KEYS: applied, recent, stats
+-- KEYS: applied, recent, stats, unsettled
 -- ARGV: events channel, overlay families (5), status hash prefix, replay lsn, now (ms),
 --       status ttl (s), max per call, recent cap, claim grace (ms)
-local applied_key, recent_key, stats_key = KEYS[1], KEYS[2], KEYS[3]
+local applied_key, recent_key, stats_key, unsettled_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local channel, overlay = ARGV[1], overlay_families(unpack(ARGV, 2, 6))
 local tx_prefix, replay_lsn, now_ms = ARGV[7], ARGV[8], ARGV[9]
 local ttl, limit, recent_cap = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
@@ -17,6 +17,7 @@ for _, tx_id in ipairs(ready) do
   redis.call('HSET', txkey, 'state', 'visible', 'visible_at', now_ms)
   redis.call('EXPIRE', txkey, ttl)
   redis.call('ZREM', applied_key, tx_id)
+  redis.call('ZREM', unsettled_key, tx_id)
   table.insert(events, {tx_id = tx_id, state = 'visible', lsn = tonumber(replay_lsn),
     at = tonumber(now_ms)})
 end

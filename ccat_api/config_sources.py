@@ -43,6 +43,8 @@ TOOL_ENV_NAMES = {
     "CCAT_FUZZ_SEED": "the seed of those cases",
     "CCAT_FUZZ_TIMEOUT_S": "the time the fuzz run may take",
     "CCAT_FUZZ_CHECKS": "the Schemathesis checks that fuzz run applies (exploring: all)",
+    "CCAT_CHAOS_SEED": "the seed of the fault campaign (tests/integration/test_chaos.py)",
+    "CCAT_SCHEMA_BACKLOG": "writes buffered in tests/integration/test_schema_changes.py",
     "CCAT_STACK_STATE": "where `ccat-api stack up` records the local stack it started",
     "CCAT_API_URL": "the gateway `ccat-api status` and `dead-letters` talk to",
     "CCAT_API_TOKEN": "the token they send",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -16,6 +17,7 @@ from redis.backoff import ExponentialBackoff
 from redis.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.engine import make_url
 
 from ccat_api.auth.authenticator import Authenticator
 from ccat_api.auth.directory import Directory
@@ -45,8 +47,19 @@ from ccat_api.waits import Backoff
 
 
 def plain_dsn(url: str) -> str:
-    """asyncpg wants ``postgresql://``; SQLAlchemy URLs name the driver."""
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    """The libpq form asyncpg reads, from a SQLAlchemy URL: without the driver, and with
+    SQLAlchemy's multi-host form (``?host=a:5432&host=b:5432``, main with a standby) as
+    libpq's ``a:5432,b:5432``; ``target_session_attrs`` passes through."""
+    parsed = make_url(url)
+    hosts = parsed.query.get("host")
+    if not hosts or isinstance(hosts, str):
+        return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    user = quote(parsed.username or "", safe="")
+    password = f":{quote(parsed.password, safe='')}" if parsed.password else ""
+    rest = urlencode({k: v for k, v in parsed.query.items() if k != "host"}, doseq=True)
+    return f"postgresql://{user}{password}@{','.join(hosts)}/{parsed.database or ''}" + (
+        f"?{rest}" if rest else ""
+    )
 
 
 # A Redis restart, or a Sentinel failover, should look like a short stall, not a failed
@@ -214,6 +227,7 @@ def build_worker(settings: Settings, redis: Redis) -> SiteWorker:
         timeout_s=settings.processor_main_timeout_s,
         connect_timeout_s=settings.db_connect_timeout_s,
         statement_timeout_s=settings.main_statement_timeout_s,
+        standby_names=settings.main_standby_names,
     )
     processor = Processor(
         redis,
@@ -226,6 +240,7 @@ def build_worker(settings: Settings, redis: Redis) -> SiteWorker:
         status_ttl_s=settings.tx_status_ttl_s,
         schema_hold_retry_s=settings.schema_hold_retry_s,
         backlog_report_interval_s=settings.backlog_report_interval_s,
+        keeps_undurable=bool(settings.main_standby_names),
     )
     tracker = LsnTracker(
         redis,

@@ -138,7 +138,13 @@ class Bookkeeper:
             "held": [[tx_id, stream_ids[tx_id]] for tx_id in triage.held],
         }
         await self._scripts.finish(
-            keys=[self._keys.stream, self._keys.applied, self._keys.dead, self._keys.stats],
+            keys=[
+                self._keys.stream,
+                self._keys.applied,
+                self._keys.dead,
+                self._keys.stats,
+                self._keys.undurable,
+            ],
             args=[
                 self._keys.events,
                 *self._keys.overlay_families,
@@ -148,6 +154,8 @@ class Bookkeeper:
                 outcome.lsn,
                 orjson.dumps(results),
                 int(batch_ms),
+                # Main's standbys may not have this commit yet: keep the envelopes.
+                int(outcome.durable_lsn is None or outcome.durable_lsn < outcome.lsn),
             ],
         )
         for tx_id, (code, error) in failed.items():

@@ -12,8 +12,13 @@ the application role connect over loopback without a password; a replica streams
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import secrets
+import signal
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,13 +78,16 @@ def parse_conninfo(conninfo: str) -> dict[str, str]:
 
 
 # What the deployed primary_conninfo must name; the stack replaces all but user, keeps the rest.
-_CONNINFO_KEYS = frozenset({"host", "port", "user", "passfile", "application_name", "sslmode"})
+_CONNINFO_KEYS = frozenset(
+    {"host", "port", "user", "passfile", "application_name", "sslmode", "target_session_attrs"}
+)
 
 
 def render_standby_conf(
-    *, host: str, port: int, passfile: Path, slot: str, application_name: str
+    *, upstreams: Sequence[tuple[str, int]], passfile: Path, slot: str, application_name: str
 ) -> str:
-    """deploy/postgresql/standby.conf with this replica's upstream, passfile and slot."""
+    """deploy/postgresql/standby.conf with this replica's upstreams (every main node: it
+    streams from the one that is primary), passfile and slot."""
     lines = []
     for line in deploy_file("standby.conf").read_text().splitlines():
         name, _, value = (part.strip() for part in line.partition("="))
@@ -92,8 +100,8 @@ def render_standby_conf(
                     f"{deploy_file('standby.conf')}: primary_conninfo names no {', '.join(missing)}"
                 )
             conninfo.update(
-                host=host,
-                port=str(port),
+                host=",".join(host for host, _ in upstreams),
+                port=",".join(str(port) for _, port in upstreams),
                 passfile=str(passfile),
                 application_name=application_name,
                 # Until the stack makes a CA and main serves TLS.
@@ -209,15 +217,17 @@ class PostgresCluster:
         *,
         upstream_host: str = "127.0.0.1",
         upstream_port: int | None = None,
+        upstreams: Sequence[tuple[str, int]] = (),
     ) -> None:
-        """Base backup of ``primary`` that then streams from ``upstream`` (e.g. a WAN link)."""
+        """Base backup of ``primary`` that then streams from ``upstream`` (e.g. a WAN link),
+        or from whichever of ``upstreams`` is the primary (main with a standby)."""
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         primary.create_replication_role()
         # Any host and port: the base backup comes straight from main, streaming over the WAN.
         self._write_owned(
             self.passfile, f"*:*:replication:{REPLICATION_USER}:{primary.replication_password}\n"
         )
-        slot = f"{self.name.replace('-', '_')}_slot"
+        slot = self.slot_name
         # A replication slot keeps main's WAL for this replica through WAN outages, up to
         # max_slot_wal_keep_size. As in deploy/postgresql/standby.conf's header: no -R, the
         # deployed file says how to stream.
@@ -236,8 +246,7 @@ class PostgresCluster:
         self._write_owned(
             self.data_dir / "standby.conf",
             render_standby_conf(
-                host=upstream_host,
-                port=upstream_port or primary.port,
+                upstreams=upstreams or [(upstream_host, upstream_port or primary.port)],
                 passfile=self.passfile,
                 slot=slot,
                 application_name=self.name,
@@ -248,6 +257,37 @@ class PostgresCluster:
         with (self.data_dir / "postgresql.conf").open("a") as conf:
             conf.write(f"\n# {deploy_file('standby.conf')}\ninclude 'standby.conf'\n")
             conf.write(self._one_machine_conf())
+
+    @property
+    def slot_name(self) -> str:
+        """The replication slot this cluster streams through, on every main node."""
+        return f"{self.name.replace('-', '_')}_slot"
+
+    def create_slot(self, slot: str) -> None:
+        """A physical slot kept on this node for a replica that streams from another now:
+        after a promotion it is here (Patroni's permanent slots do the same). It reserves WAL
+        from now on, so the replica finds what it has not received yet; Patroni also moves
+        such a copy along with the primary's, which this stack does not (a standby's WAL
+        grows until a failover, bounded by max_slot_wal_keep_size)."""
+        if not re.fullmatch(r"[a-z0-9_]+", slot):
+            raise ValueError(f"not a slot name: {slot!r}")
+        self.psql(
+            "SELECT pg_create_physical_replication_slot(slot_name, true)"  # noqa: S608 (checked above)
+            f" FROM (VALUES ('{slot}')) AS s(slot_name)"
+            " WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = s.slot_name)",
+            database="postgres",
+        )
+
+    def promote(self, timeout_s: int = 60) -> None:
+        self._pg("pg_ctl", "-D", str(self.data_dir), "-w", "-t", str(timeout_s), "promote")
+
+    def kill(self) -> None:
+        """kill -9 of the postmaster, as a machine dying does (its children follow it)."""
+        pid_file = self.data_dir / "postmaster.pid"
+        if pid_file.exists():
+            pid = int(pid_file.read_text().split()[0])
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def start(self, timeout_s: int = 60) -> None:
         self._pg(

@@ -50,6 +50,10 @@ class StackConfig:
     # 0: one Redis (the demo, small sites). N: a primary, N replicas and three Sentinels, and
     # critical writes wait for a replica (Redis WAIT) before they are answered.
     redis_replicas: int = 0
+    # Main as a primary and a streaming standby (asynchronous, like a Patroni pair without
+    # synchronous_mode): gateways and the processor reach it through a multi-host address
+    # and follow a promotion (``fail_over_main``).
+    main_standby: bool = False
     keep_files: bool = False
 
 
@@ -104,6 +108,18 @@ class Stack:
         self.base_dir = self.config.base_dir or Path(tempfile.mkdtemp(prefix="ccat-stack-"))
         self.main_db = PostgresCluster("main-db", self.base_dir / "main-db" / "data", free_port())
         self.replica = PostgresCluster("replica", self.base_dir / "replica" / "data", free_port())
+        # ``main_db`` is main's primary, ``main_standby`` its standby: fail_over_main swaps them.
+        self.main_standby: PostgresCluster | None = None
+        if self.config.main_standby:
+            self.main_standby = PostgresCluster(
+                "main-standby", self.base_dir / "main-standby" / "data", free_port()
+            )
+            # One replication role for the pair: whichever is primary has it.
+            self.main_standby.replication_password = self.main_db.replication_password
+        # The WAN link (listen port) to each main node, by node name.
+        self.main_wan_ports = {self.main_db.name: free_port()}
+        if self.main_standby is not None:
+            self.main_wan_ports[self.main_standby.name] = free_port()
         self.redis_set: RedisSentinelSet | None = None
         if self.config.redis_replicas:
             self.redis_set = RedisSentinelSet(
@@ -113,7 +129,7 @@ class Stack:
             self.redis = self.redis_set.members[0]
         else:
             self.redis = RedisServer(self.base_dir / "redis", free_port())
-        self.wan_port = free_port()
+        self.wan_port = self.main_wan_ports[self.main_db.name]
         self.wan_control_port = free_port()
         self.wan_process: ManagedProcess | None = None
         self.gateways: dict[str, ManagedProcess] = {}
@@ -132,8 +148,27 @@ class Stack:
         return WanControl(f"http://127.0.0.1:{self.wan_control_port}")
 
     @property
+    def main_nodes(self) -> list[PostgresCluster]:
+        return [self.main_db] + ([self.main_standby] if self.main_standby is not None else [])
+
+    @property
     def main_url_via_wan(self) -> str:
-        return f"postgresql+asyncpg://ccat@127.0.0.1:{self.wan_port}/ccat"
+        if self.main_standby is None:
+            return f"postgresql+asyncpg://ccat@127.0.0.1:{self.wan_port}/ccat"
+        return self._multi_host_url(sorted(self.main_wan_ports.values()))
+
+    @property
+    def main_url(self) -> str:
+        """Main for the main site's gateway (no WAN): every node when it has a standby."""
+        if self.main_standby is None:
+            return self.main_db.url()
+        return self._multi_host_url(sorted(node.port for node in self.main_nodes))
+
+    @staticmethod
+    def _multi_host_url(ports: list[int]) -> str:
+        # SQLAlchemy's form for asyncpg; runtime.plain_dsn turns it into libpq's for asyncpg.
+        hosts = "&".join(f"host=127.0.0.1:{port}" for port in ports)
+        return f"postgresql+asyncpg://ccat@/ccat?{hosts}&target_session_attrs=read-write"
 
     def gateway_url(self, site: str) -> str:
         return f"http://127.0.0.1:{self.gateway_ports[site]}"
@@ -146,7 +181,7 @@ class Stack:
             return {
                 "site_name": site or MAIN_SITE,
                 "site_type": "main",
-                "main_db_url": self.main_db.url(),
+                "main_db_url": self.main_url,
                 "local_db_url": "",
                 "redis_url": "",
                 "session_secret": self.session_secret,
@@ -161,6 +196,11 @@ class Stack:
             **(
                 {"redis_sentinels": self.redis_set.sentinel_addresses}
                 if self.redis_set is not None
+                else {}
+            ),
+            **(
+                {"main_standby_names": [node.name for node in self.main_nodes]}
+                if self.main_standby is not None
                 else {}
             ),
             "processor_backoff_initial_s": 0.1,
@@ -197,14 +237,27 @@ class Stack:
         self.main_db.create_app_database()
         say("schema migrations and seed data on main")
         self._migrate_and_seed()
+        if self.main_standby is not None:
+            say("main's streaming standby (asynchronous)")
+            self.main_standby.init_replica_of(self.main_db)
+            self.main_standby.start()
         say(f"WAN simulator ({2 * self.config.wan_delay_ms} ms round trip)")
         self._start_wan()
-        say("streaming replica (pg_basebackup -R, hot standby)")
+        say("streaming replica (pg_basebackup, hot standby)")
         self.replica.init_replica_of(
             self.main_db,
-            upstream_port=self.wan_port if self.config.replica_via_wan else self.main_db.port,
+            upstreams=[
+                (
+                    "127.0.0.1",
+                    self.main_wan_ports[node.name] if self.config.replica_via_wan else node.port,
+                )
+                for node in self.main_nodes
+            ],
         )
         self.replica.start()
+        if self.main_standby is not None:
+            # The site's slot on the standby too, so the replica streams on after a promotion.
+            self.main_standby.create_slot(self.replica.slot_name)
         if self.redis_set is not None:
             say(
                 f"Redis primary, {self.config.redis_replicas} replica(s) and three Sentinels"
@@ -254,8 +307,15 @@ class Stack:
                 sys.executable,
                 "-m",
                 "ccat_api.devstack.wan",
-                "--link",
-                f"main-db=127.0.0.1:{self.wan_port}=127.0.0.1:{self.main_db.port}",
+                *[
+                    arg
+                    for node in self.main_nodes
+                    for arg in (
+                        "--link",
+                        f"{node.name}=127.0.0.1:{self.main_wan_ports[node.name]}"
+                        f"=127.0.0.1:{node.port}",
+                    )
+                ],
                 "--control",
                 f"127.0.0.1:{self.wan_control_port}",
                 "--delay-ms",
@@ -330,7 +390,7 @@ class Stack:
             self.redis_set.stop()
         else:
             self.redis.stop()
-        for cluster in (self.replica, self.main_db):
+        for cluster in (self.replica, *self.main_nodes):
             if (cluster.data_dir / "postmaster.pid").exists():
                 cluster.stop("immediate")
         if not self.config.keep_files:
@@ -341,6 +401,11 @@ class Stack:
         return {
             "base_dir": str(self.base_dir),
             "main_db": self.main_db.url(),
+            **(
+                {"main_standby": self.main_standby.url(), "main_db_multi_host": self.main_url}
+                if self.main_standby is not None
+                else {}
+            ),
             "main_db_via_wan": self.main_url_via_wan,
             "replica": self.replica.url(),
             "redis": self.redis.url,
@@ -362,6 +427,40 @@ class Stack:
     def write_state(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.describe(), indent=2))
+
+    def fail_over_main(self, *, rebuild: bool = True) -> None:
+        """kill -9 main's primary and promote its standby, as Patroni does after its TTL;
+        then (``rebuild``) the dead node comes back as the new primary's standby, from a
+        fresh base backup, so main can fail over again."""
+        if self.main_standby is None:
+            raise RuntimeError("this stack runs main without a standby (main_standby=False)")
+        dead, promoted = self.main_db, self.main_standby
+        dead.kill()
+        promoted.promote()
+        self.main_db, self.main_standby = promoted, dead
+        if rebuild:
+            self.rebuild_main_standby()
+
+    def rebuild_main_standby(self) -> None:
+        standby = self.main_standby
+        assert standby is not None
+        standby.stop("immediate")
+        shutil.rmtree(standby.data_dir, ignore_errors=True)
+        standby.init_replica_of(self.main_db)
+        standby.start()
+        standby.create_slot(self.replica.slot_name)
+
+    def wait_main_standby_caught_up(self, timeout_s: float = 30.0) -> None:
+        """Until main's standby has flushed everything main has flushed now."""
+        assert self.main_standby is not None
+        target = self.main_db.psql("SELECT pg_current_wal_flush_lsn() - '0/0'::pg_lsn")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            flushed = self.main_standby.psql("SELECT pg_last_wal_receive_lsn() - '0/0'::pg_lsn")
+            if flushed and float(flushed) >= float(target):
+                return
+            time.sleep(0.05)
+        raise TimeoutError("main's standby did not catch up")
 
     def wait_replica_caught_up(self, timeout_s: float = 30.0) -> None:
         """Until the replica has replayed everything main has flushed now."""

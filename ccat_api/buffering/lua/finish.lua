@@ -3,9 +3,11 @@
 -- acknowledged and removed from the stream, all in one step: a crash before this script
 -- leaves the entries pending, and the replay then finds them in applied_transactions.
 -- Held transactions (a dependency is still waiting behind them) move to the stream's end.
--- KEYS: stream, applied, dead, stats
+-- With keep = '1' (main has standbys that may not have the commit yet) each applied
+-- transaction's envelope stays in its status hash and the tx_id in undurable until they do.
+-- KEYS: stream, applied, dead, stats, undurable
 -- ARGV: events channel, overlay families (5), status hash prefix, group, now (ms),
---       commit lsn, results json, batch duration on main (ms)
+--       commit lsn, results json, batch duration on main (ms), keep
 --   results = {applied = {{tx_id, stream_id}...}, failed = {{tx_id, stream_id, code, error}...},
 --              held = {{tx_id, stream_id}...}}
 local stream_key, applied_key, dead_key, stats_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -13,6 +15,7 @@ local channel, overlay = ARGV[1], overlay_families(unpack(ARGV, 2, 6))
 local tx_prefix, group, now_ms, lsn = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local results = cjson.decode(ARGV[11])
 local batch_ms = tonumber(ARGV[12] or '0')
+local undurable_key, keep = KEYS[5], ARGV[13] == '1'
 
 local events = {}
 count(stats_key, 'applied', #results.applied)
@@ -32,6 +35,22 @@ for _, item in ipairs(results.applied) do
     'state', 'applied', 'applied_at', now_ms, 'lsn', lsn)
   redis.call('HDEL', tx_prefix .. tx_id, 'last_error')
   redis.call('ZADD', applied_key, lsn, tx_id)
+  if keep then
+    local entry = redis.call('XRANGE', stream_key, stream_id, stream_id)
+    if entry[1] then
+      local fields, kept = entry[1][2], {}
+      for i = 1, #fields, 2 do
+        if fields[i] == 'env' or fields[i] == 'seq' or fields[i] == 'deps' then
+          table.insert(kept, 'kept_' .. fields[i])
+          table.insert(kept, fields[i + 1])
+        end
+      end
+      if #kept > 0 then
+        redis.call('HSET', tx_prefix .. tx_id, unpack(kept))
+      end
+    end
+    redis.call('ZADD', undurable_key, lsn, tx_id)
+  end
   redis.call('XACK', stream_key, group, stream_id)
   redis.call('XDEL', stream_key, stream_id)
   table.insert(events, {tx_id = tx_id, state = 'applied', lsn = tonumber(lsn),

@@ -145,6 +145,8 @@ async def drained(settings: Settings) -> bool:
     return state["stream"] == 0
 
 
+# 10,000 writes through one gateway, then their drain: longer than the suite's default limit.
+@pytest.mark.timeout(900)
 async def test_a_backlog_drains_through_an_expand_step_and_the_contract_waits_for_it(
     stack: Stack, operator_token: str, settings: Settings
 ) -> None:

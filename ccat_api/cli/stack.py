@@ -40,6 +40,13 @@ def stack_up(
             " deploy/redis/), and critical writes wait for a replica"
         ),
     ] = 0,
+    main_standby: Annotated[
+        bool,
+        typer.Option(
+            help="Main as a primary and an asynchronous streaming standby, reached through a"
+            " multi-host address; the site keeps applied envelopes until the standby has them"
+        ),
+    ] = False,
 ) -> None:
     """Start main PostgreSQL, a streaming replica, Redis, the WAN simulator and both
     gateways; play the demo; keep running until Ctrl-C."""
@@ -51,6 +58,7 @@ def stack_up(
             wan_delay_ms=wan_delay_ms,
             replica_via_wan=replica_via_wan,
             redis_replicas=redis_replicas,
+            main_standby=main_standby,
         )
     )
     stop_requested = False

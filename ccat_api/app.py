@@ -35,6 +35,7 @@ from ccat_api.api.routing import every_route, refuse_other_methods_on_literal_pa
 from ccat_api.buffering.durability import DurabilityCheck
 from ccat_api.buffering.envelope import SCHEMA_VERSION
 from ccat_api.config import Settings
+from ccat_api.db.pruning import Pruner
 from ccat_api.db.revisions import Relation, RevisionCheck, check_revision
 from ccat_api.health import HealthProbe
 from ccat_api.live import metrics as site_metrics
@@ -135,6 +136,13 @@ def create_app(settings: Settings) -> FastAPI:
                     started.enter_context(site_metrics.processor_in_this_process())
                     # worker.run supervises the processor and the tracker itself.
                     tasks.append(asyncio.create_task(worker.run(stop)))
+            elif settings.prune_interval_s > 0:
+                # Every worker of a main gateway runs it; the database lets one prune at a time.
+                pruner = Pruner(runtime.main_db, settings)
+                run_pruner = functools.partial(pruner.run_forever, stop)
+                tasks.append(
+                    asyncio.create_task(supervise("prune", run_pruner, stop, faults=health.faults))
+                )
             tasks.append(
                 asyncio.create_task(
                     runtime.authenticator.usage.flush_forever(

@@ -162,7 +162,26 @@ class Settings(StatusSettings, AccessSettings, BaseSettings):
     idempotency_ttl_s: int = Field(
         default=7 * 24 * 3600,
         ge=60,
-        description="How long an Idempotency-Key answer is remembered.",
+        description="How long an Idempotency-Key answer is remembered (then, at main, a"
+        " tombstone: a retry of the key is refused with a 409 naming it).",
+    )
+    idempotency_tombstone_ttl_s: int = Field(
+        default=365 * 24 * 3600,
+        ge=60,
+        description="Main site: how long a used Idempotency-Key stays refused once its answer"
+        " is gone. After this a retry of the key is a new request.",
+    )
+    retention_horizon_s: int = Field(
+        default=30 * 24 * 3600,
+        ge=60,
+        description="Main site: applied_transactions rows older than this, and below their"
+        " site's reported watermark, are pruned; a replay of one is still refused.",
+    )
+    prune_interval_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="Main site: how often the gateway prunes applied_transactions and"
+        " idempotency_records (0: never; run `ccat-api prune` from cron instead).",
     )
 
     run_processor: bool = Field(
@@ -193,16 +212,6 @@ class Settings(StatusSettings, AccessSettings, BaseSettings):
         " (transient failures are never dead-lettered).",
     )
     processor_backoff_max_s: float = Field(default=30.0, gt=0, description="Cap of that backoff.")
-    main_standby_names: list[str] = Field(
-        default_factory=list,
-        description=(
-            "Main's standbys (their application_name, e.g. Patroni member names) whose flush"
-            " position makes a replayed batch durable: the site keeps each applied"
-            " transaction's envelope until every one of them has it, and replays those main"
-            " lost in a failover. Empty: main has no standby, or commits synchronously to it"
-            " (Patroni synchronous_mode), and a commit is durable at once."
-        ),
-    )
     schema_hold_retry_s: float = Field(
         default=10.0,
         gt=0,

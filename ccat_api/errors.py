@@ -8,7 +8,8 @@
     ├── NotFound (404)
     ├── Conflict (409)
     │   ├── UniqueConflict          a unique value is already taken (replica or buffer)
-    │   └── StateConflict           the record is not in a state that allows this
+    │   ├── StateConflict           the record is not in a state that allows this
+    │   └── IdempotencyKeyExpired   the key was used; its answer is no longer kept
     ├── Unprocessable (422)
     │   ├── InvalidReference        a referenced record does not exist
     │   └── IdempotencyKeyReused    same Idempotency-Key, different request
@@ -71,6 +72,10 @@ class UniqueConflict(Conflict):
 
 class StateConflict(Conflict):
     code = "state_conflict"
+
+
+class IdempotencyKeyExpired(Conflict):
+    code = "idempotency_key_expired"
 
 
 class Unprocessable(CcatError):

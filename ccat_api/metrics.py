@@ -40,12 +40,6 @@ LEASE_RENEWAL_FAILURES = Counter(
     ["reason"],
     registry=REPLAY_REGISTRY,
 )
-REPLAYED_AFTER_FAILOVER = Counter(
-    "ccat_replayed_after_main_failover",
-    "Transactions main had applied, then lost in a failover (asynchronous replication), and"
-    " the processor applied again from the envelopes it kept (this processor)",
-    registry=REPLAY_REGISTRY,
-)
 LOOP_CRASHES = Counter(
     "ccat_loop_crashes",
     "Unexpected exceptions that stopped a supervised loop, restarted after a backoff, by loop"
@@ -62,4 +56,10 @@ WEBSOCKET_DROPPED = Counter(
     "ccat_websocket_slow_consumers_dropped",
     "Monitors disconnected because they fell too far behind, by stream",
     ["stream"],
+)
+PRUNED_ROWS = Counter(
+    "ccat_pruned_rows",
+    "Bookkeeping rows retention removed on main (db/pruning.py), by kind: applied_transactions,"
+    " idempotency_answers_compacted (to a tombstone), idempotency_tombstones_deleted",
+    ["kind"],
 )

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ccat_api.errors import BadRequest, IdempotencyKeyReused
+from ccat_api.errors import BadRequest, IdempotencyKeyExpired, IdempotencyKeyReused
 
 MAX_KEY_LENGTH = 200
 
@@ -47,10 +47,20 @@ def claim(principal: str, key: str, *, method: str, path: str, body: bytes) -> I
 
 
 def replay(claim: IdempotencyClaim, prior: dict[str, Any]) -> Answer:
-    """The first answer for this claim (``prior``: its recorded hash, status and body)."""
+    """The first answer for this claim (``prior``: its recorded hash, status and body).
+
+    A body of None is a tombstone (main keeps one after the answer's time is up, see
+    db/pruning.py): the key's write was applied then and must not be applied again."""
     if prior["hash"] != claim.request_hash:
         raise IdempotencyKeyReused(
             f"Idempotency-Key {claim.key!r} was already used with a different request",
+            field="Idempotency-Key",
+        )
+    if prior["body"] is None:
+        raise IdempotencyKeyExpired(
+            f"Idempotency-Key {claim.key!r} was already used for this request, which was"
+            " applied; its answer is no longer kept, so it is not applied again. Look the"
+            " records up, or send a new key for a new write",
             field="Idempotency-Key",
         )
     return Answer(status_code=int(prior["status"]), body=prior["body"])

@@ -9,6 +9,7 @@ ccat-api status [--watch]                       a site at a glance (via its gate
 ccat-api dead-letters list|show|retry|discard   act on dead letters (via its gateway)
 ccat-api spool status|flush --path P           an instrument's SDK spool (on its machine)
 ccat-api config example                         .env.example, from the Settings model
+ccat-api prune                                  one retention pass on main (cron)
 
 A database or Redis out of reach ends any command with one line and exit code 1.
 """
@@ -22,7 +23,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from ccat_api.cli import accounts, operator, service, spool, stack
+from ccat_api.cli import accounts, operator, prune, service, spool, stack
 from ccat_api.cli.terminal import err
 from ccat_api.cli.unreachable import describe_unreachable
 
@@ -50,6 +51,7 @@ def _options(
 for command in (service.serve, service.process, service.migrate, service.seed):
     app.command()(command)
 app.command("status")(operator.status)
+app.command("prune")(prune.prune)
 app.add_typer(accounts.tokens_app, name="tokens")
 app.add_typer(accounts.users_app, name="users")
 app.add_typer(stack.stack_app, name="stack")

@@ -12,7 +12,7 @@ each batch so parents are written first.
                   long-term-archive transfers, staging jobs              observatory)
     access        roles, permissions, users, sessions, preferences, tokens
     bookkeeping   applied transactions, replay fences, idempotency answers, the envelope
-                  contract (versions main applies, each site's backlog)
+                  contract (versions main applies, each site's backlog), watermarks
 """
 
 from ccat_api.db.models.access import (
@@ -31,6 +31,7 @@ from ccat_api.db.models.bookkeeping import (
     EnvelopeVersion,
     IdempotencyRecord,
     ReplayFence,
+    ReplayWatermark,
     SiteBacklog,
 )
 from ccat_api.db.models.observations import (
@@ -84,8 +85,8 @@ __all__ = [
     "InstrumentModuleConfiguration", "LocationRole", "LocationType", "LogLevel",
     "LongTermArchiveTransfer", "ObsUnit", "ObservationConfiguration", "ObservationMode",
     "Observatory", "ObservingProgram", "PermissionRecord", "PhysicalCopy", "RawDataFile",
-    "RawDataPackage", "RawDataPackageStatus", "ReplayFence", "Role", "RolePermission",
-    "RoleRecord", "RouteType", "Site", "SiteBacklog", "Source", "SourceType", "StagingJob",
-    "StagingJobPackage", "StagingStatus", "SubObservingProgram", "Telescope", "TransferStatus",
-    "User", "UserPreferences", "UserSession",
+    "RawDataPackage", "RawDataPackageStatus", "ReplayFence", "ReplayWatermark", "Role",
+    "RolePermission", "RoleRecord", "RouteType", "Site", "SiteBacklog", "Source", "SourceType",
+    "StagingJob", "StagingJobPackage", "StagingStatus", "SubObservingProgram", "Telescope",
+    "TransferStatus", "User", "UserPreferences", "UserSession",
 ]  # fmt: skip

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, Text
+from sqlalchemy import BigInteger, DateTime, Index, Integer, Text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -14,9 +14,11 @@ from ccat_api.db.models.base import Base, utc_now_column
 
 
 class AppliedTransaction(Base):
-    """Every transaction ever applied on main; the replay skips ids already here."""
+    """Transactions applied on main; the replay skips ids already here. Rows older than the
+    retention horizon and below their site's watermark are pruned (``db/pruning.py``)."""
 
     __tablename__ = "applied_transactions"
+    __table_args__ = (Index("ix_applied_transactions_site_applied_at", "site", "applied_at"),)
     tx_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     site: Mapped[str] = mapped_column(Text)
     seq: Mapped[int] = mapped_column(BigInteger)
@@ -33,15 +35,30 @@ class ReplayFence(Base):
 
 
 class IdempotencyRecord(Base):
-    """Idempotency answers for direct writes at the main site (secondary sites use Redis)."""
+    """Idempotency answers for direct writes at the main site (secondary sites use Redis).
+    After ``idempotency_ttl_s`` the response goes (NULL: a tombstone, refusing the key)."""
 
     __tablename__ = "idempotency_records"
+    __table_args__ = (Index("ix_idempotency_records_created_at", "created_at"),)
     principal: Mapped[str] = mapped_column(Text, primary_key=True)
     key: Mapped[str] = mapped_column(Text, primary_key=True)
     request_hash: Mapped[str] = mapped_column(Text)
     status_code: Mapped[int] = mapped_column(Integer)
-    response: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = utc_now_column()
+
+
+class ReplayWatermark(Base):
+    """Per site: the lowest seq it may still replay (``low_seq``, reported by its processor),
+    and the bound of what retention pruned: a transaction with seq below ``pruned_below_seq``
+    built before ``pruned_before`` is already applied (ccat_apply_batch)."""
+
+    __tablename__ = "replay_watermarks"
+    site: Mapped[str] = mapped_column(Text, primary_key=True)
+    low_seq: Mapped[int] = mapped_column(BigInteger)
+    reported_at: Mapped[datetime] = utc_now_column()
+    pruned_below_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    pruned_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class EnvelopeVersion(Base):

@@ -5,7 +5,8 @@
 -- batch without steps gets needs_steps back, nothing written; sent again with steps, the
 -- careful path applies each transaction in its own subtransaction, reports failures and
 -- their dependents, and keeps the rest. Transient errors are re-raised so the whole batch is
--- retried. Schema errors are not the transaction's fault either: an envelope version main
+-- retried. A transaction older than what retention pruned is a duplicate too, row or not.
+-- Schema errors are not the transaction's fault either: an envelope version main
 -- does not apply (CCA02) or a table or column the envelope and main disagree on (CCA03)
 -- fails the whole batch, nothing written, and the site holds its replay until they agree.
 CREATE OR REPLACE FUNCTION ccat_apply_batch(p_site text, p_epoch bigint, p_batch jsonb)
@@ -53,6 +54,14 @@ BEGIN
     FROM jsonb_array_elements(p_batch->'txs') AS t;
   SELECT coalesce(array_agg(a.tx_id), '{}') INTO v_done
     FROM applied_transactions AS a WHERE a.tx_id = ANY(v_ids);
+  -- Retention (ccat_prune_retention): a transaction inside the site's prune bound (seq below
+  -- it, built before it) was settled long ago and its row may be gone; it is a duplicate.
+  SELECT v_done || coalesce(array_agg((t->>'tx_id')::uuid), '{}') INTO v_done
+    FROM jsonb_array_elements(p_batch->'txs') AS t
+    JOIN replay_watermarks AS w ON w.site = p_site
+    WHERE (t->>'seq')::bigint < w.pruned_below_seq
+      AND ccat_tx_created_at((t->>'tx_id')::uuid) < w.pruned_before
+      AND NOT (t->>'tx_id')::uuid = ANY(v_done);
 
   IF cardinality(v_done) = 0 AND jsonb_typeof(p_batch->'groups') = 'array' THEN
     BEGIN

@@ -212,6 +212,16 @@ class Settings(StatusSettings, AccessSettings, BaseSettings):
         " (transient failures are never dead-lettered).",
     )
     processor_backoff_max_s: float = Field(default=30.0, gt=0, description="Cap of that backoff.")
+    main_standby_names: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Main's standbys (their application_name, e.g. Patroni member names) whose flush"
+            " position makes a replayed batch durable: the site keeps each applied"
+            " transaction's envelope until every one of them has it, and replays those main"
+            " lost in a failover. Empty: main has no standby, or commits synchronously to it"
+            " (Patroni synchronous_mode), and a commit is durable at once."
+        ),
+    )
     schema_hold_retry_s: float = Field(
         default=10.0,
         gt=0,

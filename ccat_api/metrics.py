@@ -40,6 +40,12 @@ LEASE_RENEWAL_FAILURES = Counter(
     ["reason"],
     registry=REPLAY_REGISTRY,
 )
+REPLAYED_AFTER_FAILOVER = Counter(
+    "ccat_replayed_after_main_failover",
+    "Transactions main had applied, then lost in a failover (asynchronous replication), and"
+    " the processor applied again from the envelopes it kept (this processor)",
+    registry=REPLAY_REGISTRY,
+)
 LOOP_CRASHES = Counter(
     "ccat_loop_crashes",
     "Unexpected exceptions that stopped a supervised loop, restarted after a backoff, by loop"

@@ -3,7 +3,9 @@
 A batch costs two WAN round trips: one call to ``ccat_apply_batch`` (a single statement in
 its own implicit transaction, so its commit needs no extra trip) and one read of
 ``pg_current_wal_flush_lsn()``, which after a synchronous commit is at or past the batch's
-commit record. The tracker waits for the replica to replay up to that position.
+commit record. The tracker waits for the replica to replay up to that position. The same
+read gives main's durable horizon: the flush position of its standbys
+(``main_standby_names``), below which a failover of main cannot lose a commit.
 
 The connection is kept across batches and never returned to a pool: a pool's reset query on
 release would add a round trip per batch.
@@ -31,6 +33,19 @@ VERSION_NOT_APPLIED = "CCA02"
 SCHEMA_DRIFT = "CCA03"
 # SQLSTATE class 22: the input itself is unreadable (for example a NUL in JSON text).
 DATA_EXCEPTION_CLASS = "22"
+
+
+# Main's flush position, and the lowest flush position among its named standbys: a failover
+# to any of them keeps every commit up to it. No standby named: main's own (durable at once);
+# none of them connected: NULL (nothing is durable yet).
+HORIZON_SQL = """
+SELECT (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::bigint,
+       CASE WHEN cardinality($1::text[]) = 0
+            THEN (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::bigint
+            ELSE (SELECT (min(flush_lsn) - '0/0'::pg_lsn)::bigint FROM pg_stat_replication
+                   WHERE application_name = ANY($1::text[]))
+       END
+"""
 
 
 class TransientReplayError(Exception):
@@ -70,6 +85,8 @@ class BatchOutcome:
     failed: dict[str, tuple[str, str]] = field(default_factory=dict)
     lsn: int = 0
     path: str = ""
+    # Main's durable horizon when the batch was recorded; None: no standby had it in reach.
+    durable_lsn: int | None = None
 
 
 def hold_reason(tx: BufferedTransaction) -> SchemaHold | None:
@@ -114,8 +131,13 @@ class BatchExecutor:
         timeout_s: float,
         connect_timeout_s: float,
         statement_timeout_s: float,
+        standby_names: Sequence[str] = (),
     ) -> None:
         self._dsn = dsn
+        self._standby_names = list(standby_names)
+        # Set with each new connection to main: after a failover it may be another server,
+        # which the processor checks for commits it lost (``horizon.py``).
+        self.reconnected = False
         self._site = site
         self._timeout_s = timeout_s
         self._connect_timeout_s = connect_timeout_s
@@ -124,6 +146,7 @@ class BatchExecutor:
 
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
+            self.reconnected = True
             self._conn = await asyncpg.connect(
                 self._dsn,
                 timeout=self._connect_timeout_s,
@@ -156,6 +179,28 @@ class BatchExecutor:
             return await self._call(sql, what="main did not say its schema revision")
 
         return await check_revision(fetch_value, SCHEMA_VERSION)
+
+    async def ensure_connected(self) -> None:
+        """Connect if there is no connection (which sets ``reconnected``); no round trip."""
+        try:
+            await asyncio.wait_for(self._connection(), self._timeout_s)
+        except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
+            await self.close()
+            raise TransientReplayError(f"main unreachable: {type(exc).__name__}") from exc
+
+    async def durable_lsn(self) -> int | None:
+        """Main's durable horizon now (for transactions kept since their batch)."""
+        _, durable = await self._call_row(HORIZON_SQL, self._standby_names, what="horizon")
+        return None if durable is None else int(durable)
+
+    async def missing(self, tx_ids: Sequence[str]) -> set[str]:
+        """Which of ``tx_ids`` main has no record of having applied."""
+        found = await self._call_rows(
+            "SELECT tx_id::text FROM applied_transactions WHERE tx_id = ANY($1::uuid[])",
+            list(tx_ids),
+            what="main did not say what it applied",
+        )
+        return set(tx_ids) - {row[0] for row in found}
 
     async def report_watermark(self, epoch: int | None, low_seq: int) -> None:
         """Tell main the lowest seq this site may still send (retention prunes below it)."""
@@ -224,7 +269,12 @@ class BatchExecutor:
             if tx.envelope.tx_id not in failed and tx.envelope.tx_id not in duplicates
         ]
         return BatchOutcome(
-            applied=applied, duplicates=duplicates, failed=failed, lsn=lsn, path=report["path"]
+            applied=applied,
+            duplicates=duplicates,
+            failed=failed,
+            lsn=lsn,
+            path=report["path"],
+            durable_lsn=report["durable_lsn"],
         )
 
     async def _call_batch(
@@ -239,9 +289,8 @@ class BatchExecutor:
                 ),
                 self._timeout_s,
             )
-            lsn = await asyncio.wait_for(
-                conn.fetchval("SELECT (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::bigint"),
-                self._timeout_s,
+            lsn, durable = await asyncio.wait_for(
+                conn.fetchrow(HORIZON_SQL, self._standby_names), self._timeout_s
             )
         except asyncpg.PostgresError as exc:
             sqlstate = str(getattr(exc, "sqlstate", "") or "")
@@ -265,12 +314,24 @@ class BatchExecutor:
                 f"main unreachable: {type(exc).__name__}: {exc}".rstrip(": ")
             ) from exc
 
-        return orjson.loads(result), int(lsn)
+        report = orjson.loads(result)
+        report["durable_lsn"] = None if durable is None else int(durable)
+        return report, int(lsn)
 
     async def _call(self, sql: str, *args: object, what: str) -> object:
+        rows = await self._call_rows(sql, *args, what=what)
+        return rows[0][0] if rows else None
+
+    async def _call_row(self, sql: str, *args: object, what: str) -> asyncpg.Record:
+        return (await self._call_rows(sql, *args, what=what))[0]
+
+    async def _call_rows(self, sql: str, *args: object, what: str) -> list[asyncpg.Record]:
         try:
             conn = await asyncio.wait_for(self._connection(), self._timeout_s)
-            return await asyncio.wait_for(conn.fetchval(sql, *args), self._timeout_s)
+            rows: list[asyncpg.Record] = await asyncio.wait_for(
+                conn.fetch(sql, *args), self._timeout_s
+            )
+            return rows
         except asyncpg.PostgresError as exc:
             if getattr(exc, "sqlstate", None) == LEASE_SUPERSEDED:
                 raise LeaseSuperseded(str(exc), await self._fence_epoch()) from exc

@@ -11,7 +11,8 @@ exponential backoff; they never dead-letter anything, and neither does Redis bei
 schema disagreement with main (``SchemaHold``: an envelope version main does not apply, or
 drift between main's tables and the envelopes) holds the whole replay, in order, and is
 tried again every ``schema_hold_retry_s`` until a migration or an upgrade resolves it; the
-heartbeat says ``held`` and why. The
+heartbeat says ``held`` and why. After each new connection to main, before anything newer,
+transactions a failover of main lost are applied again (``horizon.py``). The
 handling of either (a heartbeat, a note on the transactions) cannot raise in turn: the loop
 outlives any mix of outages. Permanent failures come back from main per transaction and
 become dead letters together with their dependents; ``batches.py`` triages a batch before
@@ -45,12 +46,17 @@ from ccat_api.buffering.executor import (
     TransientReplayError,
     hold_reason,
 )
+from ccat_api.buffering.horizon import MainHorizon
 from ccat_api.buffering.keys import CONSUMER_GROUP, CONSUMER_NAME, SiteKeys
 from ccat_api.buffering.lease import Lease
 from ccat_api.buffering.retention import SiteRetention, Sweep
 from ccat_api.db.revisions import Relation
 from ccat_api.failpoints import failpoint
-from ccat_api.metrics import REPLAY_BATCH_DURATION, REPLAY_BATCH_SIZE
+from ccat_api.metrics import (
+    REPLAY_BATCH_DURATION,
+    REPLAY_BATCH_SIZE,
+    REPLAYED_AFTER_FAILOVER,
+)
 from ccat_api.supervisor import Crash, Faults
 from ccat_api.waits import Backoff, sleep_or_stop
 
@@ -60,6 +66,8 @@ __all__ = ["Backoff", "Processor"]
 log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL_S = 1.0
+# How often an idle processor asks main's standbys how far they have flushed.
+HORIZON_CHECK_INTERVAL_S = 1.0
 # A batch's log line lists its tx ids up to this many (a steady trickle: every one); a
 # drain's batches of thousands name their first and last, and each transaction's outcome
 # is a DEBUG line (dead letters: always a WARNING line each).
@@ -80,6 +88,7 @@ class Processor:
         status_ttl_s: int,
         schema_hold_retry_s: float = 10.0,
         backlog_report_interval_s: float = 30.0,
+        keeps_undurable: bool = False,
     ) -> None:
         self._redis = redis
         self._keys = keys
@@ -95,6 +104,9 @@ class Processor:
         self._last_report_at: float | None = None
         self._retention = SiteRetention(redis, keys)
         self._last_sweep_at: float | None = None
+        # Main has standbys that a batch may not have reached (main_standby_names).
+        self._horizon = MainHorizon(redis, keys) if keeps_undurable else None
+        self._last_release_at = 0.0
         # Since when (epoch ms) the replay has been held; None while it flows.
         self._held_since_ms: int | None = None
         self._identity = f"{socket.gethostname()}:{os.getpid()}"
@@ -150,6 +162,8 @@ class Processor:
         await self.ensure_group()
         await self.report_backlog()
         await self.report_watermark()
+        if self._horizon is not None:
+            await self._follow_horizon()
         entries = await self._claim(block_ms)
         if not entries:
             await self._heartbeat("idle")
@@ -201,6 +215,36 @@ class Processor:
             log.info("replay resumed: main and this site agree on the schema again")
             self._held_since_ms = None
         return self._poll_interval_s * 10 if settled == 0 and not self._lease.held else 0.0
+
+    async def _follow_horizon(self) -> None:
+        """On a new connection to main (perhaps a promoted standby), apply again what it lost
+        before anything newer; otherwise, now and then, forget what its standbys now have."""
+        assert self._horizon is not None
+        await self._executor.ensure_connected()
+        if self._executor.reconnected:
+            self._executor.reconnected = False
+            kept = await self._horizon.kept()
+            if kept:
+                missing = await self._executor.missing([tx.envelope.tx_id for tx in kept])
+                lost = [tx for tx in kept if tx.envelope.tx_id in missing]
+                if lost:
+                    log.warning(
+                        "main lacks %d transactions it had applied (a failover lost them);"
+                        " applying them again",
+                        len(lost),
+                        extra={"tx_ids": [tx.envelope.tx_id for tx in lost][:LOGGED_TX_IDS_MAX]},
+                    )
+                    async with self._lease.kept_alive():
+                        outcome = await self._executor.apply(lost, self._lease.epoch)
+                    await self._horizon.reapplied(lost, outcome)
+                    REPLAYED_AFTER_FAILOVER.inc(len(outcome.applied))
+        now = time.monotonic()
+        if now - self._last_release_at >= HORIZON_CHECK_INTERVAL_S:
+            self._last_release_at = now
+            if await self._horizon.count():
+                durable = await self._executor.durable_lsn()
+                if durable is not None:
+                    await self._horizon.release(durable)
 
     async def _hold(self, hold: SchemaHold) -> None:
         """Say why the replay waits, where status, metrics and the console read it, and tell
@@ -412,6 +456,8 @@ class Processor:
     ) -> None:
         if await self._book.record(stream_ids, outcome, triage, batch_ms) and self.on_applied:
             self.on_applied(outcome.lsn)
+        if self._horizon is not None and outcome.durable_lsn is not None:
+            await self._horizon.release(outcome.durable_lsn)
 
     async def _beat(self, state: str, **details: object) -> None:
         """A heartbeat sent while a failure is handled: Redis may be the failure, and the

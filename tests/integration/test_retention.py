@@ -5,6 +5,8 @@ transaction twice (the watermark, the prune bound, tombstones)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 import uuid
 from collections.abc import AsyncIterator
 
@@ -217,3 +219,22 @@ async def test_a_late_retry_of_a_pruned_idempotency_key_creates_no_second_record
     assert key in late.json()["detail"]
     units = "SELECT count(*) FROM executed_obs_units WHERE obs_unit_id = $1"
     assert await fetchval(stack.main_db.dsn(), units, fresh_obs_unit) == 1
+
+
+async def test_ccat_api_prune_runs_one_pass_and_prints_its_counts(stack: Stack) -> None:
+    env = stack.env_for(stack.settings_overrides("main", secondary=False))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ccat_api", "prune", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    counts = json.loads(out)
+    assert set(counts) == {
+        "applied_transactions",
+        "idempotency_answers_compacted",
+        "idempotency_tombstones_deleted",
+        "skipped",
+    }
+    reported = "SELECT low_seq FROM replay_watermarks WHERE site = 'main'"
+    assert await fetchval(stack.main_db.dsn(), reported) == 1

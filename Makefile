@@ -109,6 +109,11 @@ fuzz: install ## Fuzz both sites' APIs from their OpenAPI (longer than CI's run,
 	CCAT_FUZZ_EXAMPLES=$${CCAT_FUZZ_EXAMPLES:-40} CCAT_FUZZ_SEED=$${CCAT_FUZZ_SEED:-$$RANDOM$$RANDOM} \
 		CCAT_FUZZ_TIMEOUT_S=3600 $(BIN)/pytest tests/integration/test_fuzz.py -q -s --timeout=7200
 
+.PHONY: chaos
+chaos: install ## Seeded fault campaign, the long run: >= 10,000 writes, 24 faults (CCAT_CHAOS_SEED replays one)
+	$(BIN)/python -m ccat_api.devstack.chaos --writes $${CCAT_CHAOS_WRITES:-10000} \
+		--faults $${CCAT_CHAOS_FAULTS:-24}
+
 .PHONY: bench
 bench: install ## Benchmarks through the WAN simulator at 200 ms RTT (prints figures and ratios)
 	$(BIN)/python -m bench.run
@@ -121,6 +126,10 @@ bench-ha: install ## The buffer on Redis with Sentinel: write latency with and w
 .PHONY: bench-ws
 bench-ws: install ## WebSocket fan-out latency: 500 monitors on a 2-worker gateway, 20 writes/s (p99 target 100 ms)
 	$(BIN)/python -m bench.ws_fanout
+
+.PHONY: bench-retention
+bench-retention: install ## Site Redis memory: 100,000 transactions buffered, drained, expired (target: <= 1 MB kept)
+	$(BIN)/python -m bench.retention
 
 .PHONY: clean
 clean: ## Remove the virtualenv and caches

@@ -23,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--gateways", type=int, default=2)
     parser.add_argument("--mean-gap-s", type=float, default=10.0, help="between fault starts")
+    parser.add_argument(
+        "--kinds", help="only these fault kinds, comma-separated (e.g. main_failover)"
+    )
+    parser.add_argument("--drain-timeout-s", type=float, default=600.0)
     parser.add_argument("--sabotage", action="store_true", help="then damage main, check again")
     parser.add_argument("--keep-files", action="store_true", help="keep the stack's directory")
     args = parser.parse_args(argv)
@@ -36,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         mean_gap_s=args.mean_gap_s,
         sabotage=args.sabotage,
         keep_files=args.keep_files,
+        kinds=tuple(args.kinds.split(",")) if args.kinds else None,
+        drain_timeout_s=args.drain_timeout_s,
     )
     result = run_campaign(config, progress=lambda message: print(f"  {message}", flush=True))
     print(result.summary(), flush=True)

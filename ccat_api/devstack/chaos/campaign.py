@@ -22,7 +22,7 @@ from ccat_api.devstack.chaos.faults import (
 )
 from ccat_api.devstack.chaos.fleet import GatewayFleet
 from ccat_api.devstack.chaos.history import History
-from ccat_api.devstack.chaos.observe import read_back, read_main, read_site, wait_drained
+from ccat_api.devstack.chaos.observe import diagnose, read_back, read_main, read_site, wait_drained
 from ccat_api.devstack.chaos.sabotage import damage_main
 from ccat_api.devstack.chaos.summary import fault_log, render, replay_command
 from ccat_api.devstack.chaos.workload import Workload, WorkloadConfig
@@ -39,6 +39,8 @@ class CampaignConfig:
     mean_gap_s: float = 8.0  # between fault starts
     wan_delay_ms: int = 25  # one way, outside wan_delay faults
     drain_timeout_s: float = 600.0
+    # Only these fault kinds (None: every kind the stack offers), to replay one kind's faults.
+    kinds: tuple[str, ...] | None = None
     # After the clean check: damage main and check again (the report must then fail).
     sabotage: bool = False
     base_dir: Path | None = None
@@ -53,6 +55,11 @@ class CampaignResult:
     duration_s: float
     sabotaged: Report | None = None
     sabotage_notes: list[str] = field(default_factory=list)
+    diagnosis: list[str] = field(default_factory=list)
+
+    def replay_command(self) -> str:
+        c = self.config
+        return replay_command(c.seed, c.writes, c.faults, c.clients, c.mean_gap_s)
 
     def summary(self) -> str:
         config = self.config
@@ -62,7 +69,8 @@ class CampaignResult:
             fault_log(self.history),
         ]
         if not self.report.ok:
-            text.append(f"replay: {replay_command(config.seed, config.writes, config.faults)}")
+            text.append(f"replay: {self.replay_command()}")
+            text += ["diagnosis:", *(f"  {line}" for line in self.diagnosis)]
         if self.sabotaged is not None:
             text.append("sabotage: " + "; ".join(self.sabotage_notes))
             text.append(
@@ -98,13 +106,17 @@ def run_campaign(config: CampaignConfig, progress: object = print) -> CampaignRe
         stack.wait_replica_caught_up()
         fleet = GatewayFleet(stack, config.gateways, settings={"write_rate_limit": ""})
         fleet.start_all()
+        if config.keep_files:
+            say(f"the stack's files are kept in {stack.base_dir}")
         say(f"campaign: seed {config.seed}, {config.writes} writes, {config.faults} faults")
         history, report, extra = asyncio.run(_campaign(stack, fleet, token, config, say))
+        diagnosis = [] if report.ok else diagnose(stack)
     finally:
         if fleet is not None:
             fleet.stop_all()
         stack.down()
     result = CampaignResult(config, report, history, time.monotonic() - began)
+    result.diagnosis = diagnosis
     if extra is not None:
         result.sabotaged, result.sabotage_notes = extra
     return result
@@ -127,7 +139,8 @@ async def _campaign(
     stack: Stack, fleet: GatewayFleet, token: str, config: CampaignConfig, say: object
 ) -> tuple[History, Report, tuple[Report, list[str]] | None]:
     tell = say if callable(say) else (lambda message: None)
-    kinds = SITE_FAULTS + ((MAIN_FAILOVER,) if main_failover_of(stack) else ())
+    offered = SITE_FAULTS + ((MAIN_FAILOVER,) if main_failover_of(stack) else ())
+    kinds = tuple(k for k in offered if config.kinds is None or k in config.kinds)
     schedule = plan(config.seed, config.faults, kinds, config.mean_gap_s)
     run_id = f"chaos{config.seed}"
     workload = Workload(
@@ -147,7 +160,7 @@ async def _campaign(
     await workload.close()
     history = workload.history
     history.faults = faults
-    if MAIN_FAILOVER not in kinds:
+    if MAIN_FAILOVER not in offered:
         history.skipped_faults.append(MAIN_FAILOVER)
     tell(f"workload done: {len(history.writes)} writes; healing and draining")
     await injector.heal()

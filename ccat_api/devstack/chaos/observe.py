@@ -17,6 +17,8 @@ from ccat_api.buffering.wire import text
 from ccat_api.devstack.chaos.checker import AppliedTx, MainState, SiteState
 from ccat_api.devstack.chaos.history import History, Probe, Write
 from ccat_api.devstack.chaos.workload import judge
+from ccat_api.devstack.postgres import PostgresCluster
+from ccat_api.devstack.stack import Stack
 from ccat_api.runtime import make_redis
 
 # Each kind's marker, as main holds it: (table, marker expression) over the run's records.
@@ -143,3 +145,30 @@ async def _read_unit(http: httpx.AsyncClient, url: str, writes: list[Write]) -> 
     if len(files) != len(set(files)):
         probes.append(Probe(start.key, "start", "violation", "a file listed twice"))
     return probes
+
+
+LOG_LINES = 12
+
+
+def diagnose(stack: Stack) -> list[str]:
+    """For a failed run, before the stack goes: where each PostgreSQL node stands, and the
+    replica's last warnings and errors (a replica that cannot follow main says why there)."""
+    nodes: list[PostgresCluster] = [stack.main_db, stack.replica]
+    standby: PostgresCluster | None = getattr(stack, "main_standby", None)
+    if standby is not None:
+        nodes.insert(1, standby)
+    lines = []
+    for node in nodes:
+        try:
+            state = node.psql(
+                "SELECT pg_is_in_recovery(), timeline_id, CASE WHEN pg_is_in_recovery()"
+                " THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_flush_lsn() END"
+                " FROM pg_control_checkpoint()"
+            )
+        except Exception as exc:  # a node that is down is itself the finding
+            state = f"no answer: {exc!r}"[:200]
+        lines.append(f"{node.name}: (in recovery, checkpoint timeline, lsn) {state.strip()}")
+    if stack.replica.log_file.exists():
+        logged = stack.replica.log_file.read_text(errors="replace").splitlines()
+        lines += [line[:300] for line in logged[-LOG_LINES:]]
+    return lines

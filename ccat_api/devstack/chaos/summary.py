@@ -10,10 +10,11 @@ from ccat_api.devstack.chaos.history import History
 MAX_PROBLEMS = 25
 
 
-def replay_command(seed: int, writes: int, faults: int) -> str:
+def replay_command(seed: int, writes: int, faults: int, clients: int, mean_gap_s: float) -> str:
+    """The same schedule (seed, fault count, gap) and the same clients' choices."""
     return (
-        f"CCAT_CHAOS_SEED={seed} .venv/bin/python -m ccat_api.devstack.chaos"
-        f" --seed {seed} --writes {writes} --faults {faults}"
+        f".venv/bin/python -m ccat_api.devstack.chaos --seed {seed} --writes {writes}"
+        f" --faults {faults} --clients {clients} --mean-gap-s {mean_gap_s:g}"
     )
 
 

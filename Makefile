@@ -25,13 +25,15 @@ system-deps: ## Install python3-venv, PostgreSQL, Redis and Redis Sentinel from 
 # Only the tests need these. promtool ships only in Debian's prometheus package (the server
 # too); none of its recommends (the node exporter) is needed.
 .PHONY: test-deps
-test-deps: system-deps ## Also Chromium (console tests), promtool (alert rule tests) and systemd-analyze (unit files) if missing (needs root)
+test-deps: system-deps ## Also Chromium (console tests), promtool (alert rule tests), systemd-analyze (unit files), Patroni and etcd (deploy/patroni) if missing (needs root)
 	@if ! command -v chromium >/dev/null || ! command -v promtool >/dev/null \
-			|| ! command -v systemd-analyze >/dev/null; then \
-		echo "installing chromium, prometheus (for promtool) and systemd (for systemd-analyze)"; \
+			|| ! command -v systemd-analyze >/dev/null || ! command -v patroni >/dev/null \
+			|| ! command -v etcd >/dev/null; then \
+		echo "installing chromium, prometheus (for promtool), systemd (for systemd-analyze), patroni and etcd-server"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus systemd; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus systemd \
+			patroni etcd-server; \
 	fi
 
 # constraints.txt pins every package to the versions CI last passed with (pip freeze);

@@ -238,3 +238,23 @@ async def test_ccat_api_prune_runs_one_pass_and_prints_its_counts(stack: Stack) 
     }
     reported = "SELECT low_seq FROM replay_watermarks WHERE site = 'main'"
     assert await fetchval(stack.main_db.dsn(), reported) == 1
+
+
+async def test_the_main_gateway_prunes_by_itself_every_prune_interval(
+    stack: Stack, main_settings: Settings
+) -> None:
+    last_pass = "SELECT max(reported_at) FROM replay_watermarks WHERE site = 'main'"
+    main = stack.main_db.dsn()
+    before = await fetchval(main, last_pass)
+    settings = main_settings.model_copy(update={"prune_interval_s": 0.2})
+    async with serve(settings):
+
+        async def passes_since() -> bool:
+            latest = await fetchval(main, last_pass)
+            return latest is not None and (before is None or latest > before)
+
+        first = await eventually(passes_since, timeout_s=20)
+        before = await fetchval(main, last_pass)
+        second = await eventually(passes_since, timeout_s=20)
+    assert first
+    assert second

@@ -31,6 +31,7 @@ class Write:
     record_id: str | None = None
     tx_id: str | None = None
     attempts: int = 0
+    unanswered: int = 0  # attempts that got no answer (timeout, connection refused or cut)
     # Records the write creates that carry a marker derived from the key (a package's files).
     files: int = 0
     detail: str = ""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import asyncpg
 import httpx
@@ -16,7 +15,7 @@ from ccat_api.buffering.keys import SiteKeys
 from ccat_api.buffering.wire import text
 from ccat_api.devstack.chaos.checker import AppliedTx, MainState, SiteState
 from ccat_api.devstack.chaos.history import History, Probe, Write
-from ccat_api.devstack.chaos.workload import judge
+from ccat_api.devstack.chaos.workload import judge_unit
 from ccat_api.devstack.postgres import PostgresCluster
 from ccat_api.devstack.stack import Stack
 from ccat_api.runtime import make_redis
@@ -116,35 +115,8 @@ async def read_back(
 
 
 async def _read_unit(http: httpx.AsyncClient, url: str, writes: list[Write]) -> list[Probe]:
-    start = writes[0]
-    finished = any(w.kind == "finish" and w.outcome == "acknowledged" for w in writes)
-    expected = {"status": "success"} if finished else {}
-    answer = await http.get(f"{url}/executed_obs_units/{start.record_id}/details")
-    result, detail = judge(answer, expected)
-    probes = [Probe(start.key, "start", result, f"after the drain: {detail}")]
-    if result != "ok":
-        return probes
-    body: dict[str, Any] = answer.json()
-    files = [f["id"] for f in body["unpackaged_files"]]
-    packages = {p["id"]: p for p in body["packages"]}
-    for package in packages.values():
-        files += [f["id"] for f in package["files"]]
-    for write in writes[1:]:
-        if write.outcome != "acknowledged" or write.kind == "finish":
-            continue
-        if write.kind == "file":
-            seen = files.count(write.record_id)
-        else:
-            seen = int(write.record_id in packages)
-        if seen != 1:
-            probes.append(
-                Probe(write.key, write.kind, "violation", f"after the drain: read {seen} times")
-            )
-        else:
-            probes.append(Probe(write.key, write.kind, "ok"))
-    if len(files) != len(set(files)):
-        probes.append(Probe(start.key, "start", "violation", "a file listed twice"))
-    return probes
+    answer = await http.get(f"{url}/executed_obs_units/{writes[0].record_id}/details")
+    return judge_unit(answer, writes, "after the drain")
 
 
 LOG_LINES = 12

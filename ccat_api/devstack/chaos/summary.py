@@ -20,6 +20,7 @@ def replay_command(seed: int, writes: int, faults: int, clients: int, mean_gap_s
 
 def render(report: Report, history: History, seed: int, duration_s: float) -> str:
     by_kind = Counter(f.kind for f in history.faults)
+    acknowledged = [w for w in history.writes if w.outcome == "acknowledged"]
     rows = [
         ("seed", str(seed)),
         ("duration", f"{duration_s:.0f} s"),
@@ -28,6 +29,8 @@ def render(report: Report, history: History, seed: int, duration_s: float) -> st
         *((f"  {kind}", str(n)) for kind, n in sorted(by_kind.items())),
         *((f"  {kind}", "not available") for kind in history.skipped_faults),
         ("acknowledged", str(report.acknowledged)),
+        ("  after a retry", str(sum(w.attempts > 1 for w in acknowledged))),
+        ("  after an attempt without answer", str(sum(w.unanswered > 0 for w in acknowledged))),
         ("ambiguous", str(report.ambiguous)),
         ("  applied once", str(report.ambiguous_applied)),
         ("  not applied", str(report.ambiguous_not_applied)),

@@ -72,6 +72,7 @@ class _Session:
     def __init__(self, workload: Workload, gateway: int) -> None:
         self.workload = workload
         self.gateway = gateway
+        self.unit_writes: list[Write] = []  # the current life cycle's
 
     @property
     def url(self) -> str:
@@ -81,6 +82,7 @@ class _Session:
         self.gateway = (self.gateway + 1) % len(self.workload.urls)
 
     async def life_cycle(self, rng: random.Random, unit: str) -> None:
+        self.unit_writes = []
         start = await self.write(
             unit, "start", unit, "POST", "/executed_obs_units/start",
             {"obs_unit_id": OBS_UNIT_ID, "conditions": {"chaos_start": unit}},
@@ -123,6 +125,7 @@ class _Session:
         finish = await self.write(unit, "finish", key, "PUT", path, body)
         if finish.outcome == "acknowledged":
             await self.probe(finish, f"/executed_obs_units/{unit_id}", {"status": "success"})
+        await self.probe_unit(unit_id)
 
     async def write(
         self,
@@ -146,6 +149,7 @@ class _Session:
                     method, self.url + path, json=body, headers={"Idempotency-Key": key}
                 )
             except httpx.TransportError as exc:
+                record.unanswered += 1
                 record.detail = f"{type(exc).__name__} at {self.url}"
                 self._fail_over()
             else:
@@ -165,6 +169,7 @@ class _Session:
                 break  # ambiguous: the last attempt may or may not have been taken
             await asyncio.sleep(wait_s)
         workload.history.writes.append(record)
+        self.unit_writes.append(record)
         return record
 
     async def probe(
@@ -181,6 +186,18 @@ class _Session:
             result, detail = judge(answer, expected, files)
         self.workload.history.probes.append(Probe(write.key, write.kind, result, detail))
 
+    async def probe_unit(self, unit_id: str) -> None:
+        """The whole unit as one merged read (files from the replica and the buffer alike)."""
+        try:
+            answer = await self.workload._http.get(
+                f"{self.url}/executed_obs_units/{unit_id}/details"
+            )
+        except httpx.TransportError as exc:
+            probe = Probe(self.unit_writes[0].key, "start", "unavailable", type(exc).__name__)
+            self.workload.history.probes.append(probe)
+        else:
+            self.workload.history.probes += judge_unit(answer, self.unit_writes, "details")
+
 
 def judge(
     answer: httpx.Response, expected: dict[str, Any], files: int | None = None
@@ -196,3 +213,31 @@ def judge(
     if files is not None and len(found.get("files", [])) != files:
         return "violation", f"{len(found.get('files', []))} files, expected {files}"
     return "ok", ""
+
+
+def judge_unit(answer: httpx.Response, writes: list[Write], when: str) -> list[Probe]:
+    """A unit's details (``writes``: its life cycle so far, the start first): the unit, each
+    acknowledged file and package exactly once, the status its finish set."""
+    start = writes[0]
+    finished = any(w.kind == "finish" and w.outcome == "acknowledged" for w in writes)
+    result, detail = judge(answer, {"status": "success"} if finished else {})
+    probes = [Probe(start.key, "start", result, f"{when}: {detail}" if detail else "")]
+    if result != "ok":
+        return probes
+    body: dict[str, Any] = answer.json()
+    files = [f["id"] for f in body["unpackaged_files"]]
+    packages = {p["id"]: p for p in body["packages"]}
+    for package in packages.values():
+        files += [f["id"] for f in package["files"]]
+    for write in writes[1:]:
+        if write.outcome != "acknowledged" or write.kind == "finish":
+            continue
+        seen = files.count(write.record_id) if write.kind == "file" else 0
+        seen += write.record_id in packages
+        if seen != 1:
+            probes.append(Probe(write.key, write.kind, "violation", f"{when}: read {seen} times"))
+        else:
+            probes.append(Probe(write.key, write.kind, "ok"))
+    if len(files) != len(set(files)):
+        probes.append(Probe(start.key, "start", "violation", f"{when}: a file listed twice"))
+    return probes

@@ -37,6 +37,12 @@ class MainHorizon:
     async def count(self) -> int:
         return int(await self._redis.zcard(self._keys.undurable))
 
+    async def lowest_seq(self) -> int | None:
+        """The lowest seq among kept transactions: the site's watermark stays at or below it,
+        since a failover of main would make the site send it again."""
+        kept = await self.kept()
+        return kept[0].seq if kept else None
+
     async def release(self, durable_lsn: int) -> int:
         """Forget what main's standbys have now: commits at or below ``durable_lsn``."""
         durable = await self._redis.zrangebyscore(self._keys.undurable, "-inf", durable_lsn)

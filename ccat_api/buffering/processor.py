@@ -160,10 +160,12 @@ class Processor:
                 )
             self._schema_checked_epoch = self._lease.epoch
         await self.ensure_group()
-        await self.report_backlog()
-        await self.report_watermark()
+        # Before anything else on a new connection: a failover of main may have lost what
+        # this site had applied, and the watermark below must not pass it.
         if self._horizon is not None:
             await self._follow_horizon()
+        await self.report_backlog()
+        await self.report_watermark()
         entries = await self._claim(block_ms)
         if not entries:
             await self._heartbeat("idle")
@@ -301,10 +303,17 @@ class Processor:
         ):
             return None
         sweep = await self._retention.sweep()
+        watermark = sweep.watermark
+        if self._horizon is not None:
+            # Applied, but a failover of main could still lose it and it would be sent again:
+            # main must not refuse it as one below the watermark.
+            lowest_kept = await self._horizon.lowest_seq()
+            if lowest_kept is not None:
+                watermark = min(watermark, lowest_kept)
         try:
-            await self._executor.report_watermark(self._lease.epoch, sweep.watermark)
+            await self._executor.report_watermark(self._lease.epoch, watermark)
         except TransientReplayError as exc:
-            log.warning("watermark %d not reported to main: %s", sweep.watermark, exc)
+            log.warning("watermark %d not reported to main: %s", watermark, exc)
             return sweep
         self._last_sweep_at = now
         return sweep

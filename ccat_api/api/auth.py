@@ -89,7 +89,9 @@ async def github_callback(request: Request, runtime: RuntimeDep) -> Response:
         user_id,
         refresh_ttl_s=runtime.settings.refresh_token_ttl_s,
     )
-    response = RedirectResponse(runtime.settings.post_login_redirect, status_code=303)
+    response = RedirectResponse(
+        _under_prefix(runtime.settings, runtime.settings.post_login_redirect), status_code=303
+    )
     _set_refresh_cookie(response, tokens, runtime.settings)
     return response
 
@@ -135,7 +137,7 @@ async def logout(identity: Authenticated, runtime: RuntimeDep) -> Response:
     await end_session(runtime.main_db, identity.session_id)
     runtime.directory.forget_session(identity.session_id)
     response = Response(status_code=204)
-    response.delete_cookie(REFRESH_COOKIE, path="/auth")
+    response.delete_cookie(REFRESH_COOKIE, path=_under_prefix(runtime.settings, "/auth"))
     return response
 
 
@@ -156,12 +158,18 @@ async def me(identity: Authenticated) -> MeRead:
     )
 
 
+def _under_prefix(settings: Settings, path: str) -> str:
+    """A path of this gateway as the browser sees it: under the reverse proxy's prefix
+    (``root_path``) when it is one of ours (starts with "/"), else as configured."""
+    return settings.root_path + path if path.startswith("/") else path
+
+
 def _set_refresh_cookie(response: Response, tokens: SessionTokens, settings: Settings) -> None:
     response.set_cookie(
         REFRESH_COOKIE,
         tokens.refresh_token,
         max_age=settings.refresh_token_ttl_s,
-        path="/auth",
+        path=_under_prefix(settings, "/auth"),
         httponly=True,
         secure=settings.public_url.startswith("https://"),
         samesite="lax",

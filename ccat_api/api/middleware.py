@@ -87,7 +87,10 @@ class UnderPrefix:
         self.wrapped: ASGIApp = middleware(app, **options)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(self.prefix):
+        # Behind a proxy's prefix (root_path) the path carries it too: uvicorn includes it.
+        if scope["type"] == "http" and scope["path"].removeprefix(
+            scope.get("root_path", "")
+        ).startswith(self.prefix):
             await self.wrapped(scope, receive, send)
         else:
             await self.app(scope, receive, send)

@@ -210,3 +210,48 @@ async def test_a_session_works_at_the_secondary_site_while_main_is_unreachable(
         )
         assert write.status_code == 201, write.text
         assert write.json()["status"] == "buffered"
+
+
+async def test_login_works_under_a_path_prefix(stack: Stack) -> None:
+    """Behind a proxy that serves the gateway at /ccat/: the callback lands under the prefix
+    and the refresh cookie is sent back to /ccat/auth/refresh."""
+    from tests.prefix_proxy import PrefixProxy
+
+    github = GitHubStandIn()
+    gateway_port, proxy_port = free_port(), free_port()
+    public = f"http://127.0.0.1:{proxy_port}/ccat"
+    async with serve_asgi(github.app()) as github_url:
+        settings = Settings.model_validate(
+            {
+                **stack.settings_overrides("main", secondary=False),
+                "public_url": public,
+                "root_path": "/ccat",
+                "github_client_id": CLIENT_ID,
+                "github_client_secret": CLIENT_SECRET,
+                "github_org_name": "ccatobs",
+                "github_team_roles": TEAM_ROLES,
+                "github_oauth_url": github_url,
+                "github_api_url": f"{github_url}/api",
+                "post_login_redirect": "/console",
+            }
+        )
+        async with (
+            serve(settings, port=gateway_port) as gateway,
+            serve_asgi(PrefixProxy(gateway, "/ccat"), port=proxy_port),
+            httpx.AsyncClient(timeout=10) as http,
+        ):
+            github.account = Account(id=7001, login="prefixed", teams=["science"])
+            start = await http.get(f"{public}/auth/github/login")
+            assert start.status_code == 302, start.text
+            at_github = await http.get(start.headers["location"])
+            callback = await http.get(at_github.headers["location"])
+            assert callback.status_code == 303, callback.text
+            assert callback.headers["location"] == "/ccat/console"
+            assert http.cookies.get("ccat_refresh", path="/ccat/auth")
+            refreshed = await http.post(f"{public}/auth/refresh")
+            assert refreshed.status_code == 200, refreshed.text
+            me = await http.get(
+                f"{public}/auth/me",
+                headers={"Authorization": f"Bearer {refreshed.json()['access_token']}"},
+            )
+            assert me.json()["login"] == "prefixed"

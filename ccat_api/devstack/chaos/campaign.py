@@ -7,7 +7,6 @@ checker judges the history against main and the site."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,17 +80,15 @@ class CampaignResult:
 
 
 def stack_config(config: CampaignConfig) -> StackConfig:
-    stack = StackConfig(
+    return StackConfig(
         base_dir=config.base_dir,
         wan_delay_ms=config.wan_delay_ms,
         gateways=False,
         processor="none",
         redis_replicas=1,
+        main_standby=True,
         keep_files=config.keep_files,
     )
-    if "main_standby" in {f.name for f in dataclasses.fields(StackConfig)}:
-        stack = dataclasses.replace(stack, main_standby=True)  # type: ignore[call-arg,unused-ignore]
-    return stack
 
 
 def run_campaign(config: CampaignConfig, progress: object = print) -> CampaignResult:

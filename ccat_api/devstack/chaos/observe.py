@@ -20,6 +20,7 @@ from ccat_api.devstack.postgres import PostgresCluster
 from ccat_api.devstack.stack import Stack
 from ccat_api.runtime import make_redis
 
+READ_ATTEMPTS = 5
 # Each kind's marker, as main holds it: (table, marker expression) over the run's records.
 MARKERS = (
     ("executed_obs_units", "conditions->>'chaos_start'"),
@@ -106,7 +107,8 @@ async def read_back(
 
         async def one(index: int, writes: list[Write]) -> None:
             async with gate:
-                probes.extend(await _read_unit(http, urls[index % len(urls)], writes))
+                rotated = urls[index % len(urls) :] + urls[: index % len(urls)]
+                probes.extend(await _read_unit(http, rotated, writes))
 
         await asyncio.gather(
             *(one(i, ws) for i, ws in enumerate(units.values()) if ws[0].record_id)
@@ -114,9 +116,22 @@ async def read_back(
     return probes
 
 
-async def _read_unit(http: httpx.AsyncClient, url: str, writes: list[Write]) -> list[Probe]:
-    answer = await http.get(f"{url}/executed_obs_units/{writes[0].record_id}/details")
-    return judge_unit(answer, writes, "after the drain")
+async def _read_unit(http: httpx.AsyncClient, urls: list[str], writes: list[Write]) -> list[Probe]:
+    """After the drain every gateway is up: an attempt without an answer (a keep-alive
+    connection the server closed as it was reused) is tried again on the next one."""
+    path = f"/executed_obs_units/{writes[0].record_id}/details"
+    failure = ""
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            answer = await http.get(urls[attempt % len(urls)] + path)
+        except httpx.TransportError as exc:
+            failure = type(exc).__name__
+        else:
+            if answer.status_code < 500:
+                return judge_unit(answer, writes, "after the drain")
+            failure = str(answer.status_code)
+        await asyncio.sleep(0.5)
+    return [Probe(writes[0].key, "start", "unavailable", f"after the drain: {failure}")]
 
 
 LOG_LINES = 12

@@ -40,6 +40,13 @@ def stack_up(
             " deploy/redis/), and critical writes wait for a replica"
         ),
     ] = 0,
+    sites: Annotated[
+        str,
+        typer.Option(
+            help="Secondary sites, comma-separated (observatory,cornell): each with its own"
+            " replica, Redis, WAN link, gateway and processor. The demo plays at the first."
+        ),
+    ] = "",
     main_standby: Annotated[
         bool,
         typer.Option(
@@ -59,6 +66,7 @@ def stack_up(
             replica_via_wan=replica_via_wan,
             redis_replicas=redis_replicas,
             main_standby=main_standby,
+            sites=tuple(name.strip() for name in sites.split(",") if name.strip()),
         )
     )
     stop_requested = False
@@ -117,11 +125,19 @@ def stack_down(
 
 @stack_app.command("status")
 def stack_status() -> None:
-    """Where the running stack's services are."""
+    """Where the running stack's services are: main, then every secondary site."""
     if not STACK_STATE.exists():
         typer.echo("no stack running", err=True)
         raise typer.Exit(code=1)
-    typer.echo(STACK_STATE.read_text())
+    state = json.loads(STACK_STATE.read_text())
+    gateways = state.get("gateways", {})
+    typer.echo(f"main           {state['main_db']}  gateway {gateways.get('main', '-')}")
+    for name, site in state.get("sites", {}).items():
+        typer.echo(
+            f"{name:<14} replica {site['replica']}  redis {site['redis']}"
+            f"  gateway {gateways.get(name, '-')}  wan {site['wan_control']}"
+        )
+    typer.echo(json.dumps(state, indent=2))
 
 
 @wan_app.command("set")
@@ -129,14 +145,24 @@ def wan_set(
     delay_ms: Annotated[int | None, typer.Option(help="One-way delay")] = None,
     down: Annotated[bool, typer.Option("--down", help="Start an outage")] = False,
     up: Annotated[bool, typer.Option("--up", help="End the outage")] = False,
+    site: Annotated[
+        str | None, typer.Option(help="Whose link (a secondary site's name); default: the first")
+    ] = None,
 ) -> None:
-    """Change the running stack's WAN: delay, outage on/off."""
+    """Change the running stack's WAN (one site's link): delay, outage on/off."""
     from ccat_api.devstack.wan import WanControl
 
     if not STACK_STATE.exists():
         typer.echo("no stack running", err=True)
         raise typer.Exit(code=1)
-    control = WanControl(json.loads(STACK_STATE.read_text())["wan_control"])
+    state = json.loads(STACK_STATE.read_text())
+    if site is not None and site not in state.get("sites", {}):
+        known = ", ".join(state.get("sites", {})) or "none"
+        typer.echo(f"no site {site!r} in the running stack (sites: {known})", err=True)
+        raise typer.Exit(code=1)
+    control = WanControl(
+        state["sites"][site]["wan_control"] if site is not None else state["wan_control"]
+    )
     if delay_ms is not None:
         control.set_delay(delay_ms)
     if down:

@@ -17,8 +17,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,10 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from ccat_api.devstack.postgres import PostgresCluster
-from ccat_api.devstack.redis_sentinel import RedisSentinelSet
-from ccat_api.devstack.redis_server import RedisServer
+from ccat_api.devstack.processes import ManagedProcess
+from ccat_api.devstack.sites import SecondarySite
 from ccat_api.devstack.system import ensure_installed, free_port, wait_port
 from ccat_api.devstack.wan import WanControl
+
+# ManagedProcess lives in processes.py; tests and benchmarks import it from here too.
+__all__ = ["MAIN_SITE", "SECONDARY_SITE", "ManagedProcess", "Stack", "StackConfig"]
 
 MAIN_SITE = "main"
 SECONDARY_SITE = "observatory"
@@ -46,6 +47,9 @@ class StackConfig:
     # "none": whoever uses the stack drives the processor (tests call run_once()).
     processor: str = "separate"
     secondary_site: str = SECONDARY_SITE
+    # Every secondary site, each with its own replica, Redis, WAN link, gateway and processor;
+    # empty: just ``secondary_site`` (the demo's one site).
+    sites: tuple[str, ...] = ()
     extra_env: dict[str, str] = field(default_factory=dict)
     # 0: one Redis (the demo, small sites). N: a primary, N replicas and three Sentinels, and
     # critical writes wait for a replica (Redis WAIT) before they are answered.
@@ -56,50 +60,9 @@ class StackConfig:
     main_standby: bool = False
     keep_files: bool = False
 
-
-@dataclass
-class ManagedProcess:
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    log_file: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = self.log_file.open("ab")
-        self.process = subprocess.Popen(
-            self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-        log.close()
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self, timeout_s: float = 15.0) -> int | None:
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=timeout_s)
-        code = self.process.returncode
-        self.process = None
-        return code
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=15)
-        self.process = None
-
-    def wait(self, timeout_s: float) -> int:
-        assert self.process is not None
-        code = self.process.wait(timeout=timeout_s)
-        self.process = None
-        return code
+    @property
+    def site_names(self) -> tuple[str, ...]:
+        return self.sites or (self.secondary_site,)
 
 
 class Stack:
@@ -107,7 +70,6 @@ class Stack:
         self.config = config or StackConfig()
         self.base_dir = self.config.base_dir or Path(tempfile.mkdtemp(prefix="ccat-stack-"))
         self.main_db = PostgresCluster("main-db", self.base_dir / "main-db" / "data", free_port())
-        self.replica = PostgresCluster("replica", self.base_dir / "replica" / "data", free_port())
         # ``main_db`` is main's primary, ``main_standby`` its standby: fail_over_main swaps them.
         self.main_standby: PostgresCluster | None = None
         if self.config.main_standby:
@@ -116,25 +78,29 @@ class Stack:
             )
             # One replication role for the pair: whichever is primary has it.
             self.main_standby.replication_password = self.main_db.replication_password
-        # The WAN link (listen port) to each main node, by node name.
-        self.main_wan_ports = {self.main_db.name: free_port()}
-        if self.main_standby is not None:
-            self.main_wan_ports[self.main_standby.name] = free_port()
-        self.redis_set: RedisSentinelSet | None = None
-        if self.config.redis_replicas:
-            self.redis_set = RedisSentinelSet(
-                self.base_dir / "redis", replicas=self.config.redis_replicas
+        self.sites = {
+            name: SecondarySite(
+                name,
+                self.base_dir,
+                [node.name for node in self.main_nodes],
+                first=n == 0,
+                redis_replicas=self.config.redis_replicas,
             )
-            # The first primary; after a failover, redis_set.primary_port() says which it is.
-            self.redis = self.redis_set.members[0]
-        else:
-            self.redis = RedisServer(self.base_dir / "redis", free_port())
-        self.wan_port = self.main_wan_ports[self.main_db.name]
-        self.wan_control_port = free_port()
-        self.wan_process: ManagedProcess | None = None
+            for n, name in enumerate(self.config.site_names)
+        }
+        # The first site under the names the stack always had, for one-site tools and tests.
+        first = self.first_site
+        self.replica = first.replica
+        self.redis_set = first.redis_set
+        self.redis = first.redis
+        self.main_wan_ports = first.wan_ports
+        self.wan_port = first.wan_ports[self.main_db.name]
+        self.wan_control_port = first.wan_control_port
         self.gateways: dict[str, ManagedProcess] = {}
         self.gateway_ports: dict[str, int] = {}
         self.processor: ManagedProcess | None = None
+        # Processors of the sites after the first (the first's is ``processor``).
+        self.processors: dict[str, ManagedProcess] = {}
         # The stack's own processor serves its replay histograms here (Prometheus text).
         self.processor_metrics_port: int | None = None
         self.started = False
@@ -144,8 +110,21 @@ class Stack:
     # --- addresses -------------------------------------------------------------------------
 
     @property
+    def first_site(self) -> SecondarySite:
+        return next(iter(self.sites.values()))
+
+    def site(self, name: str | None = None) -> SecondarySite:
+        """A secondary site by name; any other name (a test's own) shares the first's
+        services under its own key prefix."""
+        return self.sites.get(name or "", self.first_site)
+
+    @property
     def wan(self) -> WanControl:
-        return WanControl(f"http://127.0.0.1:{self.wan_control_port}")
+        return self.first_site.wan
+
+    @property
+    def wan_process(self) -> ManagedProcess | None:
+        return self.first_site.wan_process
 
     @property
     def main_nodes(self) -> list[PostgresCluster]:
@@ -153,9 +132,7 @@ class Stack:
 
     @property
     def main_url_via_wan(self) -> str:
-        if self.main_standby is None:
-            return f"postgresql+asyncpg://ccat@127.0.0.1:{self.wan_port}/ccat"
-        return self._multi_host_url(sorted(self.main_wan_ports.values()))
+        return self.first_site.main_url_via_wan(self._multi_host_url)
 
     @property
     def main_url(self) -> str:
@@ -186,16 +163,17 @@ class Stack:
                 "redis_url": "",
                 "session_secret": self.session_secret,
             }
+        services = self.site(site)
         return {
             "session_secret": self.session_secret,
             "site_name": site or self.config.secondary_site,
             "site_type": "secondary",
-            "main_db_url": self.main_url_via_wan,
-            "local_db_url": self.replica.url(),
-            "redis_url": self.redis.url,
+            "main_db_url": services.main_url_via_wan(self._multi_host_url),
+            "local_db_url": services.replica.url(),
+            "redis_url": services.redis.url,
             **(
-                {"redis_sentinels": self.redis_set.sentinel_addresses}
-                if self.redis_set is not None
+                {"redis_sentinels": services.redis_set.sentinel_addresses}
+                if services.redis_set is not None
                 else {}
             ),
             **(
@@ -241,44 +219,36 @@ class Stack:
             say("main's streaming standby (asynchronous)")
             self.main_standby.init_replica_of(self.main_db)
             self.main_standby.start()
-        say(f"WAN simulator ({2 * self.config.wan_delay_ms} ms round trip)")
-        self._start_wan()
-        say("streaming replica (pg_basebackup, hot standby)")
-        self.replica.init_replica_of(
-            self.main_db,
-            upstreams=[
-                (
-                    "127.0.0.1",
-                    self.main_wan_ports[node.name] if self.config.replica_via_wan else node.port,
+        for site in self.sites.values():
+            say(f"{site.name}: WAN link ({2 * self.config.wan_delay_ms} ms round trip)")
+            site.start_wan(self.main_nodes, self.config.wan_delay_ms)
+            say(f"{site.name}: streaming replica (pg_basebackup, hot standby)")
+            site.start_replica(self.main_db, self.main_nodes, via_wan=self.config.replica_via_wan)
+            if self.main_standby is not None:
+                # The site's slot on the standby too, so the replica streams on after a
+                # promotion.
+                self.main_standby.create_slot(site.replica.slot_name)
+            if site.redis_set is not None:
+                say(
+                    f"{site.name}: Redis primary, {self.config.redis_replicas} replica(s) and"
+                    " three Sentinels (AOF, appendfsync always, min-replicas-to-write 1)"
                 )
-                for node in self.main_nodes
-            ],
-        )
-        self.replica.start()
-        if self.main_standby is not None:
-            # The site's slot on the standby too, so the replica streams on after a promotion.
-            self.main_standby.create_slot(self.replica.slot_name)
-        if self.redis_set is not None:
-            say(
-                f"Redis primary, {self.config.redis_replicas} replica(s) and three Sentinels"
-                " (AOF, appendfsync always, min-replicas-to-write 1)"
-            )
-            self.redis_set.start()
-        else:
-            say("Redis (AOF, appendfsync always)")
-            self.redis.start()
+            else:
+                say(f"{site.name}: Redis (AOF, appendfsync always)")
+            site.start_redis()
         self.started = True
         if self.config.gateways:
             say("gateways")
             self.start_gateway(MAIN_SITE, secondary=False)
-            self.start_gateway(
-                self.config.secondary_site,
-                secondary=True,
-                run_processor=self.config.processor == "gateway",
-            )
+            for name in self.sites:
+                self.start_gateway(
+                    name, secondary=True, run_processor=self.config.processor == "gateway"
+                )
         if self.config.processor == "separate":
             say("processor and LSN tracker")
             self.start_processor(metrics_port=free_port())
+            for name in list(self.sites)[1:]:
+                self.start_processor(name)
 
     def _migrate_and_seed(self) -> None:
         from ccat_api.db import migrate
@@ -299,33 +269,6 @@ class Stack:
                 await db.dispose()
 
         asyncio.run(run_seed())
-
-    def _start_wan(self) -> None:
-        self.wan_process = ManagedProcess(
-            "wan",
-            [
-                sys.executable,
-                "-m",
-                "ccat_api.devstack.wan",
-                *[
-                    arg
-                    for node in self.main_nodes
-                    for arg in (
-                        "--link",
-                        f"{node.name}=127.0.0.1:{self.main_wan_ports[node.name]}"
-                        f"=127.0.0.1:{node.port}",
-                    )
-                ],
-                "--control",
-                f"127.0.0.1:{self.wan_control_port}",
-                "--delay-ms",
-                str(self.config.wan_delay_ms),
-            ],
-            dict(os.environ),
-            self.base_dir / "wan.log",
-        )
-        self.wan_process.start()
-        self.wan.wait_ready(timeout_s=20)
 
     def start_gateway(
         self,
@@ -376,21 +319,21 @@ class Stack:
         if site is None:
             self.processor = process
             self.processor_metrics_port = metrics_port
+        elif site in self.sites and site != self.config.site_names[0]:
+            self.processors[site] = process
         return process
 
     def down(self) -> None:
-        for process in [*self.gateways.values(), self.processor, self.wan_process]:
+        for process in [*self.gateways.values(), self.processor, *self.processors.values()]:
             if process is not None:
                 process.stop()
         self.gateways.clear()
         self.processor = None
+        self.processors.clear()
         self.processor_metrics_port = None
-        self.wan_process = None
-        if self.redis_set is not None:
-            self.redis_set.stop()
-        else:
-            self.redis.stop()
-        for cluster in (self.replica, *self.main_nodes):
+        for site in self.sites.values():
+            site.stop()
+        for cluster in self.main_nodes:
             if (cluster.data_dir / "postmaster.pid").exists():
                 cluster.stop("immediate")
         if not self.config.keep_files:
@@ -415,6 +358,7 @@ class Stack:
                 else {}
             ),
             "wan_control": f"http://127.0.0.1:{self.wan_control_port}",
+            "sites": {name: site.describe() for name, site in self.sites.items()},
             "gateways": {site: self.gateway_url(site) for site in self.gateway_ports},
             **(
                 {"processor_metrics": f"http://127.0.0.1:{self.processor_metrics_port}/metrics"}
@@ -448,7 +392,8 @@ class Stack:
         shutil.rmtree(standby.data_dir, ignore_errors=True)
         standby.init_replica_of(self.main_db)
         standby.start()
-        standby.create_slot(self.replica.slot_name)
+        for site in self.sites.values():
+            standby.create_slot(site.replica.slot_name)
 
     def wait_main_standby_caught_up(self, timeout_s: float = 30.0) -> None:
         """Until main's standby has flushed everything main has flushed now."""
@@ -462,13 +407,14 @@ class Stack:
             time.sleep(0.05)
         raise TimeoutError("main's standby did not catch up")
 
-    def wait_replica_caught_up(self, timeout_s: float = 30.0) -> None:
-        """Until the replica has replayed everything main has flushed now."""
+    def wait_replica_caught_up(self, timeout_s: float = 30.0, *, site: str | None = None) -> None:
+        """Until the (first, or ``site``'s) replica has replayed everything main has flushed."""
+        replica = self.site(site).replica
         target = self.main_db.psql("SELECT pg_current_wal_flush_lsn() - '0/0'::pg_lsn")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            replayed = self.replica.psql("SELECT pg_last_wal_replay_lsn() - '0/0'::pg_lsn")
+            replayed = replica.psql("SELECT pg_last_wal_replay_lsn() - '0/0'::pg_lsn")
             if replayed and float(replayed) >= float(target):
                 return
             time.sleep(0.05)
-        raise TimeoutError("replica did not catch up")
+        raise TimeoutError(f"replica {replica.name} did not catch up")

@@ -1,0 +1,157 @@
+"""Two secondary sites, one main: each with its own replica, Redis and WAN link. Both write at
+once, one is cut off for part of the run; every acknowledged write of both lands on main
+exactly once, each site reads its own writes throughout and the other's once replicated.
+
+Runs on a stack of its own with two sites.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from ccat_api.auth.tokens import issue_service_token
+from ccat_api.buffering.worker import SiteWorker
+from ccat_api.config import Settings
+from ccat_api.db.engines import PrimaryDatabase, make_engine
+from ccat_api.devstack.stack import Stack, StackConfig
+from tests.support import buffer_state, client, eventually, fetchval, ok, serve, site_worker
+
+SITES = ("observatory", "cornell")
+WRITES_PER_SITE = 120
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    started = Stack(StackConfig(gateways=False, processor="none", wan_delay_ms=5, sites=SITES))
+    try:
+        started.up()
+        yield started
+    finally:
+        started.down()
+
+
+@pytest.fixture(scope="module")
+def token(stack: Stack) -> str:
+    async def create() -> str:
+        db = PrimaryDatabase(
+            make_engine(stack.main_db.url(), pool_size=1, connect_timeout_s=5, application_name="t")
+        )
+        try:
+            return (await issue_service_token(db, "two-sites", "operator")).plaintext
+        finally:
+            await db.dispose()
+
+    made = asyncio.run(create())
+    for site in SITES:
+        stack.wait_replica_caught_up(site=site)
+    return made
+
+
+def site_settings(stack: Stack, site: str) -> Settings:
+    return Settings.model_validate(
+        {
+            **stack.settings_overrides(site),
+            "run_processor": False,
+            "token_cache_ttl_s": 0,
+            "processor_poll_interval_s": 0.05,
+            "write_rate_limit": "",
+        }
+    )
+
+
+@contextlib.asynccontextmanager
+async def processing(worker: SiteWorker) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def write_and_read_back(http: httpx.AsyncClient, site: str, n: int) -> dict[str, Any]:
+    """One executed-unit start, read back at once from the same site (read-your-writes)."""
+    written = ok(
+        await http.post(
+            "/executed_obs_units/start",
+            json={"obs_unit_id": 1},
+        ),
+        201,
+    )
+    read = ok(await http.get(f"/executed_obs_units/{written['id']}"))
+    assert read["id"] == written["id"], f"{site} did not read its own write {written['id']}"
+    return dict(written)
+
+
+async def test_two_sites_write_at_once_and_one_is_cut_off(stack: Stack, token: str) -> None:
+    settings = {site: site_settings(stack, site) for site in SITES}
+    async with contextlib.AsyncExitStack() as running:
+        http: dict[str, httpx.AsyncClient] = {}
+        for site in SITES:
+            base = await running.enter_async_context(serve(settings[site]))
+            http[site] = await running.enter_async_context(client(base, token, timeout_s=30))
+            worker = await running.enter_async_context(site_worker(settings[site]))
+            await running.enter_async_context(processing(worker))
+
+        written: dict[str, list[dict[str, Any]]] = {site: [] for site in SITES}
+
+        async def writer(site: str) -> None:
+            for n in range(WRITES_PER_SITE):
+                written[site].append(await write_and_read_back(http[site], site, n))
+                if site == "cornell" and n == WRITES_PER_SITE // 3:
+                    stack.site("cornell").wan.down()
+                if site == "cornell" and n == 2 * WRITES_PER_SITE // 3:
+                    # The other site drained all along; this one has waited.
+                    assert (await buffer_state(settings["cornell"].redis_url, "cornell"))[
+                        "stream"
+                    ] > 0
+                    stack.site("cornell").wan.up()
+
+        await asyncio.gather(*(writer(site) for site in SITES))
+
+        async def all_applied() -> bool:
+            for site in SITES:
+                state = await buffer_state(settings[site].redis_url, site)
+                assert state["dead"] == 0, (site, state)
+                if state["stream"] or state["awaiting_replica"]:
+                    return False
+            return True
+
+        await eventually(all_applied, timeout_s=120, interval_s=0.3)
+
+        for site in SITES:
+            ids = [w["id"] for w in written[site]]
+            assert await fetchval(
+                stack.main_db.dsn(),
+                "SELECT count(*) FROM executed_obs_units WHERE id = ANY($1::uuid[])",
+                ids,
+            ) == len(ids)
+            assert await fetchval(
+                stack.main_db.dsn(),
+                "SELECT count(*) FROM applied_transactions WHERE site = $1",
+                site,
+            ) == len(ids)
+        # Each site reads the other's writes once its own replica has them.
+        for reader, other in (SITES, SITES[::-1]):
+            stack.wait_replica_caught_up(site=reader)
+            for record in written[other][:: WRITES_PER_SITE // 6]:
+                got = ok(await http[reader].get(f"/executed_obs_units/{record['id']}"))
+                assert got["id"] == record["id"]
+
+
+def test_each_site_has_its_own_services(stack: Stack) -> None:
+    first, second = (stack.site(name) for name in SITES)
+    assert first.replica.port != second.replica.port
+    assert first.redis.url != second.redis.url
+    assert first.wan_control_port != second.wan_control_port
+    slots = stack.main_db.psql(
+        "SELECT string_agg(slot_name, ',' ORDER BY slot_name) FROM pg_replication_slots"
+    )
+    assert set(slots.split(",")) >= {first.replica.slot_name, second.replica.slot_name}

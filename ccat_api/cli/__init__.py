@@ -9,6 +9,7 @@ ccat-api status [--watch]                       a site at a glance (via its gate
 ccat-api dead-letters list|show|retry|discard   act on dead letters (via its gateway)
 ccat-api spool status|flush --path P           an instrument's SDK spool (on its machine)
 ccat-api config example                         .env.example, from the Settings model
+ccat-api site add|remove NAME                   a secondary site's slot and account on main
 ccat-api prune                                  one retention pass on main (cron)
 
 A database or Redis out of reach ends any command with one line and exit code 1.
@@ -23,7 +24,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from ccat_api.cli import accounts, operator, prune, service, spool, stack
+from ccat_api.cli import accounts, operator, prune, service, sites, spool, stack
 from ccat_api.cli.terminal import err
 from ccat_api.cli.unreachable import describe_unreachable
 
@@ -59,6 +60,7 @@ app.add_typer(stack.wan_app, name="wan")
 app.add_typer(service.config_app, name="config")
 app.add_typer(operator.dead_letters_app, name="dead-letters")
 app.add_typer(spool.spool_app, name="spool")
+app.add_typer(sites.site_app, name="site")
 
 
 def main() -> None:

@@ -145,11 +145,18 @@ def wan_set(
     delay_ms: Annotated[int | None, typer.Option(help="One-way delay")] = None,
     down: Annotated[bool, typer.Option("--down", help="Start an outage")] = False,
     up: Annotated[bool, typer.Option("--up", help="End the outage")] = False,
+    bandwidth_mbit: Annotated[
+        float | None,
+        typer.Option(help="Bandwidth each way in Mbit/s, shared by the link's connections"),
+    ] = None,
+    unlimited: Annotated[
+        bool, typer.Option("--unlimited", help="Lift the bandwidth limit")
+    ] = False,
     site: Annotated[
         str | None, typer.Option(help="Whose link (a secondary site's name); default: the first")
     ] = None,
 ) -> None:
-    """Change the running stack's WAN (one site's link): delay, outage on/off."""
+    """Change the running stack's WAN (one site's link): delay, bandwidth, outage on/off."""
     from ccat_api.devstack.wan import WanControl
 
     if not STACK_STATE.exists():
@@ -165,6 +172,8 @@ def wan_set(
     )
     if delay_ms is not None:
         control.set_delay(delay_ms)
+    if bandwidth_mbit is not None or unlimited:
+        control.set_bandwidth(None if unlimited else bandwidth_mbit)
     if down:
         control.down()
     if up:

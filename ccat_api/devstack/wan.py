@@ -3,8 +3,10 @@
 Kernel netem is unavailable, so an asyncio TCP proxy sits on each link. Forwarding is byte-exact,
 order-preserving and full-duplex. The shared one-way delay is pipelined (never one delay per chunk);
 like a TCP window, at most ``max_in_flight_bytes`` per direction are buffered, and an outage holds
-bytes rather than dropping them. Steered over HTTP (``WanControl``); the devstack runs it as
-``python -m ccat_api.devstack.wan``.
+bytes rather than dropping them. An optional bandwidth limit (``bandwidth_mbit``, each way) makes
+every link share one pipe per direction: a chunk enters it when the bytes before it have gone
+through, so a bulk transfer takes its size over the bandwidth plus one delay. Steered over HTTP
+(``WanControl``); the devstack runs it as ``python -m ccat_api.devstack.wan``.
 """
 
 from __future__ import annotations
@@ -83,6 +85,23 @@ class _Chunk:
     data: bytes  # b"" stands for EOF, so it travels in order behind the data
     read_at: float  # time.monotonic()
     delay_s: float  # fixed at read time: a delay change only affects newly read bytes
+    # When the chunk's last byte has gone through the bandwidth limit (read_at without one).
+    sent_at: float = 0.0
+
+
+class _Pipe:
+    """One direction of the WAN's bandwidth, shared by every connection of every link: bytes
+    go through it one after another, each chunk when the chunks read before it are through."""
+
+    def __init__(self) -> None:
+        self.free_at = float("-inf")
+
+    def send(self, n_bytes: int, now: float, bandwidth_mbit: float | None) -> float:
+        """When ``n_bytes`` read at ``now`` are through (``now`` without a limit)."""
+        if not bandwidth_mbit:
+            return now
+        self.free_at = max(now, self.free_at) + n_bytes * 8 / (bandwidth_mbit * 1e6)
+        return self.free_at
 
 
 class _ChunkQueue:
@@ -189,6 +208,15 @@ def _check_delay_ms(delay_ms: object) -> int:
     return delay_ms
 
 
+def _check_bandwidth_mbit(mbit: object) -> float | None:
+    """None (or 0): no limit; otherwise megabits per second, each way."""
+    if mbit is None or (not isinstance(mbit, bool) and mbit == 0):
+        return None
+    if not isinstance(mbit, int | float) or isinstance(mbit, bool) or not mbit > 0:
+        raise ValueError(f"bandwidth_mbit must be a number > 0 (or null: no limit), got {mbit!r}")
+    return float(mbit)
+
+
 class WanSimulator:
     """Every link forwards to its upstream through one shared WAN state (delay, outage)."""
 
@@ -198,11 +226,16 @@ class WanSimulator:
         delay_ms: int = 0,
         *,
         max_in_flight_bytes: int = DEFAULT_MAX_IN_FLIGHT_BYTES,
+        bandwidth_mbit: float | None = None,
     ) -> None:
         self._links = {spec.name: _Link(spec) for spec in links}
         if len(self._links) != len(links):
             raise ValueError("link names must be unique")
         self._delay_ms = _check_delay_ms(delay_ms)
+        self._bandwidth_mbit = _check_bandwidth_mbit(bandwidth_mbit)
+        # One pipe each way, shared by all links: they cross the same WAN.
+        self._to_upstream = _Pipe()
+        self._to_client = _Pipe()
         if max_in_flight_bytes <= 0:
             raise ValueError("max_in_flight_bytes must be positive")
         self._max_in_flight_bytes = max_in_flight_bytes
@@ -267,6 +300,14 @@ class WanSimulator:
     def set_delay(self, ms: int) -> None:
         self._delay_ms = _check_delay_ms(ms)
 
+    @property
+    def bandwidth_mbit(self) -> float | None:
+        return self._bandwidth_mbit
+
+    def set_bandwidth(self, mbit: float | None) -> None:
+        """Megabits per second each way from now on; None: unlimited."""
+        self._bandwidth_mbit = _check_bandwidth_mbit(mbit)
+
     def set_down(self, down: bool) -> None:
         if not isinstance(down, bool):
             raise TypeError(f"down must be a bool, got {down!r}")
@@ -302,6 +343,7 @@ class WanSimulator:
         return {
             "delay_ms": self._delay_ms,
             "down": self._down,
+            "bandwidth_mbit": self._bandwidth_mbit,
             "links": [
                 {
                     "name": link.spec.name,
@@ -350,13 +392,13 @@ class WanSimulator:
         try:
             async with asyncio.TaskGroup() as tg:
                 # Reading starts at accept: the client believes it is connected and may talk.
-                tg.create_task(self._pump_in(client_reader, to_upstream))
+                tg.create_task(self._pump_in(client_reader, to_upstream, self._to_upstream))
                 if await self._wait_for_link(to_upstream):
                     upstream_reader, conn.upstream = await asyncio.open_connection(
                         spec.upstream_host, spec.upstream_port, limit=CHUNK_BYTES
                     )
                     tg.create_task(self._pump_out(to_upstream, conn.upstream, conn.link.up))
-                    tg.create_task(self._pump_in(upstream_reader, to_client))
+                    tg.create_task(self._pump_in(upstream_reader, to_client, self._to_client))
                     tg.create_task(self._pump_out(to_client, conn.client, conn.link.down))
             clean = True
         except Exception as exc:  # a broken connection must never escape its task
@@ -380,10 +422,12 @@ class WanSimulator:
             await _first_of(self._up, to_upstream.eof_queued)
         return True
 
-    async def _pump_in(self, reader: asyncio.StreamReader, queue: _ChunkQueue) -> None:
+    async def _pump_in(self, reader: asyncio.StreamReader, queue: _ChunkQueue, pipe: _Pipe) -> None:
         while True:
             data = await reader.read(CHUNK_BYTES)
-            await queue.put(_Chunk(data, time.monotonic(), self._delay_ms / 1000))
+            now = time.monotonic()
+            sent_at = pipe.send(len(data), now, self._bandwidth_mbit)
+            await queue.put(_Chunk(data, now, self._delay_ms / 1000, sent_at))
             if not data:
                 return
 
@@ -408,7 +452,7 @@ class WanSimulator:
             if self._down:
                 await self._up.wait()
                 continue
-            release_at = chunk.read_at + chunk.delay_s
+            release_at = max(chunk.read_at, chunk.sent_at) + chunk.delay_s
             if chunk.read_at < self._last_up_at:
                 release_at = max(release_at, self._last_up_at + chunk.delay_s)
             wait_s = release_at - time.monotonic()
@@ -427,13 +471,23 @@ class _BadInput(ValueError):
         self.field_name = field_name
 
 
-def _parse_state_update(body: object) -> tuple[int | None, bool | None]:
+@dataclass(frozen=True)
+class _StateUpdate:
+    delay_ms: int | None
+    down: bool | None
+    set_bandwidth: bool  # bandwidth_mbit was given (null lifts the limit)
+    bandwidth_mbit: float | None
+
+
+def _parse_state_update(body: object) -> _StateUpdate:
     """Validate everything before applying anything, so a bad request changes nothing."""
     if not isinstance(body, dict):
         raise _BadInput("body", "must be a JSON object")
     for key in body:
-        if key not in ("delay_ms", "down"):
-            raise _BadInput(str(key), "unknown field; expected delay_ms and/or down")
+        if key not in ("delay_ms", "down", "bandwidth_mbit"):
+            raise _BadInput(
+                str(key), "unknown field; expected delay_ms, down and/or bandwidth_mbit"
+            )
     delay_ms = body.get("delay_ms")
     if "delay_ms" in body:
         try:
@@ -443,22 +497,28 @@ def _parse_state_update(body: object) -> tuple[int | None, bool | None]:
     down = body.get("down")
     if "down" in body and not isinstance(down, bool):
         raise _BadInput("down", "must be true or false")
-    return delay_ms, down
+    try:
+        bandwidth_mbit = _check_bandwidth_mbit(body.get("bandwidth_mbit"))
+    except ValueError:
+        raise _BadInput("bandwidth_mbit", "must be a number > 0, or null for no limit") from None
+    return _StateUpdate(delay_ms, down, "bandwidth_mbit" in body, bandwidth_mbit)
 
 
 def create_control_app(sim: WanSimulator) -> Starlette:
     async def state_endpoint(request: Request) -> JSONResponse:
         if request.method == "PUT":
             try:
-                delay_ms, down = _parse_state_update(await request.json())
+                update = _parse_state_update(await request.json())
             except json.JSONDecodeError:
                 return _unprocessable(_BadInput("body", "must be valid JSON"))
             except _BadInput as exc:
                 return _unprocessable(exc)
-            if delay_ms is not None:
-                sim.set_delay(delay_ms)
-            if down is not None:
-                sim.set_down(down)
+            if update.delay_ms is not None:
+                sim.set_delay(update.delay_ms)
+            if update.down is not None:
+                sim.set_down(update.down)
+            if update.set_bandwidth:
+                sim.set_bandwidth(update.bandwidth_mbit)
         return JSONResponse(sim.state())
 
     async def cut_endpoint(request: Request) -> JSONResponse:
@@ -541,7 +601,7 @@ class ControlServer:
 class _Call:
     method: str
     path: str
-    body: dict[str, int | bool] | None = None
+    body: dict[str, int | float | bool | None] | None = None
 
 
 _GET_STATE: Final = _Call("GET", "/state")
@@ -584,6 +644,10 @@ class WanControl:
 
     def set_delay(self, ms: int) -> None:
         self._send(_Call("PUT", "/state", {"delay_ms": ms}))
+
+    def set_bandwidth(self, mbit: float | None) -> None:
+        """Megabits per second each way; None lifts the limit."""
+        self._send(_Call("PUT", "/state", {"bandwidth_mbit": mbit}))
 
     def down(self) -> None:
         self._send(_Call("PUT", "/state", {"down": True}))
@@ -631,6 +695,9 @@ class AsyncWanControl:
     async def set_delay(self, ms: int) -> None:
         await self._send(_Call("PUT", "/state", {"delay_ms": ms}))
 
+    async def set_bandwidth(self, mbit: float | None) -> None:
+        await self._send(_Call("PUT", "/state", {"bandwidth_mbit": mbit}))
+
     async def down(self) -> None:
         await self._send(_Call("PUT", "/state", {"down": True}))
 
@@ -665,14 +732,19 @@ class AsyncWanControl:
 # --- CLI ------------------------------------------------------------------------------------
 
 
-async def run(links: Sequence[LinkSpec], control: tuple[str, int], delay_ms: int = 0) -> None:
+async def run(
+    links: Sequence[LinkSpec],
+    control: tuple[str, int],
+    delay_ms: int = 0,
+    bandwidth_mbit: float | None = None,
+) -> None:
     """Serve until SIGTERM or SIGINT, then close listeners and connections."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     handled = (signal.SIGTERM, signal.SIGINT)
     for sig in handled:
         loop.add_signal_handler(sig, stop.set)
-    sim = WanSimulator(links, delay_ms)
+    sim = WanSimulator(links, delay_ms, bandwidth_mbit=bandwidth_mbit)
     control_server = ControlServer(sim, *control)
     try:
         await sim.start()
@@ -717,10 +789,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--control", required=True, type=_arg(parse_hostport), metavar="HOST:PORT")
     parser.add_argument("--delay-ms", type=_arg(lambda s: _check_delay_ms(int(s))), default=0)
+    parser.add_argument(
+        "--bandwidth-mbit",
+        type=_arg(lambda s: _check_bandwidth_mbit(float(s))),
+        default=None,
+        help="bandwidth each way in megabits per second (default: unlimited)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
     try:
-        asyncio.run(run(args.link, args.control, args.delay_ms))
+        asyncio.run(run(args.link, args.control, args.delay_ms, args.bandwidth_mbit))
     except OSError as exc:
         log.error("wan failed to start: %s", exc)
         return 1

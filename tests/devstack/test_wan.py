@@ -23,6 +23,7 @@ from ccat_api.devstack.wan import (
     LinkSpec,
     WanControl,
     WanSimulator,
+    _Pipe,
     main,
     parse_hostport,
 )
@@ -334,6 +335,40 @@ async def test_delay_does_not_limit_bulk_throughput(clients: Clients) -> None:
     assert 0.05 <= elapsed_s < 3.0
 
 
+# --- bandwidth ---------------------------------------------------------------------------------
+
+
+def test_pipe_sends_chunks_one_after_another_at_the_bandwidth() -> None:
+    pipe = _Pipe()
+    assert pipe.send(1_000_000, now=5.0, bandwidth_mbit=None) == 5.0  # no limit: at once
+    # 1 MB at 8 Mbit/s is one second; the next chunk waits for it, an idle pipe does not.
+    assert pipe.send(1_000_000, now=10.0, bandwidth_mbit=8) == pytest.approx(11.0)
+    assert pipe.send(500_000, now=10.2, bandwidth_mbit=8) == pytest.approx(11.5)
+    assert pipe.send(500_000, now=20.0, bandwidth_mbit=8) == pytest.approx(20.5)
+
+
+async def test_bandwidth_limit_spreads_a_bulk_transfer_over_its_size_over_the_rate(
+    clients: Clients,
+) -> None:
+    payload = random.randbytes(2 * MiB)
+    async with (
+        serving(sink) as upstream,
+        running_sim(upstream.port, delay_ms=0, bandwidth_mbit=16) as sim,
+    ):
+        assert sim.state()["bandwidth_mbit"] == 16
+        _, writer = await clients.open(sim.listen_port("db"))
+        started = time.monotonic()
+        writer.write(payload)
+        writer.write_eof()
+        await eventually(lambda: upstream.finished == 1, "payload delivered")
+        elapsed_s = time.monotonic() - started
+        sim.set_bandwidth(None)
+        assert sim.state()["bandwidth_mbit"] is None
+    assert upstream.received == payload
+    # 2 MiB at 16 Mbit/s takes 1.05 s at least, however fast the machine.
+    assert elapsed_s >= 2 * MiB * 8 / 16e6 - 0.05
+
+
 # --- outage ------------------------------------------------------------------------------------
 
 
@@ -497,6 +532,12 @@ async def test_control_api_over_http(
                 0,
             )
 
+            assert state["bandwidth_mbit"] is None
+            await ctl.set_bandwidth(20)
+            assert wan.bandwidth_mbit == 20
+            await ctl.set_bandwidth(None)
+            assert wan.bandwidth_mbit is None
+
             await ctl.set_delay(120)
             await ctl.down()
             assert wan.delay_ms == 120
@@ -516,6 +557,8 @@ async def test_control_api_over_http(
                 ({"down": "yes"}, "down"),
                 ({"delay_ms": 7, "down": 1}, "down"),
                 ({"latency": 3}, "latency"),
+                ({"bandwidth_mbit": -1}, "bandwidth_mbit"),
+                ({"bandwidth_mbit": "fast"}, "bandwidth_mbit"),
                 ([1, 2], "body"),
             ]
             for body, field_name in bad_bodies:

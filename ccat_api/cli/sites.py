@@ -21,17 +21,18 @@ from ccat_api.runtime import plain_dsn
 
 site_app = typer.Typer(no_args_is_help=True, help="Add or remove a secondary site (on main).")
 
-SITE_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+# As the site_name setting allows; a slot name cannot hold "-", so it becomes "_" there.
+SITE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 
 
 def slot_name(site: str) -> str:
-    return f"{site}_slot"
+    return f"{site.replace('-', '_')}_slot"
 
 
 def _checked(site: str) -> str:
     if not SITE_NAME.fullmatch(site):
         raise typer.BadParameter(
-            "a site name is lower-case letters, digits and _, starting with a letter"
+            "a site name is lower-case letters, digits, _ and -, starting with a letter"
             " (it names the site's replication slot and its Redis keys)",
             param_hint="NAME",
         )

@@ -69,6 +69,6 @@ async def test_a_site_is_added_with_its_slot_and_token_and_removed_without_a_tra
 
 
 def test_a_site_name_that_cannot_name_a_slot_is_refused(stack: Stack) -> None:
-    refused = ccat_api(stack, "add", "Bad-Name")
+    refused = ccat_api(stack, "add", "Bad_Name")
     assert refused.returncode == 2
     assert "lower-case letters" in refused.stderr

@@ -1,11 +1,11 @@
 """Applies a batch of buffered transactions on main: the only writer of replayed data.
 
-A batch costs two WAN round trips: one call to ``ccat_apply_batch`` (a single statement in
-its own implicit transaction, so its commit needs no extra trip) and one read of
-``pg_current_wal_flush_lsn()``, which after a synchronous commit is at or past the batch's
-commit record. The tracker waits for the replica to replay up to that position. The same
-read gives main's durable horizon: the flush position of its standbys
-(``main_standby_names``), below which a failover of main cannot lose a commit.
+A batch costs one WAN round trip: ``CALL ccat_replay_batch`` runs ``ccat_apply_batch``,
+commits (synchronously) and then reads ``pg_current_wal_flush_lsn()``, which is at or past
+the batch's commit record; the tracker waits for the replica to replay up to that position.
+The same call gives main's durable horizon: the flush position of its standbys
+(``main_standby_names``), below which a failover of main cannot lose a commit. A procedure
+may commit only outside a transaction block, so the connection never opens one.
 
 The connection is kept across batches and never returned to a pool: a pool's reset query on
 release would add a round trip per batch.
@@ -34,6 +34,9 @@ SCHEMA_DRIFT = "CCA03"
 # SQLSTATE class 22: the input itself is unreadable (for example a NUL in JSON text).
 DATA_EXCEPTION_CLASS = "22"
 
+
+# One batch, its commit and the positions after it (db/sql/ccat_replay_batch.sql).
+REPLAY_SQL = "CALL ccat_replay_batch($1, $2, $3::jsonb, $4::text[])"
 
 # Main's flush position, and the lowest flush position among its named standbys: a failover
 # to any of them keeps every commit up to it. No standby named: main's own (durable at once);
@@ -283,14 +286,9 @@ class BatchExecutor:
         payload = orjson.dumps(build_payload(txs, fast=fast)).decode()
         try:
             conn = await asyncio.wait_for(self._connection(), self._timeout_s)
-            result = await asyncio.wait_for(
-                conn.fetchval(
-                    "SELECT ccat_apply_batch($1, $2, $3::jsonb)", self._site, epoch, payload
-                ),
+            result, lsn, durable = await asyncio.wait_for(
+                conn.fetchrow(REPLAY_SQL, self._site, epoch, payload, self._standby_names),
                 self._timeout_s,
-            )
-            lsn, durable = await asyncio.wait_for(
-                conn.fetchrow(HORIZON_SQL, self._standby_names), self._timeout_s
             )
         except asyncpg.PostgresError as exc:
             sqlstate = str(getattr(exc, "sqlstate", "") or "")

@@ -93,7 +93,9 @@ PUBLIC = Depends(public)
 
 Authenticated = Annotated[Identity, Depends(Authorize(None))]
 ReadAccess = Annotated[Identity, Depends(Authorize(Permission.READ_OBSERVATIONS))]
-WriteAccess = Annotated[Identity, Depends(Authorize(Permission.WRITE_OBSERVATIONS))]
+# Named: a critical write's fast path (api/critical.py) calls the same instance.
+authorize_write = Authorize(Permission.WRITE_OBSERVATIONS)
+WriteAccess = Annotated[Identity, Depends(authorize_write)]
 BufferReadAccess = Annotated[Identity, Depends(Authorize(Permission.READ_BUFFER))]
 BufferOperateAccess = Annotated[Identity, Depends(Authorize(Permission.OPERATE_BUFFER))]
 AccountAccess = Annotated[Identity, Depends(Authorize(Permission.MANAGE_ACCOUNT))]

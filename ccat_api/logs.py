@@ -7,12 +7,14 @@ every log line written while serving a request carries them without being passed
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from contextvars import ContextVar
-from typing import TextIO
+from typing import Any, TextIO
 
-from pythonjsonlogger.json import JsonFormatter
+import orjson
+from pythonjsonlogger.core import RESERVED_ATTRS
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 TX_ID: ContextVar[str | None] = ContextVar("tx_id", default=None)
@@ -29,22 +31,45 @@ class ContextFilter(logging.Filter):
         return True
 
 
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per record: ``time``, ``level``, ``logger``, ``pid``, ``message``,
+    then the record's own fields (``extra``, the request and tx ids), then ``exc_info``.
+
+    The fields and names python-json-logger wrote, encoded with orjson: with the access log
+    on, every request writes a line, and that formatter took over twice as long per line."""
+
+    _reserved = frozenset(RESERVED_ATTRS) | {"taskName"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
+        reserved = self._reserved
+        for key, value in record.__dict__.items():
+            if key not in reserved:
+                line[key] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exc_info"] = record.exc_text
+        if record.stack_info:
+            line["stack_info"] = self.formatStack(record.stack_info)
+        try:
+            return orjson.dumps(line, default=str).decode()
+        except (TypeError, orjson.JSONEncodeError):  # an integer beyond 64 bits, say
+            return json.dumps(line, default=str)
+
+
 def log_handler(log_format: str, stream: TextIO | None = None) -> logging.Handler:
     """The handler every process logs through (to ``stream``, stderr by default)."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(ContextFilter())
     if log_format == "json":
-        handler.setFormatter(
-            JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
-                rename_fields={
-                    "levelname": "level",
-                    "name": "logger",
-                    "asctime": "time",
-                    "process": "pid",
-                },
-            )
-        )
+        handler.setFormatter(JsonLineFormatter())
     else:
         handler.setFormatter(
             logging.Formatter(

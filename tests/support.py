@@ -20,6 +20,7 @@ from ccat_api.buffering.worker import SiteWorker
 from ccat_api.config import Settings
 from ccat_api.devstack.stack import Stack, StackConfig
 from ccat_api.devstack.system import free_port
+from ccat_api.live.frames import SERVER_OPTIONS
 from ccat_api.runtime import build_worker, site_redis
 
 T = TypeVar("T")
@@ -28,17 +29,28 @@ T = TypeVar("T")
 @contextlib.asynccontextmanager
 async def serve(settings: Settings, port: int | None = None) -> AsyncIterator[str]:
     """The real app behind a real uvicorn server on a free loopback port, given the path
-    prefix as ``ccat-api serve`` gives it."""
-    async with serve_asgi(create_app(settings), port, root_path=settings.root_path) as url:
+    prefix and the WebSocket protocol as ``ccat-api serve`` gives them."""
+    async with serve_asgi(
+        create_app(settings), port, root_path=settings.root_path, **SERVER_OPTIONS
+    ) as url:
         yield url
 
 
 @contextlib.asynccontextmanager
-async def serve_asgi(app: Any, port: int | None = None, root_path: str = "") -> AsyncIterator[str]:
-    """Any ASGI app (the gateway, a stand-in for GitHub) over real HTTP."""
+async def serve_asgi(
+    app: Any, port: int | None = None, root_path: str = "", **options: Any
+) -> AsyncIterator[str]:
+    """Any ASGI app (the gateway, a stand-in for GitHub) over real HTTP; ``options`` are
+    uvicorn's (the gateway's: those ``ccat-api serve`` uses for WebSockets)."""
     port = port or free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", root_path=root_path
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        root_path=root_path,
+        **options,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

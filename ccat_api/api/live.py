@@ -51,6 +51,7 @@ from ccat_api.auth.identity import Identity, Via
 from ccat_api.auth.permissions import Permission
 from ccat_api.errors import BadRequest, CcatError, Forbidden, ServiceUnavailable, Unauthorized
 from ccat_api.live import metrics as site_metrics
+from ccat_api.live.frames import EXTENSION as FRAMES_EXTENSION
 from ccat_api.live.hub import Subscription
 from ccat_api.live.models import SiteStatus
 from ccat_api.live.services import (
@@ -249,6 +250,7 @@ async def _monitor(
         )  # fmt: skip
         for frame in await first_frames():
             await websocket.send_text(frame)
+        subscription.sink = websocket.scope.get("extensions", {}).get(FRAMES_EXTENSION)
         closing = await _forward(websocket, subscription, lifetime_s, live.stopping)
         if closing is not None:
             if closing[0] == CLOSE_SLOW_CONSUMER:
@@ -282,6 +284,8 @@ async def _forward(
     async def send_loop() -> None:
         async for frame in subscription.frames():
             await websocket.send_text(frame)
+        # The hub writes this monitor's frames itself from now on (Subscription.direct).
+        await asyncio.get_running_loop().create_future()
 
     async def receive_until_closed() -> None:
         while True:

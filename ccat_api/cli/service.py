@@ -15,6 +15,7 @@ from ccat_api.buffering.worker import SiteWorker
 from ccat_api.cli.accounts import on_main
 from ccat_api.cli.terminal import err
 from ccat_api.config import Settings, load_settings, render_env_example
+from ccat_api.live.frames import SERVER_OPTIONS
 from ccat_api.logs import configure_logging
 
 config_app = typer.Typer(no_args_is_help=True, help="The settings and their defaults.")
@@ -50,9 +51,8 @@ def serve(
             access_log=False,
             server_header=False,
             date_header=False,
-            # Monitor frames are ~150 bytes: compressing each one for each monitor cost a
-            # third of the fan-out CPU (bench/ws_fanout.py) and saves next to nothing.
-            ws_per_message_deflate=False,
+            # Monitors' frames written once for all of them, uncompressed (live/frames.py).
+            **SERVER_OPTIONS,
         )
     finally:
         # Only a directory we made: one named by the operator may be shared or inspected.

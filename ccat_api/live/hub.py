@@ -5,6 +5,11 @@ the buffering scripts publish; each monitor has a bounded queue. A monitor that 
 ``queue_size`` items behind is marked overflowed and dropped by its connection, so one slow
 reader never delays the others or grows this process's memory.
 
+Where the server offers it (``live/frames.py``), a monitor that has caught up takes its frames
+straight to its socket: the hub frames an event once and writes the same bytes to every
+site-wide monitor, with no task or ASGI send per monitor. Its bound is then the bytes its
+socket has not taken (``queue_size`` KiB beyond what the kernel holds).
+
 Frames cost CPU per monitor, so events travel together where they can: a replayed batch is
 one message from Redis and one item per queue, events waiting in a queue go out as one
 ``events`` frame, and a batch larger than ``SUMMARY_THRESHOLD`` reaches the site-wide stream
@@ -27,6 +32,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ccat_api.buffering.keys import SiteKeys
+from ccat_api.live.frames import FrameSink, text_frame
 
 log = logging.getLogger(__name__)
 RECONNECT_S = 1.0
@@ -37,24 +43,35 @@ SUMMARY_THRESHOLD = 200
 MAX_EVENTS_PER_FRAME = 1000
 # Events that every monitor sees one by one, even inside a large batch.
 ALWAYS_LISTED = frozenset({"failed"})
+# A monitor written to directly may leave this many bytes per frame of its queue_size unsent
+# (a frame is ~150 bytes; a batch's frame up to a few KiB).
+DIRECT_BYTES_PER_FRAME = 1024
 
 
 class Events:
     """Events for monitors, as JSON texts, and counts of those left out. One instance goes
     to every site-wide monitor, so its frame is encoded once, for the first of them."""
 
-    __slots__ = ("_frame", "summarized", "texts")
+    __slots__ = ("_frame", "_wire", "summarized", "texts")
 
     def __init__(self, texts: tuple[str, ...], summarized: tuple[tuple[str, int], ...] = ()):
         self.texts = texts
         self.summarized = summarized
         self._frame: str | None = None
+        self._wire: bytes | None = None
 
     @property
     def frame(self) -> str:
         if self._frame is None:
             self._frame = events_frame([self])
         return self._frame
+
+    @property
+    def wire(self) -> bytes:
+        """The frame as a WebSocket frame's bytes (for monitors written to directly)."""
+        if self._wire is None:
+            self._wire = text_frame(self.frame)
+        return self._wire
 
 
 class Subscription:
@@ -65,9 +82,25 @@ class Subscription:
         self.tx_id = tx_id
         self.queue: asyncio.Queue[str | Events] = asyncio.Queue(maxsize=queue_size)
         self.overflowed = asyncio.Event()
+        # Set by the monitor once its opening frames are out; used once the queue is empty.
+        self.sink: FrameSink | None = None
+        self._direct = False
+
+    @property
+    def direct(self) -> bool:
+        """Whether frames now go straight to the socket rather than through the queue."""
+        return self._direct
 
     def offer(self, item: str | Events) -> None:
         if self.overflowed.is_set():
+            return
+        if self._direct:
+            assert self.sink is not None
+            frame = item.wire if isinstance(item, Events) else text_frame(item)
+            unsent = self.sink.write(frame)
+            # None: the connection is closing, and its monitor is about to leave.
+            if unsent is not None and unsent > self.queue.maxsize * DIRECT_BYTES_PER_FRAME:
+                self.overflowed.set()
             return
         try:
             self.queue.put_nowait(item)
@@ -75,9 +108,14 @@ class Subscription:
             self.overflowed.set()
 
     async def frames(self) -> AsyncIterator[str]:
-        """What to send, in order; events waiting next to each other share a frame."""
+        """What to send, in order; events waiting next to each other share a frame. Ends
+        when a sink is set and everything queued has been sent: the hub writes from then
+        on (in the same step as the queue was found empty, so the order holds)."""
         carried: str | Events | None = None
         while True:
+            if carried is None and self.sink is not None and self.queue.empty():
+                self._direct = True
+                return
             item = carried if carried is not None else await self.queue.get()
             carried = None
             if isinstance(item, str):

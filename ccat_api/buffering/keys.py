@@ -17,7 +17,12 @@ All keys live under ``P = ccat:{site}`` so several sites (or test runs) share on
   (buffered or held); its lowest score is the site's replay watermark (``retention.py``).
 - ``P:ov:{model}`` (hash): pk -> layers ``tx_id|seq|op|json``, one line per pending step.
 - ``P:ovx:{model}`` (hash): pk -> the index entries and unique claims filed for it.
-- ``P:ovi:{model}:{col}={value}`` (set): pks of overlay records with that value.
+- ``P:ovi:{model}:{col}={value}`` (set): pks of overlay records with that value (every
+  value a pending layer gave or found it, so a superset: reads fold and check).
+- ``P:ovi:{model}:~fold`` (set): pks of overlay records that are more than one plain insert
+  (an update or delete layer, several layers): a read folds them; the rest it may count.
+- ``P:ovi:{model}:~by={col}`` (zset): plain inserts scored by ``col``, for the columns
+  ``layers.ORDERED_COLUMNS`` names: a page walks these in order (``reads.py``).
 - ``P:ovu:{model}:{col}={digest}`` (string): the pk holding a unique value while buffered.
 - ``P:idem:{principal}:{key}`` (string): first answer to an Idempotency-Key, for
   ``idempotency_ttl_s``.
@@ -53,6 +58,10 @@ CONSUMER_GROUP = "processor"
 CONSUMER_NAME = "active"
 # Joins the model and the entry ("column=value") in an index or unique-claim key name.
 ENTRY_SEPARATOR = ":"
+# Index entries that are not "column=value" start with '~' (no column name does): the set of
+# records a read must fold, and the sorted sets by column ("~by=column@score" when filed).
+FOLD_ENTRY = "~fold"
+ORDER_ENTRY_PREFIX = "~by="
 
 
 class SiteKeys:

@@ -6,6 +6,12 @@ both sides (NULLs last, text in code-point order via COLLATE "C", id as the tieb
 then paginated. The overlay is read before the replica: a record that leaves the overlay in
 between has, by then, been replayed on the replica (the tracker drops it only after that),
 so it is never missed and never counted twice.
+
+A page filtered by indexed equalities and sorted by an indexed column costs what it shows,
+not the backlog: the overlay counts its plain inserts and walks them in order, folds only
+the records with later layers, and names the few records already handed to the processor,
+the only ones the replica can hold too (``_indexed_page``). Other reads fold every record the
+filter names and keep all of them out of the replica's side.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ccat_api.buffering.catalog import BUFFERED
 from ccat_api.buffering.overlay import Overlay, OverlayRecord
@@ -27,6 +34,12 @@ from ccat_api.db.engines import ReadDatabase
 from ccat_api.db.models import Base
 
 Row = dict[str, Any]
+
+# A page deeper than this (offset + limit) is read by folding every record the filter names.
+FAST_PAGE_MOST_WANTED = 2_000
+# Reads of a page from the overlay's indexes before falling back to folding every record
+# (each retry follows a batch handed to the processor during the read).
+FAST_PAGE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +203,12 @@ class MergedReader:
         limit: int,
         offset: int = 0,
     ) -> Page:
+        fast = self._page_by_index(model, where, order, offset + limit)
+        if fast is not None:
+            for _ in range(FAST_PAGE_ATTEMPTS):
+                page = await self._indexed_page(model, where, order, fast, limit, offset)
+                if page is not None:
+                    return page
         table = Base.metadata.tables[model]
         buffered_rows, clauses = await self._split(model, where)
         async with self._db.connect() as conn:
@@ -208,6 +227,96 @@ class MergedReader:
         merged = heapq.merge(replica_rows, sorted(buffered_rows, key=key), key=key)
         items = list(itertools.islice(merged, offset, offset + limit))
         return Page(items=items, total=total + len(buffered_rows), limit=limit, offset=offset)
+
+    def _page_by_index(
+        self, model: str, where: Sequence[Condition], order: Sequence[OrderBy], wanted: int
+    ) -> tuple[list[str], OrderBy] | None:
+        """The index entries and order of a page the overlay can serve from its indexes: every
+        condition an equality on an indexed column, one order column with a sorted set."""
+        if not self._buffered(model) or len(order) != 1 or wanted > FAST_PAGE_MOST_WANTED:
+            return None
+        if not Overlay.ordered(model, order[0].column):
+            return None
+        spec = BUFFERED[model]
+        entries = []
+        for c in where:
+            if not (isinstance(c, Eq) and c.column in spec.indexed and c.value is not None):
+                return None
+            entries.append(f"{c.column}={spec.codec.encode_value(c.column, c.value)}")
+        return entries, order[0]
+
+    async def _indexed_page(
+        self,
+        model: str,
+        where: Sequence[Condition],
+        order: Sequence[OrderBy],
+        fast: tuple[list[str], OrderBy],
+        limit: int,
+        offset: int,
+    ) -> Page | None:
+        """A page whose cost follows the page, not the backlog: the overlay gives its first
+        plain inserts in order, their count, the records to fold and those that may already
+        be replica rows (in flight); only the latter are kept out of the replica's side.
+        None when the processor was handed work between the overlay read and the replica's
+        (a record could then be on both sides): read again."""
+        assert self._overlay is not None
+        entries, by = fast
+        wanted = offset + limit
+        snap = await self._overlay.page_snapshot(
+            model, entries, by.column, descending=by.descending, wanted=wanted
+        )
+        if snap is None:
+            return None
+        table = Base.metadata.tables[model]
+        key = _sort_key(order)
+        shadowed = sorted(snap.in_flight | snap.folded.keys())
+        clauses = [c.clause(table) for c in where]
+        async with self._db.connect() as conn:
+            bases = await _rows_by_id(
+                conn, table, [pk for pk, r in snap.folded.items() if r.needs_base]
+            )
+            if shadowed:
+                ids = sa.bindparam(
+                    "shadowed",
+                    [BUFFERED[model].codec.decode_value("id", pk) for pk in shadowed],
+                    type_=postgresql.ARRAY(table.c.id.type),
+                )
+                is_shadowed = table.c.id == sa.any_(ids)
+                counted = (
+                    await conn.execute(
+                        sa.select(sa.func.count(), sa.func.count().filter(is_shadowed))
+                        .select_from(table)
+                        .where(*clauses)
+                    )
+                ).one()
+                replica_total = int(counted[0]) - int(counted[1])
+                clauses.append(sa.not_(is_shadowed))
+            else:
+                replica_total = int(
+                    await conn.scalar(sa.select(sa.func.count()).select_from(table).where(*clauses))
+                    or 0
+                )
+            result = await conn.execute(
+                sa.select(table)
+                .where(*clauses)
+                .order_by(*_order_clauses(table, order))
+                .limit(wanted)
+            )
+            replica_rows = [dict(r._mapping) for r in result]
+        if await self._overlay.delivered() != snap.delivered:
+            return None
+        overlay_rows = []
+        for pk, record in itertools.chain(snap.plain.items(), snap.folded.items()):
+            state = record.fold(bases.get(pk) if record.needs_base else None)
+            if state is not None and all(c.matches(state) for c in where):
+                overlay_rows.append(state)
+        if snap.complete:
+            overlay_total = len(overlay_rows)
+        else:
+            overlay_total = snap.plain_total + (len(overlay_rows) - len(snap.plain))
+        merged = heapq.merge(replica_rows, sorted(overlay_rows, key=key), key=key)
+        items = list(itertools.islice(merged, offset, offset + limit))
+        return Page(items=items, total=replica_total + overlay_total, limit=limit, offset=offset)
 
     async def count_by(
         self, model: str, columns: Sequence[str], where: Sequence[Condition] = ()
@@ -291,14 +400,8 @@ class MergedReader:
     async def _replica_rows(self, model: str, pks: Sequence[str]) -> dict[str, Row]:
         if not pks:
             return {}
-        table = Base.metadata.tables[model]
-        id_type = table.c.id.type.python_type
-        ids = sa.bindparam(
-            "ids", [id_type(pk) for pk in pks], type_=postgresql.ARRAY(table.c.id.type)
-        )
         async with self._db.connect() as conn:
-            result = await conn.execute(sa.select(table).where(table.c.id == sa.any_(ids)))
-            return {str(r.id): dict(r._mapping) for r in result}
+            return await _rows_by_id(conn, Base.metadata.tables[model], pks)
 
     async def replica_values_taken(
         self, model: str, column: str, values: Sequence[Any]
@@ -314,3 +417,12 @@ class MergedReader:
                 sa.select(table.c[column]).where(table.c[column] == sa.any_(param))
             )
             return {r[0] for r in result}
+
+
+async def _rows_by_id(conn: AsyncConnection, table: sa.Table, pks: Sequence[str]) -> dict[str, Row]:
+    if not pks:
+        return {}
+    id_type = table.c.id.type.python_type
+    ids = sa.bindparam("ids", [id_type(pk) for pk in pks], type_=postgresql.ARRAY(table.c.id.type))
+    result = await conn.execute(sa.select(table).where(table.c.id == sa.any_(ids)))
+    return {str(r.id): dict(r._mapping) for r in result}

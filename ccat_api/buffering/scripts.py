@@ -56,6 +56,7 @@ class Scripts:
         self.retry = load("retry.lua")
         self.discard = load("discard.lua")
         self.retention = load("retention.lua")
+        self.page = load("page.lua")
 
     async def load_all(self) -> None:
         """Compile every script now rather than on the first write that needs it."""

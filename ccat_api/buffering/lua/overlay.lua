@@ -47,6 +47,8 @@ local function drop_layers(overlay, tx_id, touched, claim_grace_ms)
             local kind, value = string.sub(entry, 1, 1), string.sub(entry, 3)
             if kind == 'i' then
               redis.call('SREM', index_key(overlay, model, value), pk)
+            elseif kind == 'o' then
+              redis.call('ZREM', index_key(overlay, model, value), pk)
             else
               local ukey = unique_key(overlay, model, value)
               if redis.call('GET', ukey) == pk then
@@ -92,14 +94,28 @@ local function add_layer(overlay, model, pk, line, seq)
   redis.call('HSET', okey, pk, table.concat(lines, '\n'))
 end
 
+-- Index entries are "column=value" (a set of pks), the fold marker (a set of the pks whose
+-- layers must be folded to be read, keys.py's FOLD_ENTRY), or "~by=column@score" (a sorted
+-- set of plain inserts by that column's value, filed without the score).
 local function file_entries(overlay, model, pk, index_entries, unique_entries)
   local xkey = overlay.filed .. model
   local filed = redis.call('HGET', xkey, pk) or ' '
   local changed = false
   for _, entry in ipairs(index_entries) do
-    redis.call('SADD', index_key(overlay, model, entry), pk)
-    if not string.find(filed, ' i:' .. entry .. ' ', 1, true) then
-      filed = filed .. 'i:' .. entry .. ' '
+    local tag, name, score = 'i:', entry, nil
+    if string.sub(entry, 1, 1) == '~' then
+      local ordered, at = string.match(entry, '^(.+)@(%-?[%d.e+]+)$')
+      if ordered then
+        tag, name, score = 'o:', ordered, at
+      end
+    end
+    if score then
+      redis.call('ZADD', index_key(overlay, model, name), score, pk)
+    else
+      redis.call('SADD', index_key(overlay, model, name), pk)
+    end
+    if not string.find(filed, ' ' .. tag .. name .. ' ', 1, true) then
+      filed = filed .. tag .. name .. ' '
       changed = true
     end
   end

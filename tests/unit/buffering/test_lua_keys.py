@@ -22,6 +22,7 @@ VALUE_FORMATS = {
     " i:",
     "u:",  # an overlay record's filed unique claim, "u:column=digest"
     " u:",
+    "o:",  # an overlay record's filed sorted set, "o:~by=column"
 }
 
 # A long bracket, [[...]] or [==[...]==]: a long string, or after '--' a long comment.
@@ -86,6 +87,7 @@ def test_every_script_is_checked() -> None:
         "discard.lua",
         "finish.lua",
         "overlay.lua",
+        "page.lua",
         "retry.lua",
         "visible.lua",
     }

@@ -85,7 +85,7 @@ async def measure(stack: Stack, url: str, token: str, count: int) -> dict[str, A
             await asyncio.sleep(1)
         stop.set()
         await running
-        sweep = await worker.processor.report_watermark(force=True)
+        sweep = await worker.processor.upkeep.report_watermark(force=True)
         assert sweep is not None
         after = await used_memory(redis)
         after_keys = await site_key_count(redis, keys)

@@ -44,6 +44,8 @@ TOOL_ENV_NAMES = {
     "CCAT_FUZZ_TIMEOUT_S": "the time the fuzz run may take",
     "CCAT_FUZZ_CHECKS": "the Schemathesis checks that fuzz run applies (exploring: all)",
     "CCAT_CHAOS_SEED": "the seed of the fault campaign (tests/integration/test_chaos.py)",
+    "CCAT_CHAOS_WRITES": "how many writes that campaign makes",
+    "CCAT_CHAOS_FAULTS": "how many faults it injects",
     "CCAT_SCHEMA_BACKLOG": "writes buffered in tests/integration/test_schema_changes.py",
     "CCAT_STACK_STATE": "where `ccat-api stack up` records the local stack it started",
     "CCAT_API_URL": "the gateway `ccat-api status` and `dead-letters` talk to",

@@ -26,6 +26,10 @@ from ccat_api.buffering.scripts import Scripts
 
 log = logging.getLogger(__name__)
 
+# A batch's log line lists its tx ids up to this many (a steady trickle: every one); a
+# drain's batches of thousands name their first and last, and each transaction's outcome
+# is a DEBUG line (dead letters: always a WARNING line each).
+LOGGED_TX_IDS_MAX = 50
 UNREADABLE = "unreadable_envelope"
 # States a dependency can be in that mean its dependents can never apply.
 _DEAD_STATES = {b"failed", b"discarded"}

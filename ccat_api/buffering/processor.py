@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import socket
@@ -36,8 +37,13 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from ccat_api.buffering.batches import Bookkeeper, StreamEntry, Triage, parse_entry
-from ccat_api.buffering.envelope import SCHEMA_VERSION
+from ccat_api.buffering.batches import (
+    LOGGED_TX_IDS_MAX,
+    Bookkeeper,
+    StreamEntry,
+    Triage,
+    parse_entry,
+)
 from ccat_api.buffering.executor import (
     BatchExecutor,
     BatchOutcome,
@@ -49,13 +55,12 @@ from ccat_api.buffering.executor import (
 from ccat_api.buffering.horizon import MainHorizon
 from ccat_api.buffering.keys import CONSUMER_GROUP, CONSUMER_NAME, SiteKeys
 from ccat_api.buffering.lease import Lease
-from ccat_api.buffering.retention import SiteRetention, Sweep
+from ccat_api.buffering.upkeep import MainUpkeep
 from ccat_api.db.revisions import Relation
 from ccat_api.failpoints import failpoint
 from ccat_api.metrics import (
     REPLAY_BATCH_DURATION,
     REPLAY_BATCH_SIZE,
-    REPLAYED_AFTER_FAILOVER,
 )
 from ccat_api.supervisor import Crash, Faults
 from ccat_api.waits import Backoff, sleep_or_stop
@@ -66,12 +71,6 @@ __all__ = ["Backoff", "Processor"]
 log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL_S = 1.0
-# How often an idle processor asks main's standbys how far they have flushed.
-HORIZON_CHECK_INTERVAL_S = 1.0
-# A batch's log line lists its tx ids up to this many (a steady trickle: every one); a
-# drain's batches of thousands name their first and last, and each transaction's outcome
-# is a DEBUG line (dead letters: always a WARNING line each).
-LOGGED_TX_IDS_MAX = 50
 
 
 class Processor:
@@ -100,13 +99,12 @@ class Processor:
         self._backoff = backoff
         self._status_ttl_s = status_ttl_s
         self._schema_hold_retry_s = schema_hold_retry_s
-        self._backlog_report_interval_s = backlog_report_interval_s
-        self._last_report_at: float | None = None
-        self._retention = SiteRetention(redis, keys)
-        self._last_sweep_at: float | None = None
         # Main has standbys that a batch may not have reached (main_standby_names).
         self._horizon = MainHorizon(redis, keys) if keeps_undurable else None
-        self._last_release_at = 0.0
+        self.upkeep = MainUpkeep(
+            redis, keys, executor, lease,
+            report_interval_s=backlog_report_interval_s, horizon=self._horizon,
+        )  # fmt: skip
         # Since when (epoch ms) the replay has been held; None while it flows.
         self._held_since_ms: int | None = None
         self._identity = f"{socket.gethostname()}:{os.getpid()}"
@@ -143,6 +141,12 @@ class Processor:
         if not await self._lease.ensure():
             await self._heartbeat("standby")
             return 0
+        # Renewed all through the pass: a first pass (connect, fence, schema check, reports)
+        # plus a batch can outlast the lease on a slow link or a busy machine.
+        async with self._lease.kept_alive():
+            return await self._leased_pass(block_ms, pipelined=pipelined)
+
+    async def _leased_pass(self, block_ms: int | None, *, pipelined: bool) -> int:
         if self._fenced_epoch != self._lease.epoch:
             assert self._lease.epoch is not None
             try:
@@ -160,12 +164,7 @@ class Processor:
                 )
             self._schema_checked_epoch = self._lease.epoch
         await self.ensure_group()
-        # Before anything else on a new connection: a failover of main may have lost what
-        # this site had applied, and the watermark below must not pass it.
-        if self._horizon is not None:
-            await self._follow_horizon()
-        await self.report_backlog()
-        await self.report_watermark()
+        await self.upkeep.before_replay()
         entries = await self._claim(block_ms)
         if not entries:
             await self._heartbeat("idle")
@@ -218,36 +217,6 @@ class Processor:
             self._held_since_ms = None
         return self._poll_interval_s * 10 if settled == 0 and not self._lease.held else 0.0
 
-    async def _follow_horizon(self) -> None:
-        """On a new connection to main (perhaps a promoted standby), apply again what it lost
-        before anything newer; otherwise, now and then, forget what its standbys now have."""
-        assert self._horizon is not None
-        await self._executor.ensure_connected()
-        if self._executor.reconnected:
-            self._executor.reconnected = False
-            kept = await self._horizon.kept()
-            if kept:
-                missing = await self._executor.missing([tx.envelope.tx_id for tx in kept])
-                lost = [tx for tx in kept if tx.envelope.tx_id in missing]
-                if lost:
-                    log.warning(
-                        "main lacks %d transactions it had applied (a failover lost them);"
-                        " applying them again",
-                        len(lost),
-                        extra={"tx_ids": [tx.envelope.tx_id for tx in lost][:LOGGED_TX_IDS_MAX]},
-                    )
-                    async with self._lease.kept_alive():
-                        outcome = await self._executor.apply(lost, self._lease.epoch)
-                    await self._horizon.reapplied(lost, outcome)
-                    REPLAYED_AFTER_FAILOVER.inc(len(outcome.applied))
-        now = time.monotonic()
-        if now - self._last_release_at >= HORIZON_CHECK_INTERVAL_S:
-            self._last_release_at = now
-            if await self._horizon.count():
-                durable = await self._executor.durable_lsn()
-                if durable is not None:
-                    await self._horizon.release(durable)
-
     async def _hold(self, hold: SchemaHold) -> None:
         """Say why the replay waits, where status, metrics and the console read it, and tell
         main what this site holds (the contract step waits for it); neither may raise."""
@@ -262,61 +231,7 @@ class Processor:
             retry_in_s=self._schema_hold_retry_s,
         )
         with contextlib.suppress(TransientReplayError, LeaseSuperseded, RedisError, OSError):
-            await self.report_backlog(force=True)
-
-    async def report_backlog(self, *, force: bool = False) -> None:
-        """Every ``backlog_report_interval_s`` (and while held): the code's envelope version,
-        the oldest version still pending here and how many, for main's contract step.
-
-        The stream is in acceptance order and a site's code only moves forward, so its first
-        entry has the oldest version; entries moved to the end (held behind a dependency)
-        come from the same window, so they do not change the answer."""
-        now = time.monotonic()
-        if (
-            not force
-            and self._last_report_at is not None
-            and now - self._last_report_at < self._backlog_report_interval_s
-        ):
-            return
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.xrange(self._keys.stream, count=1)
-            pipe.xlen(self._keys.stream)
-            pipe.zcard(self._keys.dead)
-            first, waiting, dead = await pipe.execute()
-        oldest: int | None = None
-        if first:
-            entry = parse_entry(*first[0])
-            if entry.tx is not None:
-                oldest = entry.tx.envelope.schema_version
-        await self._executor.report_backlog(SCHEMA_VERSION, oldest, int(waiting) + int(dead))
-        self._last_report_at = now
-
-    async def report_watermark(self, *, force: bool = False) -> Sweep | None:
-        """Every ``backlog_report_interval_s``: the site's retention sweep (``retention.py``)
-        and the watermark it finds, told to main, which prunes its bookkeeping below it. A
-        report main cannot take waits for the next one: it never stops the replay."""
-        now = time.monotonic()
-        if (
-            not force
-            and self._last_sweep_at is not None
-            and now - self._last_sweep_at < self._backlog_report_interval_s
-        ):
-            return None
-        sweep = await self._retention.sweep()
-        watermark = sweep.watermark
-        if self._horizon is not None:
-            # Applied, but a failover of main could still lose it and it would be sent again:
-            # main must not refuse it as one below the watermark.
-            lowest_kept = await self._horizon.lowest_seq()
-            if lowest_kept is not None:
-                watermark = min(watermark, lowest_kept)
-        try:
-            await self._executor.report_watermark(self._lease.epoch, watermark)
-        except TransientReplayError as exc:
-            log.warning("watermark %d not reported to main: %s", watermark, exc)
-            return sweep
-        self._last_sweep_at = now
-        return sweep
+            await self.upkeep.report_backlog(force=True)
 
     async def report_crash(self, crash: Crash) -> None:
         """Say in the heartbeat at once that the loop crashed (the supervisor restarts it)."""
@@ -365,7 +280,16 @@ class Processor:
             return []
         # Reply shape: [[stream, [(id, {field: value}), ...]]]
         messages: list[tuple[bytes, dict[bytes, bytes] | None]] = reply[0][1]  # type: ignore[index, assignment]
-        return [parse_entry(sid, fields) for sid, fields in messages]
+        # Parsing thousands of envelopes makes objects by the hundred thousand, none of them
+        # cyclic; the collector's passes over the whole heap in between cost as much as the
+        # parse itself. Nothing else runs meanwhile: the loop is synchronous.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return [parse_entry(sid, fields) for sid, fields in messages]
+        finally:
+            if collecting:
+                gc.enable()
 
     async def _finish_recording(self) -> None:
         recording, self._recording = self._recording, None
@@ -405,13 +329,13 @@ class Processor:
         outcome = BatchOutcome()
         batch_ms = 0.0
         if to_main:
-            await self._heartbeat("applying", batch=len(to_main))
+            # An fsynced Redis write: sent while the batch is on the WAN, not before it.
+            beat = asyncio.create_task(self._heartbeat("applying", batch=len(to_main)))
             if pipelined:
                 self._prefetch = asyncio.create_task(self._read(">", None))
             started = time.perf_counter()
             try:
-                async with self._lease.kept_alive():
-                    outcome = await self._executor.apply(to_main, self._lease.epoch)
+                outcome = await self._executor.apply(to_main, self._lease.epoch)
             except TransientReplayError as exc:
                 await self._book.note_attempt(to_main, str(exc))
                 raise
@@ -419,6 +343,9 @@ class Processor:
                 log.warning("lease superseded on main: %s", exc)
                 await self._lease.lose(min_epoch=exc.fence_epoch)
                 return 0
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await beat
             batch_ms = (time.perf_counter() - started) * 1000
             REPLAY_BATCH_SIZE.observe(len(to_main))
             REPLAY_BATCH_DURATION.observe(batch_ms / 1000)
@@ -457,7 +384,9 @@ class Processor:
         else:
             self._just_settled = {}
             await self._record(stream_ids, outcome, triage, batch_ms)
-        await self._heartbeat("idle", batch=len(txs))
+            # Pipelined, the next pass says it (idle, or applying the next batch) without a
+            # second fsynced write between two batches.
+            await self._heartbeat("idle", batch=len(txs))
         return len(entries)
 
     async def _record(

@@ -124,12 +124,19 @@ def stack_down(
 
 
 @stack_app.command("status")
-def stack_status() -> None:
+def stack_status(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the stack's description as JSON")
+    ] = False,
+) -> None:
     """Where the running stack's services are: main, then every secondary site."""
     if not STACK_STATE.exists():
         typer.echo("no stack running", err=True)
         raise typer.Exit(code=1)
     state = json.loads(STACK_STATE.read_text())
+    if as_json:
+        typer.echo(json.dumps(state, indent=2))
+        return
     gateways = state.get("gateways", {})
     typer.echo(f"main           {state['main_db']}  gateway {gateways.get('main', '-')}")
     for name, site in state.get("sites", {}).items():
@@ -137,7 +144,6 @@ def stack_status() -> None:
             f"{name:<14} replica {site['replica']}  redis {site['redis']}"
             f"  gateway {gateways.get(name, '-')}  wan {site['wan_control']}"
         )
-    typer.echo(json.dumps(state, indent=2))
 
 
 @wan_app.command("set")

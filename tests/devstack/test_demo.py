@@ -60,7 +60,7 @@ def test_stack_up_plays_the_demo_serves_until_stack_down_and_cleans_up(tmp_path:
     reader.start()
     try:
         assert demo_done.wait(DEMO_TIMEOUT_S), "".join(lines)
-        status = ccat_api("stack", "status", env=env)
+        status = ccat_api("stack", "status", "--json", env=env)
         assert status.returncode == 0, status.stderr
         described = json.loads(status.stdout)
         # The processor's own histograms moved with the demo's replays.

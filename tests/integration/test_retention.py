@@ -89,7 +89,7 @@ async def test_site_redis_returns_to_its_starting_size_after_writes_settle(
             return not {"tx", "idem"} & await site_keys(redis, keys)
 
         await eventually(expired, timeout_s=SHORT_TTL_S + 30, interval_s=0.5)
-        sweep = await worker.processor.report_watermark(force=True)
+        sweep = await worker.processor.upkeep.report_watermark(force=True)
         assert sweep is not None
         after = await used_memory(redis)
         left = await site_keys(redis, keys)
@@ -172,7 +172,7 @@ async def test_a_pruned_transaction_replayed_late_is_refused_as_already_applied(
         entries: list[tuple[bytes, dict[bytes, bytes]]] = await redis.xrange(keys.stream)  # type: ignore[assignment]
         [old_entry] = [f for _, f in entries if f[b"tx"].decode() == finish["tx_id"]]
         await settle(stack, worker)
-        sweep = await worker.processor.report_watermark(force=True)
+        sweep = await worker.processor.upkeep.report_watermark(force=True)
         assert sweep is not None
         assert sweep.watermark == 3
         # Main moves on: an operator corrects the unit's status after the finish applied.

@@ -161,7 +161,7 @@ async def test_a_backlog_drains_through_an_expand_step_and_the_contract_waits_fo
         async with site_worker(settings) as worker:
             # The site reports what it holds before it replays anything: the contract step
             # must not strand it.
-            await worker.processor.report_backlog(force=True)
+            await worker.processor.upkeep.report_backlog(force=True)
             with pytest.raises(ContractRefused) as refused:
                 await migrate(stack, "t101")
             message = str(refused.value)

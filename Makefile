@@ -120,6 +120,11 @@ chaos: install ## Seeded fault campaign, the long run: >= 10,000 writes, 24 faul
 bench: install ## Benchmarks through the WAN simulator at 200 ms RTT (prints figures and ratios)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.redis_ha
+	$(BIN)/python -m bench.reads
+
+.PHONY: bench-reads
+bench-reads: install ## Reads and Redis memory with 100,000 buffered: list page and get-by-id p99, bytes per transaction, gateway RSS
+	$(BIN)/python -m bench.reads
 
 .PHONY: bench-ha
 bench-ha: install ## The buffer on Redis with Sentinel: write latency with and without WAIT, failover gap

@@ -17,12 +17,12 @@ from ccat_api.buffering.catalog import buffered
 from ccat_api.buffering.envelope import Envelope, Op, Step
 from ccat_api.buffering.keys import FOLD_ENTRY, ORDER_ENTRY_PREFIX
 
-# The columns list endpoints sort buffered records by (besides id): a plain insert is filed
-# in a sorted set per column, so a page walks only as far as it shows (reads.py). Each costs
-# Redis memory per buffered record; a column sorted by that is not here is read by folding
-# every record the filter names.
+# The columns list endpoints sort buffered records by by default: a plain insert is filed in
+# a sorted set per column, so a page walks only as far as it shows (reads.py). Each costs
+# Redis memory per buffered record (about 100 bytes); a page sorted by another column is read
+# by folding every record its filter names.
 ORDERED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "executed_obs_units": ("start_time", "created_at"),
+    "executed_obs_units": ("start_time",),
     "raw_data_files": ("created_at",),
     "raw_data_packages": ("created_at",),
     "physical_copies": ("created_at",),

@@ -27,7 +27,7 @@ from tests.support import apply_backlog, client, ok, replica_paused, serve, sett
 
 T0 = datetime(2026, 7, 1, tzinfo=UTC)
 MODEL = "executed_obs_units"
-ORDERS = ("start_time", "-start_time", "created_at", "-created_at")
+ORDERS = ("start_time", "-start_time")
 
 
 async def pages(

@@ -23,7 +23,7 @@ end
 -- buffered twice (two stream entries, two sequence numbers, its overlay layers doubled).
 if redis.call('EXISTS', txkey) == 1 then
   local first = redis.call('HMGET', txkey, 'seq', 'stream_id', 'deps')
-  return {'accepted', tonumber(first[1]), first[2], first[3] or ''}
+  return {'accepted', tonumber(first[1]), first[2] or '', first[3] or ''}
 end
 
 local seq, conflict = next_seq_unless_conflict(overlay, plan, seq_key)
@@ -61,9 +61,15 @@ for _, step in ipairs(plan.steps) do
   file_entries(overlay, step.model, step.pk, step.index, step.unique)
 end
 
-redis.call('HSET', txkey,
-  'state', 'buffered', 'seq', seq, 'created_at', now_ms, 'stream_id', stream_id,
-  'touched', plan.touched, 'deps', deps_csv, 'attempts', 0)
+-- No attempts yet and no dependencies are absent fields (read as 0 and none): a status hash
+-- is kept for days, and every field costs memory per transaction.
+local status = {'state', 'buffered', 'seq', seq, 'created_at', now_ms, 'stream_id', stream_id,
+  'touched', plan.touched}
+if deps_csv ~= '' then
+  table.insert(status, 'deps')
+  table.insert(status, deps_csv)
+end
+redis.call('HSET', txkey, unpack(status))
 redis.call('ZADD', recent_key, seq, tx_id)
 redis.call('ZADD', unsettled_key, seq, tx_id)
 if idem_key then

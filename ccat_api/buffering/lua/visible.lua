@@ -15,6 +15,8 @@ for _, tx_id in ipairs(ready) do
   local txkey = tx_prefix .. tx_id
   drop_layers(overlay, tx_id, redis.call('HGET', txkey, 'touched') or '', claim_grace_ms)
   redis.call('HSET', txkey, 'state', 'visible', 'visible_at', now_ms)
+  -- Settled: its stream entry is gone, and the hash is kept for days.
+  redis.call('HDEL', txkey, 'stream_id')
   redis.call('EXPIRE', txkey, ttl)
   redis.call('ZREM', applied_key, tx_id)
   redis.call('ZREM', unsettled_key, tx_id)

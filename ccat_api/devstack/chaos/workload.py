@@ -20,6 +20,8 @@ RETRYABLE = frozenset({429, 500, 502, 503, 504})
 RAW_FILE = {"checksum": "sha256:00112233", "file_type": "fits", "instrument_module_id": 1}
 OBS_UNIT_ID = 1
 MODULE_ID = 1
+PAGE_SIZE = 2
+MAX_FILES = 100  # a unit has at most 6; more pages than this is a paging loop
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ class _Session:
         if finish.outcome == "acknowledged":
             await self.probe(finish, f"/executed_obs_units/{unit_id}", {"status": "success"})
         await self.probe_unit(unit_id)
+        await self.probe_file_pages(unit_id)
 
     async def write(
         self,
@@ -186,6 +189,31 @@ class _Session:
             result, detail = judge(answer, expected, files)
         self.workload.history.probes.append(Probe(write.key, write.kind, result, detail))
 
+    async def probe_file_pages(self, unit_id: str) -> None:
+        """The unit's files through the list endpoint, two to a page."""
+        start_key = self.unit_writes[0].key
+        pages: list[dict[str, Any]] = []
+        while not pages or (len(pages) * PAGE_SIZE < min(pages[-1]["total"], MAX_FILES)):
+            params: dict[str, str | int] = {
+                "executed_obs_unit_id": unit_id,
+                "limit": PAGE_SIZE,
+                "offset": len(pages) * PAGE_SIZE,
+            }
+            try:
+                answer = await self.workload._http.get(self.url + "/raw_data_files", params=params)
+            except httpx.TransportError as exc:
+                failed = Probe(start_key, "start", "unavailable", f"pages: {type(exc).__name__}")
+                self.workload.history.probes.append(failed)
+                return
+            if answer.status_code != 200:
+                result, detail = judge(answer, {})
+                self.workload.history.probes.append(
+                    Probe(start_key, "start", result, f"pages: {detail}")
+                )
+                return
+            pages.append(answer.json())
+        self.workload.history.probes += judge_pages(pages, self.unit_writes)
+
     async def probe_unit(self, unit_id: str) -> None:
         """The whole unit as one merged read (files from the replica and the buffer alike)."""
         try:
@@ -213,6 +241,24 @@ def judge(
     if files is not None and len(found.get("files", [])) != files:
         return "violation", f"{len(found.get('files', []))} files, expected {files}"
     return "ok", ""
+
+
+def judge_pages(pages: list[dict[str, Any]], writes: list[Write]) -> list[Probe]:
+    """A unit's files read page by page: each acknowledged file on exactly one page, no file
+    twice, and every page counting the same total (records moving from the buffer to the
+    replica between two pages must not shift one out of sight or into view twice)."""
+    ids = [item["id"] for page in pages for item in page["items"]]
+    totals = {page["total"] for page in pages}
+    probes = []
+    for write in writes:
+        if write.kind == "file" and write.outcome == "acknowledged":
+            seen = ids.count(write.record_id)
+            detail = "" if seen == 1 else f"pages: listed {seen} times"
+            probes.append(Probe(write.key, "file", "ok" if seen == 1 else "violation", detail))
+    if len(ids) != len(set(ids)) or len(totals) > 1 or totals != {len(ids)}:
+        detail = f"pages: {len(ids)} items, {len(set(ids))} distinct, totals {sorted(totals)}"
+        probes.append(Probe(writes[0].key, "start", "violation", detail))
+    return probes
 
 
 def judge_unit(answer: httpx.Response, writes: list[Write], when: str) -> list[Probe]:

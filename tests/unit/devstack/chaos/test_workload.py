@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from ccat_api.devstack.chaos.history import Write
-from ccat_api.devstack.chaos.workload import judge_unit
+from ccat_api.devstack.chaos.workload import judge_pages, judge_unit
 
 WRITES = [
     Write("u", "start", "u", "acknowledged", 201, "unit", "tx-1"),
@@ -53,3 +53,27 @@ def test_a_finish_the_read_does_not_show_is_a_violation() -> None:
 def test_a_server_error_is_no_verdict() -> None:
     probes = judge_unit(httpx.Response(503), WRITES, "t")
     assert [p.result for p in probes] == ["unavailable"]
+
+
+def page(ids: list[str], total: int) -> dict[str, Any]:
+    return {"items": [{"id": i} for i in ids], "total": total}
+
+
+def page_violations(pages: list[dict[str, Any]]) -> list[str]:
+    return [p.key for p in judge_pages(pages, WRITES) if p.result == "violation"]
+
+
+def test_files_read_page_by_page_each_once_pass() -> None:
+    assert page_violations([page(["f0", "f1"], 3), page(["new"], 3)]) == []
+
+
+def test_a_file_shifted_onto_two_pages_is_a_violation() -> None:
+    assert page_violations([page(["f0", "f1"], 3), page(["f1"], 3)]) == ["u-f1", "u"]
+
+
+def test_a_file_shifted_out_of_sight_between_pages_is_a_violation() -> None:
+    assert page_violations([page(["new", "f0"], 3), page(["other"], 3)]) == ["u-f1"]
+
+
+def test_pages_that_disagree_on_the_total_are_a_violation() -> None:
+    assert page_violations([page(["f0", "f1"], 4), page(["new"], 3)]) == ["u"]

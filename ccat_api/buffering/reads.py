@@ -269,12 +269,15 @@ class MergedReader:
             return None
         table = Base.metadata.tables[model]
         key = _sort_key(order)
-        shadowed = sorted(snap.in_flight | snap.folded.keys())
+        records = {**snap.plain, **snap.folded}
+        # Folded: marked so, or (buffered before the marks existed) more than one insert.
+        folded = snap.folded.keys() | {
+            pk for pk, r in snap.plain.items() if r.needs_base or len(r.layers) > 1
+        }
+        shadowed = sorted(snap.in_flight | folded)
         clauses = [c.clause(table) for c in where]
         async with self._db.connect() as conn:
-            bases = await _rows_by_id(
-                conn, table, [pk for pk, r in snap.folded.items() if r.needs_base]
-            )
+            bases = await _rows_by_id(conn, table, [pk for pk in folded if records[pk].needs_base])
             if shadowed:
                 ids = sa.bindparam(
                     "shadowed",
@@ -306,7 +309,7 @@ class MergedReader:
         if await self._overlay.delivered() != snap.delivered:
             return None
         overlay_rows = []
-        for pk, record in itertools.chain(snap.plain.items(), snap.folded.items()):
+        for pk, record in records.items():
             state = record.fold(bases.get(pk) if record.needs_base else None)
             if state is not None and all(c.matches(state) for c in where):
                 overlay_rows.append(state)

@@ -3,9 +3,11 @@ unreadable), the triage that keeps some transactions from main, and the outcome 
 
 Triage asks only Redis. A transaction is refused (a dead letter at once) when its envelope
 cannot be read or it depends on a dead letter; it is held (moved to
-the stream's end) when a dependency still waits behind it. Recording is one call of
-finish.lua: applied transactions with their LSN, dead letters with their reason, held ones
-moved, every entry acknowledged, all in one atomic step.
+the stream's end) when a dependency still waits behind it. Recording is finish.lua:
+applied transactions with their LSN, dead letters with their reason, held ones moved, every
+entry acknowledged, each transaction in one atomic step. A batch of thousands is recorded in
+chunks of ``RECORD_CHUNK`` calls, in order: one script over 5,000 transactions would hold
+Redis, and with it every buffered write, for a noticeable time.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 # is a DEBUG line (dead letters: always a WARNING line each).
 LOGGED_TX_IDS_MAX = 50
 UNREADABLE = "unreadable_envelope"
+# Transactions per finish.lua call: about a millisecond of Redis's time each.
+RECORD_CHUNK = 500
 # States a dependency can be in that mean its dependents can never apply.
 _DEAD_STATES = {b"failed", b"discarded"}
 
@@ -141,27 +145,36 @@ class Bookkeeper:
             ],
             "held": [[tx_id, stream_ids[tx_id]] for tx_id in triage.held],
         }
-        await self._scripts.finish(
-            keys=[
-                self._keys.stream,
-                self._keys.applied,
-                self._keys.dead,
-                self._keys.stats,
-                self._keys.undurable,
-            ],
-            args=[
-                self._keys.events,
-                *self._keys.overlay_families,
-                self._keys.tx_prefix,
-                CONSUMER_GROUP,
-                int(time.time() * 1000),
-                outcome.lsn,
-                orjson.dumps(results),
-                int(batch_ms),
-                # Main's standbys may not have this commit yet: keep the envelopes.
-                int(outcome.durable_lsn is None or outcome.durable_lsn < outcome.lsn),
-            ],
-        )
+        items = [(kind, item) for kind, listed in results.items() for item in listed]
+        batch_size = len(results["applied"]) + len(results["failed"])
+        now_ms = int(time.time() * 1000)
+        for start in range(0, max(1, len(items)), RECORD_CHUNK):
+            chunk: dict[str, list[list[str]]] = {"applied": [], "failed": [], "held": []}
+            for kind, item in items[start : start + RECORD_CHUNK]:
+                chunk[kind].append(item)
+            await self._scripts.finish(
+                keys=[
+                    self._keys.stream,
+                    self._keys.applied,
+                    self._keys.dead,
+                    self._keys.stats,
+                    self._keys.undurable,
+                ],
+                args=[
+                    self._keys.events,
+                    *self._keys.overlay_families,
+                    self._keys.tx_prefix,
+                    CONSUMER_GROUP,
+                    now_ms,
+                    outcome.lsn,
+                    orjson.dumps(chunk),
+                    int(batch_ms),
+                    # Main's standbys may not have this commit yet: keep the envelopes.
+                    int(outcome.durable_lsn is None or outcome.durable_lsn < outcome.lsn),
+                    # The batch counts once in the statistics, with its first chunk.
+                    batch_size if start == 0 else 0,
+                ],
+            )
         for tx_id, (code, error) in failed.items():
             log.warning(
                 "dead letter %s: %s %s", tx_id, code, error,

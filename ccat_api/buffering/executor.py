@@ -14,6 +14,7 @@ release would add a round trip per batch.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -283,7 +284,15 @@ class BatchExecutor:
     async def _call_batch(
         self, txs: Sequence[BufferedTransaction], epoch: int | None, *, fast: bool
     ) -> tuple[dict[str, Any], int]:
-        payload = orjson.dumps(build_payload(txs, fast=fast)).decode()
+        # Synchronous, and it makes a dict per row: the collector's passes over a heap of
+        # thousands of parsed envelopes would cost more than the build (see processor._read).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            payload = orjson.dumps(build_payload(txs, fast=fast)).decode()
+        finally:
+            if collecting:
+                gc.enable()
         try:
             conn = await asyncio.wait_for(self._connection(), self._timeout_s)
             result, lsn, durable = await asyncio.wait_for(

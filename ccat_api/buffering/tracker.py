@@ -27,7 +27,9 @@ REPLAY_LSN_SQL = """
 SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
              ELSE pg_current_wal_flush_lsn() END - '0/0'::pg_lsn)::bigint
 """
-SETTLE_LIMIT = 5000
+# Transactions per visible.lua call: a call holds Redis (and the gateway's accepts) while it
+# drops their overlay layers, so a drained batch of thousands is settled in steps.
+SETTLE_LIMIT = 500
 RECENT_CAP = 1_000_000
 # Longer than any accept takes between its replica check and its Lua call.
 UNIQUE_CLAIM_GRACE_MS = 60_000

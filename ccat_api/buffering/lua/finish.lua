@@ -1,13 +1,16 @@
 -- Record a replayed batch: applied transactions wait for the replica (scored by commit LSN),
 -- failed ones become dead letters (envelope kept, overlay layers dropped), and every entry is
--- acknowledged and removed from the stream, all in one step: a crash before this script
--- leaves the entries pending, and the replay then finds them in applied_transactions.
+-- acknowledged and removed from the stream, each transaction in one step: a crash before this
+-- script leaves the entries pending, and the replay then finds them in applied_transactions.
+-- A large batch is recorded in several calls (a chunk each, in order), so Redis answers the
+-- gateway's accepts in between; only the first says the batch's size for the statistics.
 -- Held transactions (a dependency is still waiting behind them) move to the stream's end.
 -- With keep = '1' (main has standbys that may not have the commit yet) each applied
 -- transaction's envelope stays in its status hash and the tx_id in undurable until they do.
 -- KEYS: stream, applied, dead, stats, undurable
 -- ARGV: events channel, overlay families (5), status hash prefix, group, now (ms),
---       commit lsn, results json, batch duration on main (ms), keep
+--       commit lsn, results json, batch duration on main (ms), keep,
+--       transactions the batch counts in the statistics (absent: this call's; 0: none)
 --   results = {applied = {{tx_id, stream_id}...}, failed = {{tx_id, stream_id, code, error}...},
 --              held = {{tx_id, stream_id}...}}
 local stream_key, applied_key, dead_key, stats_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -16,13 +19,14 @@ local tx_prefix, group, now_ms, lsn = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local results = cjson.decode(ARGV[11])
 local batch_ms = tonumber(ARGV[12] or '0')
 local undurable_key, keep = KEYS[5], ARGV[13] == '1'
+local batch_size = tonumber(ARGV[14] or '') or (#results.applied + #results.failed)
 
 local events = {}
 count(stats_key, 'applied', #results.applied)
 count(stats_key, 'failed', #results.failed)
-if #results.applied + #results.failed > 0 then
+if batch_size > 0 then
   count(stats_key, 'batches', 1)
-  count(stats_key, 'batch_transactions', #results.applied + #results.failed)
+  count(stats_key, 'batch_transactions', batch_size)
   count(stats_key, 'batch_ms', math.floor(batch_ms))
 end
 if #results.applied > 0 then

@@ -320,8 +320,10 @@ async def open_loop(
     pool: int = 256,
     keep_bodies: bool = False,
     client_kind: str = "raw",
+    until: asyncio.Event | None = None,
 ) -> LoadResult:
-    """Fixed arrival rate on a fixed grid; latency counted from each scheduled start."""
+    """Fixed arrival rate on a fixed grid; latency counted from each scheduled start. With
+    ``until``, no request is started once it is set (``duration_s`` is then the most)."""
     result = LoadResult("open", rate_per_s, None, duration_s)
     recorder = _Recorder(result, keep_bodies)
     count = int(rate_per_s * duration_s)
@@ -332,6 +334,8 @@ async def open_loop(
     try:
         t0 = time.perf_counter() + 0.05
         for i in range(count):
+            if until is not None and until.is_set():
+                break
             scheduled = t0 + i * interval_s
             wait_s = scheduled - time.perf_counter()
             if wait_s > 0:
@@ -346,7 +350,10 @@ async def open_loop(
     finally:
         await client.aclose()
     result.client_cpu_s = _cpu_s() - cpu0
-    result.elapsed_s = max(recorder.last_done - t0, duration_s)
+    stopped = until is not None and until.is_set()
+    result.elapsed_s = (
+        recorder.last_done - t0 if stopped else max(recorder.last_done - t0, duration_s)
+    )
     return result
 
 

@@ -20,6 +20,11 @@ buffers never mix:
    (pairs of an executed-obs-unit start and a raw data file in it, 32 clients); then a worker
    (the production ``SiteWorker.run``: processor and LSN tracker) starts in this process and
    the time until the stream is empty (all applied on main) and until all are visible is taken.
+6. the same drain with 100,000 transactions (``drain_100k``), and with 20,000 through a WAN
+   capped at 20 Mbit/s each way (``drain_bandwidth``): WAN bytes per transaction, and how much
+   of the capped link's capacity the drain used (bound by bytes, not round trips).
+7. buffered writes at 200 req/s while the site's processor (its own process) drains a 100,000
+   backlog on the same cores (``drain_writes``): the writes' latency.
 
 It prints figures and, next to each target, "meets" or "misses"; it never fails on timings
 (shared machines are noisy). The figures also go to ``bench/results/latest.json`` (with the
@@ -46,6 +51,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import orjson
 from redis.asyncio import Redis
 
@@ -82,15 +88,22 @@ PROCESSOR_LOGGER = "ccat_api.buffering.processor"
 SITE_BUFFERED = "bench-buffered"
 SITE_VISIBLE = "bench-visible"
 SITE_DRAIN = "bench-drain"
+SITE_DRAIN_100K = "bench-drain-100k"
+SITE_DRAIN_BANDWIDTH = "bench-drain-bandwidth"
+SITE_DRAIN_WRITES = "bench-drain-writes"
 SITE_DIRECT = "main"  # a MAIN-type gateway: the name is recorded with its writes on main
 BARE = "bench-bare"
 DIRECT = "bench-direct"
-COUNT_DRAINED_SQL = "SELECT count(*) FROM applied_transactions WHERE site = 'bench-drain'"
+
+COUNT_APPLIED_SQL = "SELECT count(*) FROM applied_transactions WHERE site = $1"
 
 GOAL_BUFFERED_P99_MS = Goal("<=", 10.0)
-GOAL_THROUGHPUT_RATIO_PCT = Goal(">=", 50.0)
-GOAL_DRAIN_PER_S = Goal(">=", 2000.0)
+GOAL_THROUGHPUT_RATIO_PCT = Goal(">=", 60.0)
+GOAL_DRAIN_PER_S = Goal(">=", 10_000.0)
 GOAL_VISIBLE_P99_MS = Goal("<=", 100.0)
+GOAL_ACCEPTED_TO_VISIBLE_P99_MS = Goal("<=", 450.0)
+# Through a capped link the drain should fill it: bytes sent over (capacity x time).
+GOAL_WAN_UTILISATION = Goal(">=", 0.7)
 
 
 @dataclass(frozen=True)
@@ -112,6 +125,8 @@ class BenchConfig:
     visible_transactions: int = 300
     visible_rate_per_s: float = 30.0
     drain_transactions: int = 20_000
+    drain_large_transactions: int = 100_000
+    drain_bandwidth_mbit: float = 20.0
     fill_concurrency: int = 32
     settle_timeout_s: float = 120.0
     client: str = "raw"
@@ -128,6 +143,7 @@ class BenchConfig:
             direct_closed_duration_s=3.0,
             visible_transactions=60,
             drain_transactions=2_000,
+            drain_large_transactions=4_000,
         )
 
 
@@ -147,6 +163,7 @@ class Bench:
     clock: Clock
     redis: Redis
     processors: dict[str, ManagedProcess] = field(default_factory=dict)
+    _filled: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # --- processes ------------------------------------------------------------------------
 
@@ -424,33 +441,58 @@ class Bench:
             await client.aclose()
 
     async def drain(self) -> dict[str, Any]:
-        cfg = self.config
-        self.clock.say(
-            f"phase 5: backlog drain, {cfg.drain_transactions:,} transactions buffered with no"
-            " processor"
+        return await self.drain_backlog(SITE_DRAIN, self.config.drain_transactions)
+
+    async def drain_100k(self) -> dict[str, Any]:
+        return await self.drain_backlog(SITE_DRAIN_100K, self.config.drain_large_transactions)
+
+    async def drain_bandwidth(self) -> dict[str, Any]:
+        return await self.drain_backlog(
+            SITE_DRAIN_BANDWIDTH,
+            self.config.drain_transactions,
+            bandwidth_mbit=self.config.drain_bandwidth_mbit,
         )
-        keys = SiteKeys(SITE_DRAIN)
-        url = self.start_gateway(SITE_DRAIN, with_processor=False)
-        results: dict[str, Any] = {"site": SITE_DRAIN}
+
+    async def fill_backlog(self, site: str, count: int, *, keep_gateway: bool = False) -> str:
+        """Buffer ``count`` transactions at ``site`` through its gateway (no processor); the
+        gateway's URL, stopped unless ``keep_gateway``."""
+        url = self.start_gateway(site, with_processor=False)
         try:
-            meter = CpuMeter(self.pids(SITE_DRAIN))
+            meter = CpuMeter(self.pids(site))
             meter.start()
-            filled = await fill(url, self.token, cfg.drain_transactions, cfg.fill_concurrency)
+            filled = await fill(url, self.token, count, self.config.fill_concurrency)
             filled["cpu"] = cpu_report(meter.stop(), filled["ok"], filled["elapsed_s"])
             filled["cpu"]["machine_share"] = meter.machine_share
-            results["fill"] = filled
+            self._filled[site] = filled
         finally:
-            self.stop(SITE_DRAIN)
-        fill_result = results["fill"]
+            if not keep_gateway:
+                self.stop(site)
+        backlog = int(await self.redis.xlen(SiteKeys(site).stream))
+        self.clock.say(
+            f"  buffered {backlog:,} transactions through the API in {filled['elapsed_s']}s"
+            f" ({filled['achieved_per_s']} req/s, {filled['errors']} errors)"
+        )
+        self.clock.say(f"    {_cpu_line(filled['cpu'])}")
+        return url
+
+    async def drain_backlog(
+        self, site: str, count: int, *, bandwidth_mbit: float | None = None
+    ) -> dict[str, Any]:
+        """Buffer ``count`` transactions with no processor, then run the production worker
+        (``SiteWorker.run``: processor and LSN tracker) in this process until the stream is
+        empty (all applied on main) and nothing awaits the replica (all visible)."""
+        cfg = self.config
+        link = f", WAN capped at {bandwidth_mbit:g} Mbit/s each way" if bandwidth_mbit else ""
+        self.clock.say(
+            f"phase {site}: backlog drain, {count:,} transactions buffered with no processor{link}"
+        )
+        keys = SiteKeys(site)
+        results: dict[str, Any] = {"site": site, "bandwidth_mbit": bandwidth_mbit}
+        await self.fill_backlog(site, count)
+        results["fill"] = self._filled.pop(site)
         backlog = int(await self.redis.xlen(keys.stream))
         results["backlog"] = backlog
-        self.clock.say(
-            f"  buffered {backlog:,} transactions through the API in {fill_result['elapsed_s']}s"
-            f" ({fill_result['achieved_per_s']} req/s, {fill_result['errors']} errors);"
-            " starting the worker"
-        )
-        self.clock.say(f"    {_cpu_line(fill_result['cpu'])}")
-        overrides = {**self.stack.settings_overrides(SITE_DRAIN), "run_processor": False}
+        overrides = {**self.stack.settings_overrides(site), "run_processor": False}
         if cfg.drain_batch_size:
             overrides["processor_batch_size"] = cfg.drain_batch_size
         settings = Settings.model_validate(overrides)
@@ -459,16 +501,21 @@ class Bench:
         worker = build_worker(settings, worker_redis)
         stop = asyncio.Event()
         applied_s = visible_s = float("nan")
+        if bandwidth_mbit:
+            self.stack.wan.set_bandwidth(bandwidth_mbit)
+        wan_before = _wan_bytes(self.stack.wan.state())
         meter = CpuMeter(self.pids())
         batches = BatchLog()
         profiler = cProfile.Profile() if cfg.profile_drain else None
         meter.start()
         started = time.perf_counter()
+        batches.started = started
         if profiler is not None:
             profiler.enable()
         task = asyncio.create_task(worker.run(stop))
         try:
-            deadline = started + cfg.settle_timeout_s
+            # A drain slower than 500 tx/s is a finding, not a hang.
+            deadline = started + max(cfg.settle_timeout_s, count / 500)
             while time.perf_counter() < deadline and not task.done():
                 async with self.redis.pipeline(transaction=False) as pipe:
                     pipe.xlen(keys.stream)
@@ -487,6 +534,9 @@ class Bench:
                 await asyncio.wait_for(task, 30)
             await worker_redis.aclose()
             batches.detach()
+            wan_after = _wan_bytes(self.stack.wan.state())
+            if bandwidth_mbit:
+                self.stack.wan.set_bandwidth(None)
             if profiler is not None and cfg.profile_drain is not None:
                 profiler.disable()
                 cfg.profile_drain.parent.mkdir(parents=True, exist_ok=True)
@@ -501,14 +551,24 @@ class Bench:
         results["visible_s"] = round(visible_s, 3)
         results["applied_per_s"] = round(backlog / applied_s, 1) if applied_s > 0 else math.nan
         results["visible_per_s"] = round(backlog / visible_s, 1) if visible_s > 0 else math.nan
+        up, down = (after - before for after, before in zip(wan_after, wan_before, strict=True))
+        results["wan_bytes_up_per_tx"] = round(up / max(1, backlog), 1)
+        results["wan_bytes_down_per_tx"] = round(down / max(1, backlog), 1)
+        if bandwidth_mbit and applied_s > 0:
+            # The share of the capped link's capacity the drain used while it ran: near 1, the
+            # drain was bound by bytes; far below, by round trips or CPU.
+            results["wan_utilisation"] = round(up * 8 / (bandwidth_mbit * 1e6 * applied_s), 3)
         results["dead_letters"] = int(await self.redis.zcard(keys.dead))
-        on_main = self.stack.main_db.psql(COUNT_DRAINED_SQL)
-        results["applied_on_main"] = int(on_main.strip() or 0)
+        results["applied_on_main"] = await self.applied_on_main(site)
+        first = results["batches"]
         self.clock.say(f"  {_cpu_line(results['cpu'], 'tx')}")
         self.clock.say(
-            f"  replay batches: {results['batches']['count']}, mean"
-            f" {results['batches']['mean_size']} tx, {results['batches']['apply_ms_total']} ms in"
-            " the apply call on main (WAN round trips included)"
+            f"  replay batches: {first['count']}, mean {first['mean_size']} tx,"
+            f" {first['apply_ms_total']} ms in the replay call on main (WAN round trips"
+            f" included); the first batch left {first['first_sent_s']}s after the worker"
+            f" started (connect, fence, schema check, reports); WAN bytes per tx"
+            f" {results['wan_bytes_up_per_tx']:.0f} up, {results['wan_bytes_down_per_tx']:.0f}"
+            " down"
         )
         self.clock.say(
             f"  all applied on main in {applied_s:.2f}s ({results['applied_per_s']} tx/s),"
@@ -516,6 +576,74 @@ class Bench:
             f" {results['applied_on_main']:,} recorded on main"
         )
         return results
+
+    async def applied_on_main(self, site: str) -> int:
+        """How many of the site's transactions main has recorded (read on loopback)."""
+        conn = await asyncpg.connect(self.stack.main_db.dsn(), timeout=10)
+        try:
+            count = await conn.fetchval(COUNT_APPLIED_SQL, site)
+        finally:
+            await conn.close()
+        return int(count)
+
+    async def drain_writes(self) -> dict[str, Any]:
+        """Buffered writes at 200 req/s while the site's processor (its own process, as
+        deploy/ runs it) drains a 100,000 backlog on the same cores: their latency."""
+        cfg = self.config
+        site = SITE_DRAIN_WRITES
+        keys = SiteKeys(site)
+        self.clock.say(
+            f"phase {site}: buffered writes at {cfg.rate_per_s:.0f} req/s while a"
+            f" {cfg.drain_large_transactions:,} backlog drains"
+        )
+        url = await self.fill_backlog(site, cfg.drain_large_transactions, keep_gateway=True)
+        results: dict[str, Any] = {"site": site, "fill": self._filled.pop(site)}
+        try:
+            target = self.target(url)
+            backlog = int(await self.redis.xlen(keys.stream))
+            results["backlog"] = backlog
+            drained = asyncio.Event()
+            self.processors[site] = self.stack.start_processor(site)
+            started = time.perf_counter()
+            load = asyncio.create_task(
+                self.measured(
+                    site,
+                    open_loop(
+                        target,
+                        rate_per_s=cfg.rate_per_s,
+                        duration_s=max(cfg.settle_timeout_s, backlog / 500),
+                        client_kind=cfg.client,
+                        until=drained,
+                    ),
+                )
+            )
+            while time.perf_counter() - started < max(cfg.settle_timeout_s, backlog / 500):
+                if await self.applied_on_main(site) >= backlog:
+                    break
+                await asyncio.sleep(0.25)
+            drained_s = time.perf_counter() - started
+            drained.set()
+            run, results["load"] = await load
+        finally:
+            self.stop(site)
+        results["drained_s"] = round(drained_s, 2)
+        results["drained_per_s"] = round(backlog / drained_s, 1)
+        self.clock.say(f"  open loop {cfg.rate_per_s:.0f} req/s during the drain: {_brief(run)}")
+        self.clock.say(f"    {_cpu_line(results['load']['cpu'])}")
+        self.clock.say(
+            f"  the backlog of {backlog:,} was on main after {drained_s:.1f}s"
+            f" ({results['drained_per_s']} tx/s with the writes alongside)"
+        )
+        return results
+
+
+def _wan_bytes(state: dict[str, Any]) -> tuple[int, int]:
+    """Bytes the WAN carried so far, towards main and back, over all its links."""
+    links = state.get("links", [])
+    return (
+        sum(int(link["bytes_up"]) for link in links),
+        sum(int(link["bytes_down"]) for link in links),
+    )
 
 
 async def fill(base_url: str, token: str, count: int, concurrency: int) -> dict[str, Any]:
@@ -615,6 +743,9 @@ class BatchLog(logging.Handler):
         self.sizes: list[int] = []
         self.apply_ms: list[float] = []
         self.messages: list[str] = []
+        # perf_counter() when the worker started; the first batch's send time is taken from it.
+        self.started: float | None = None
+        self.first_sent_s = math.nan
         self._logger = logging.getLogger(PROCESSOR_LOGGER)
         self._level = self._logger.level
         self._logger.addHandler(self)
@@ -628,6 +759,9 @@ class BatchLog(logging.Handler):
             with contextlib.suppress(TypeError, ValueError):
                 self.sizes.append(int(args[0]))  # type: ignore[call-overload]
                 self.apply_ms.append(float(args[-1]))  # type: ignore[arg-type]
+                if len(self.apply_ms) == 1 and self.started is not None:
+                    done_s = time.perf_counter() - self.started
+                    self.first_sent_s = round(done_s - self.apply_ms[0] / 1000, 2)
 
     def detach(self) -> None:
         self._logger.removeHandler(self)
@@ -638,6 +772,7 @@ class BatchLog(logging.Handler):
             "count": len(self.sizes),
             "mean_size": round(sum(self.sizes) / len(self.sizes)) if self.sizes else 0,
             "apply_ms_total": round(sum(self.apply_ms)),
+            "first_sent_s": self.first_sent_s,
             "apply_ms": [round(ms) for ms in self.apply_ms],
             "sizes": self.sizes,
             "log": self.messages[:50],
@@ -736,7 +871,11 @@ def figures(phases: dict[str, Any], config: BenchConfig) -> list[Row]:
             get("visible", "applied_to_visible_ms", "p99"), "ms", GOAL_VISIBLE_P99_MS)),
         (("visible",), Row("accepted_to_visible_p99_ms",
             "accepted-to-visible p99 (visible_at - created_at)",
-            get("visible", "created_to_visible_ms", "p99"), "ms")),
+            get("visible", "created_to_visible_ms", "p99"), "ms",
+            GOAL_ACCEPTED_TO_VISIBLE_P99_MS)),
+        (("visible",), Row("accepted_to_applied_p99_ms",
+            "  of which accepted-to-applied p99 (applied_at - created_at)",
+            get("visible", "created_to_applied_ms", "p99"), "ms")),
         (("drain",), Row("drain_fill_rate",
             f"backlog fill through the API (closed x{config.fill_concurrency})",
             get("drain", "fill", "achieved_per_s"), "req/s")),
@@ -747,6 +886,34 @@ def figures(phases: dict[str, Any], config: BenchConfig) -> list[Row]:
             get("drain", "applied_s"), "s")),
         (("drain",), Row("drain_visible_s", "backlog drain: time until all visible",
             get("drain", "visible_s"), "s")),
+        (("drain",), Row("drain_first_batch_s",
+            "backlog drain: first batch sent after (connect, fence, reports)",
+            get("drain", "batches", "first_sent_s"), "s")),
+        (("drain_100k",), Row("drain_100k_applied_per_s",
+            f"backlog drain, {get('drain_100k', 'backlog'):,.0f} tx applied on main",
+            get("drain_100k", "applied_per_s"), "tx/s", GOAL_DRAIN_PER_S)),
+        (("drain_100k",), Row("drain_100k_visible_s",
+            "backlog drain 100k: time until all visible",
+            get("drain_100k", "visible_s"), "s")),
+        (("drain_bandwidth",), Row("drain_bandwidth_applied_per_s",
+            f"backlog drain, {get('drain_bandwidth', 'backlog'):,.0f} tx, WAN capped at"
+            f" {config.drain_bandwidth_mbit:g} Mbit/s",
+            get("drain_bandwidth", "applied_per_s"), "tx/s")),
+        (("drain_bandwidth",), Row("drain_bandwidth_bytes_per_tx",
+            "  WAN bytes per transaction towards main",
+            get("drain_bandwidth", "wan_bytes_up_per_tx"), "B")),
+        (("drain_bandwidth",), Row("drain_bandwidth_down_bytes_per_tx",
+            "  WAN bytes per transaction back from main",
+            get("drain_bandwidth", "wan_bytes_down_per_tx"), "B")),
+        (("drain_bandwidth",), Row("drain_bandwidth_utilisation",
+            "  capped link used (bytes up / capacity x drain time)",
+            get("drain_bandwidth", "wan_utilisation"), "", GOAL_WAN_UTILISATION)),
+        (("drain_writes",), Row("drain_writes_p99_ms",
+            f"buffered write p99 {rate} while a 100k backlog drains",
+            get("drain_writes", "load", "p99_ms"), "ms", GOAL_BUFFERED_P99_MS)),
+        (("drain_writes",), Row("drain_writes_drained_per_s",
+            "  that backlog's drain alongside the writes",
+            get("drain_writes", "drained_per_s"), "tx/s")),
     ]  # fmt: skip
     return [row for needs, row in candidates if all(n in phases for n in needs)]
 
@@ -770,6 +937,9 @@ PHASES: dict[str, Callable[[Bench], Awaitable[dict[str, Any]]]] = {
     "direct": Bench.direct,
     "visible": Bench.visible,
     "drain": Bench.drain,
+    "drain_100k": Bench.drain_100k,
+    "drain_bandwidth": Bench.drain_bandwidth,
+    "drain_writes": Bench.drain_writes,
 }
 
 

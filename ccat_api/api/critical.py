@@ -152,7 +152,9 @@ class FastPath:
                 # Python-mode validation of what it parsed, as FastAPI validates a body
                 # (strict JSON-mode validation takes strings for more types than a body may).
                 values[name] = model.model_validate(json.loads(body))
-        except (ValidationError, ValueError, KeyError):
+        except (ValidationError, ValueError, KeyError, RecursionError):
+            # RecursionError: JSON nested past the parser's depth; FastAPI refuses it in the
+            # one error shape.
             return None
         return values
 

@@ -53,6 +53,10 @@ class Lease:
         self._renewed_at = 0.0
 
     @property
+    def ttl_s(self) -> float:
+        return self._ttl_ms / 1000
+
+    @property
     def held(self) -> bool:
         return self.epoch is not None
 
@@ -118,9 +122,17 @@ class Lease:
     async def kept_alive(self) -> AsyncIterator[None]:
         """Renew in the background while a long batch is in flight over a slow link."""
 
+        done = asyncio.Event()
+
         async def renew() -> None:
-            while True:
-                await asyncio.sleep(self._ttl_ms / 3000)
+            # Ended by ``done``, not only by cancellation: the Redis client's retry can swallow
+            # a CancelledError that lands during a renewal, and a loop that only cancellation
+            # ends would then renew (and hold) the lease forever while the caller waits for it.
+            while not done.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), self._ttl_ms / 3000)
+                if done.is_set():
+                    return
                 # One failed renewal must not end the renewals: Redis may be back before the
                 # lease runs out. A lease found taken is over; main's fence refuses the batch.
                 with contextlib.suppress(RedisError, OSError):
@@ -131,6 +143,7 @@ class Lease:
         try:
             yield
         finally:
+            done.set()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task

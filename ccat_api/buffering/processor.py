@@ -197,7 +197,9 @@ class Processor:
         except SchemaHold as hold:
             await self._drop_pipeline()
             await self._hold(hold)
-            return self._schema_hold_retry_s
+            # Back well within the lease's life: a held processor keeps its lease (a new
+            # epoch every retry would fence main again for nothing).
+            return min(self._schema_hold_retry_s, self._lease.ttl_s / 3)
         except TransientReplayError as exc:
             await self._drop_pipeline()
             delay_s = self._backoff.next_delay_s()

@@ -47,6 +47,8 @@ REPLICA_TRANSACTIONS = 2_000
 SAMPLES = 300
 CONCURRENCY = 32
 PAGE = 50
+# A drain that moves nothing for this long is reported (NaN) rather than waited for.
+STALL_S = 180
 RESULTS_FILE = REPO_ROOT / "bench" / "results" / "reads.json"
 
 GOAL_LIST_P99_MS = Goal("<=", 25.0)
@@ -127,9 +129,16 @@ async def drain(stack: Stack, redis: Redis, claims_gone: bool) -> float:
     started = time.monotonic()
     running = asyncio.create_task(worker.run(stop))
     try:
+        last, moved_at = None, time.monotonic()
         while True:
-            if await worker.processor.backlog() == (0, 0):
+            backlog = await worker.processor.backlog()
+            if backlog == (0, 0):
                 break
+            if backlog != last:
+                last, moved_at = backlog, time.monotonic()
+            elif time.monotonic() - moved_at > STALL_S:
+                print(f"the drain made no progress for {STALL_S} s at {backlog}", flush=True)
+                return math.nan
             await asyncio.sleep(0.5)
         taken = time.monotonic() - started
         deadline = time.monotonic() + 120
@@ -159,6 +168,7 @@ async def measure(stack: Stack, url: str, token: str, args: argparse.Namespace) 
         print(f"replica holds {seeded['ok']:,} more transactions; measuring with an empty buffer")
         result["empty"] = await reads(client, redis, keys, pid, replica_units(stack), args.samples)
         result["rss_empty_mib"] = round(rss_mib(pid), 1)
+        print(f"empty buffer: {json.dumps(result['empty'])}", flush=True)
         before = await used_memory(redis)
         filled = await fill(url, token, args.transactions, CONCURRENCY)
         result["fill"] = filled
@@ -174,9 +184,17 @@ async def measure(stack: Stack, url: str, token: str, args: argparse.Namespace) 
         )
         result["rss_buffered_mib"] = round(rss_mib(pid), 1)
         result["buffered_bytes_per_tx"] = (buffered - before) / max(1, filled["ok"])
+        print(f"buffered: {json.dumps(result['buffered'])}", flush=True)
+        print(
+            f"Redis bytes per buffered transaction {result['buffered_bytes_per_tx']:.0f},"
+            f" gateway RSS {result['rss_buffered_mib']} MiB",
+            flush=True,
+        )
         result["drain_s"] = round(await drain(stack, redis, claims_gone=True), 1)
         settled = await used_memory(redis)
-        result["retained_bytes_per_tx"] = (settled - before) / max(1, filled["ok"])
+        result["retained_bytes_per_tx"] = (
+            math.nan if math.isnan(result["drain_s"]) else (settled - before) / max(1, filled["ok"])
+        )
         result["memory"] = {"before": before, "buffered": buffered, "settled": settled}
     finally:
         await client.aclose()

@@ -30,6 +30,10 @@ local matching, folded
 if #sets == 0 then
   matching = redis.call('HLEN', record_key)
   folded = redis.call('SMEMBERS', fold_key)
+elseif #sets == 1 then
+  -- SINTERCARD walks every member even of a single set; SCARD is O(1).
+  matching = redis.call('SCARD', sets[1])
+  folded = redis.call('SINTER', fold_key, sets[1])
 else
   matching = redis.call('SINTERCARD', #sets, unpack(sets))
   folded = redis.call('SINTER', fold_key, unpack(sets))

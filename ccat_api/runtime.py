@@ -249,5 +249,6 @@ def build_worker(settings: Settings, redis: Redis) -> SiteWorker:
         poll_interval_s=settings.tracker_poll_interval_s,
         timeout_s=settings.tracker_replica_timeout_s,
         status_ttl_s=settings.tx_status_ttl_s,
+        confirms_kept=bool(settings.main_standby_names),
     )
     return SiteWorker(processor, tracker, lease)

@@ -49,7 +49,11 @@ class LsnTracker:
         poll_interval_s: float,
         timeout_s: float,
         status_ttl_s: int,
+        confirms_kept: bool = False,
     ) -> None:
+        # Main has standbys (main_standby_names): a transaction kept for a failover of main
+        # becomes visible only once the replica shows its applied_transactions row.
+        self._confirms_kept = confirms_kept
         self._redis = redis
         self._keys = keys
         self._scripts = Scripts(redis)
@@ -102,6 +106,8 @@ class LsnTracker:
         lsn = await self.replay_lsn()
         if lsn < self._oldest_waiting:
             return []
+        if self._confirms_kept:
+            await self._defer_unconfirmed(lsn)
         settled: list[str] = []
         while True:
             ready, oldest_left = await self._scripts.visible(
@@ -127,6 +133,37 @@ class LsnTracker:
             if len(ready) < SETTLE_LIMIT:
                 self._oldest_waiting = int(oldest_left) if oldest_left else None
                 return settled
+
+    async def _defer_unconfirmed(self, lsn: int) -> None:
+        """Kept transactions (``horizon.py``) whose commit LSN the replica has passed but whose
+        row it does not show: after a failover of main the replica follows a new timeline,
+        on which an old LSN means nothing, and the transaction waits to be applied again.
+        Each is moved just past the replay position, so it is looked at again next pass,
+        until the processor re-applies it (at its new LSN) and the replica shows it."""
+        raw = await self._redis.zrangebyscore(
+            self._keys.applied, "-inf", lsn, start=0, num=SETTLE_LIMIT
+        )
+        due = [r.decode() if isinstance(r, bytes) else str(r) for r in raw]
+        if not due:
+            return
+        kept = await self._redis.zmscore(self._keys.undurable, due)
+        candidates = [tx for tx, score in zip(due, kept, strict=True) if score is not None]
+        if not candidates:
+            return
+        assert self._conn is not None
+        shown = {
+            str(row[0])
+            for row in await asyncio.wait_for(
+                self._conn.fetch(
+                    "SELECT tx_id::text FROM applied_transactions WHERE tx_id = ANY($1::uuid[])",
+                    candidates,
+                ),
+                self._timeout_s,
+            )
+        }
+        unconfirmed = [tx for tx in candidates if tx not in shown]
+        if unconfirmed:
+            await self._redis.zadd(self._keys.applied, dict.fromkeys(unconfirmed, lsn + 1), xx=True)
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None

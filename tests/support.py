@@ -277,3 +277,41 @@ async def site_worker(settings: Settings) -> AsyncIterator[SiteWorker]:
         await built.processor.close()
         await built.tracker.close()
         await redis.aclose()
+
+
+@contextlib.asynccontextmanager
+async def processing(worker: SiteWorker) -> AsyncIterator[None]:
+    """The site's processor and tracker running as in service (holds, retries and all)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+def service_token(stack: Stack, login: str, role: str, *, main_url: str | None = None) -> str:
+    """A token of a new service account on the stack's main, once the replicas have it
+    (for tests with a stack of their own; the session stack has ``tokens``)."""
+    from ccat_api.auth.tokens import issue_service_token
+    from ccat_api.db.engines import PrimaryDatabase, make_engine
+
+    async def create() -> str:
+        db = PrimaryDatabase(
+            make_engine(
+                main_url or stack.main_db.url(),
+                pool_size=1,
+                connect_timeout_s=5,
+                application_name="tests",
+            )
+        )
+        try:
+            return (await issue_service_token(db, login, role)).plaintext
+        finally:
+            await db.dispose()
+
+    token = asyncio.run(create())
+    for site in stack.sites:
+        stack.wait_replica_caught_up(site=site)
+    return token

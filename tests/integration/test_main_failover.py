@@ -8,21 +8,26 @@ Runs on a stack of its own (main with a standby), through the WAN simulator.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from ccat_api.auth.tokens import issue_service_token
 from ccat_api.buffering.keys import SiteKeys
-from ccat_api.buffering.worker import SiteWorker
 from ccat_api.config import Settings
-from ccat_api.db.engines import PrimaryDatabase, make_engine
 from ccat_api.devstack.stack import Stack, StackConfig
 from ccat_api.runtime import make_redis
-from tests.support import buffer_state, client, eventually, fetchval, ok, serve, site_worker
+from tests.support import (
+    buffer_state,
+    client,
+    eventually,
+    fetchval,
+    ok,
+    processing,
+    serve,
+    service_token,
+    site_worker,
+)
 
 FILE = {
     "size_bytes": 2048,
@@ -46,18 +51,7 @@ def stack() -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def token(stack: Stack) -> str:
-    async def create() -> str:
-        db = PrimaryDatabase(
-            make_engine(stack.main_url, pool_size=1, connect_timeout_s=5, application_name="t")
-        )
-        try:
-            return (await issue_service_token(db, "failover-operator", "operator")).plaintext
-        finally:
-            await db.dispose()
-
-    made = asyncio.run(create())
-    stack.wait_replica_caught_up()
-    return made
+    return service_token(stack, "failover-operator", "operator", main_url=stack.main_url)
 
 
 @pytest.fixture
@@ -71,17 +65,6 @@ def settings(stack: Stack) -> Settings:
             "write_rate_limit": "",
         }
     )
-
-
-@contextlib.asynccontextmanager
-async def processing(worker: SiteWorker) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
 
 
 async def main_count(stack: Stack, sql: str, *args: object) -> int:

@@ -8,22 +8,18 @@ Runs on a stack of its own: the test-only revisions in tests/migrations change m
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from alembic import command
 
-from ccat_api.auth.tokens import issue_service_token
 from ccat_api.buffering.keys import SiteKeys
-from ccat_api.buffering.worker import SiteWorker
 from ccat_api.config import Settings
 from ccat_api.db.contract import ContractRefused
-from ccat_api.db.engines import PrimaryDatabase, make_engine
 from ccat_api.db.migrate import current_head
 from ccat_api.devstack.stack import Stack
 from ccat_api.runtime import make_redis
@@ -35,8 +31,10 @@ from tests.support import (
     fetch,
     fetchval,
     ok,
+    processing,
     running_stack,
     serve,
+    service_token,
     site_worker,
     start_eou,
 )
@@ -55,18 +53,7 @@ def stack() -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def operator_token(stack: Stack) -> str:
-    async def create() -> str:
-        db = PrimaryDatabase(
-            make_engine(stack.main_db.url(), pool_size=1, connect_timeout_s=5, application_name="t")
-        )
-        try:
-            return (await issue_service_token(db, "schema-operator", "operator")).plaintext
-        finally:
-            await db.dispose()
-
-    token = asyncio.run(create())
-    stack.wait_replica_caught_up()
-    return token
+    return service_token(stack, "schema-operator", "operator")
 
 
 @pytest.fixture
@@ -94,18 +81,6 @@ async def downgrade(stack: Stack, revision: str) -> None:
     await asyncio.to_thread(
         command.downgrade, alembic_config_with_tests(stack.main_db.url()), revision
     )
-
-
-@contextlib.asynccontextmanager
-async def processing(worker: SiteWorker) -> AsyncIterator[None]:
-    """The site's processor and tracker running as in service (holds, retries and all)."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
 
 
 async def heartbeat(settings: Settings) -> dict[str, str]:

@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from ccat_api.auth.tokens import issue_service_token
-from ccat_api.buffering.worker import SiteWorker
 from ccat_api.config import Settings
-from ccat_api.db.engines import PrimaryDatabase, make_engine
 from ccat_api.devstack.stack import Stack, StackConfig
-from tests.support import buffer_state, client, eventually, fetchval, ok, serve, site_worker
+from tests.support import (
+    buffer_state,
+    client,
+    eventually,
+    fetchval,
+    ok,
+    processing,
+    serve,
+    service_token,
+    site_worker,
+)
 
 SITES = ("observatory", "cornell")
 WRITES_PER_SITE = 120
@@ -38,19 +45,7 @@ def stack() -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def token(stack: Stack) -> str:
-    async def create() -> str:
-        db = PrimaryDatabase(
-            make_engine(stack.main_db.url(), pool_size=1, connect_timeout_s=5, application_name="t")
-        )
-        try:
-            return (await issue_service_token(db, "two-sites", "operator")).plaintext
-        finally:
-            await db.dispose()
-
-    made = asyncio.run(create())
-    for site in SITES:
-        stack.wait_replica_caught_up(site=site)
-    return made
+    return service_token(stack, "two-sites", "operator")
 
 
 def site_settings(stack: Stack, site: str) -> Settings:
@@ -63,17 +58,6 @@ def site_settings(stack: Stack, site: str) -> Settings:
             "write_rate_limit": "",
         }
     )
-
-
-@contextlib.asynccontextmanager
-async def processing(worker: SiteWorker) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
 
 
 async def write_and_read_back(http: httpx.AsyncClient, site: str, n: int) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The site's buffer as production runs it: a Redis primary, its replicas and three Sentinels
 (Debian's ``redis-server`` and ``redis-sentinel``), started from the files an operator deploys
-(``deploy/redis/redis.conf`` and ``sentinel.conf``), so the tests that use this set load them.
+(``deploy/redis/redis.conf`` and ``deploy/redis-sentinel/sentinel.conf``), so the tests that
+use this set load them.
 Only ports, directories and the primary's address are changed, and a shorter
 ``down-after-milliseconds`` so a failover takes seconds. The primary refuses writes while fewer
 than ``min_replicas`` replicas are in sync (``min-replicas-to-write``), and each replica is
@@ -22,9 +23,11 @@ from ccat_api.devstack.redis_server import RedisServer
 from ccat_api.devstack.system import free_port, wait_port
 
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "redis"
+# A Sentinel file is loaded by redis-sentinel, never by redis-server: a directory of its own.
+SENTINEL_DEPLOY_DIR = DEPLOY_DIR.with_name("redis-sentinel")
 SERVICE = "ccat-buffer"
 # Sentinels declare the primary down after this long without an answer: short, so tests and
-# the demo see a failover within seconds (production: deploy/redis/sentinel.conf).
+# the demo see a failover within seconds (production: deploy/redis-sentinel/sentinel.conf).
 DOWN_AFTER_MS = 1000
 FAILOVER_TIMEOUT_MS = 5000
 # A replica further behind than this no longer counts as in sync for min-replicas-to-write.
@@ -59,9 +62,9 @@ class SentinelServer:
 
 
 def render_sentinel_conf(port: int, data_dir: Path, primary_port: int) -> str:
-    """deploy/redis/sentinel.conf with a port, a directory and the primary's address."""
+    """deploy/redis-sentinel/sentinel.conf with a port, a directory and the primary's address."""
     lines = []
-    for line in (DEPLOY_DIR / "sentinel.conf").read_text().splitlines():
+    for line in (SENTINEL_DEPLOY_DIR / "sentinel.conf").read_text().splitlines():
         words = line.split()
         if words[:1] == ["port"]:
             line = f"port {port}\nbind 127.0.0.1"

@@ -350,14 +350,8 @@ class Stack:
                 else {}
             ),
             "main_db_via_wan": self.main_url_via_wan,
-            "replica": self.replica.url(),
-            "redis": self.redis.url,
-            **(
-                {"redis_sentinels": self.redis_set.sentinel_addresses}
-                if self.redis_set is not None
-                else {}
-            ),
-            "wan_control": f"http://127.0.0.1:{self.wan_control_port}",
+            # The first site's services at the top level too, as one-site tools read them.
+            **self.first_site.describe(),
             "sites": {name: site.describe() for name, site in self.sites.items()},
             "gateways": {site: self.gateway_url(site) for site in self.gateway_ports},
             **(

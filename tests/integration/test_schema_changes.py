@@ -95,6 +95,16 @@ async def heartbeat(settings: Settings) -> dict[str, str]:
     }
 
 
+async def held(settings: Settings) -> dict[str, str]:
+    """The processor's heartbeat once it says the replay is held."""
+
+    async def says_held() -> bool:
+        return (await heartbeat(settings)).get("state") == "held"
+
+    await eventually(says_held, timeout_s=30)
+    return await heartbeat(settings)
+
+
 async def post_files(http: httpx.AsyncClient, eou: str, count: int) -> list[dict[str, Any]]:
     gate = asyncio.Semaphore(CONCURRENCY)
 
@@ -191,11 +201,7 @@ async def test_a_backlog_drains_through_an_expand_step_and_the_contract_waits_fo
                     201,
                 )
 
-                async def held() -> bool:
-                    return (await heartbeat(settings)).get("state") == "held"
-
-                await eventually(held, timeout_s=30)
-                beat = await heartbeat(settings)
+                beat = await held(settings)
                 assert beat["hold_code"] == "version_not_applied"
                 assert "main does not apply envelope version 1" in beat["hold_reason"]
                 status = ok(await http.get("/api/site/status"))
@@ -230,12 +236,7 @@ async def test_a_site_newer_than_main_holds_its_writes_until_main_is_migrated(
             assert "this code needs" in info["schema_check"]
             eou = (await start_eou(http))["id"]
             async with site_worker(settings) as worker, processing(worker):
-
-                async def held() -> bool:
-                    return (await heartbeat(settings)).get("state") == "held"
-
-                await eventually(held, timeout_s=30)
-                beat = await heartbeat(settings)
+                beat = await held(settings)
                 assert beat["hold_code"] == "main_behind"
                 assert "revision 0007" in beat["hold_reason"]
                 assert current_head() in beat["hold_reason"]
@@ -272,12 +273,7 @@ async def test_drift_between_main_and_the_envelopes_is_held_not_dead_lettered(
         async with serve(settings) as base, client(base, operator_token) as http:
             eou = (await start_eou(http))["id"]
             async with site_worker(settings) as worker, processing(worker):
-
-                async def held() -> bool:
-                    return (await heartbeat(settings)).get("state") == "held"
-
-                await eventually(held, timeout_s=30)
-                beat = await heartbeat(settings)
+                beat = await held(settings)
                 assert beat["hold_code"] == "schema_drift"
                 assert "t_required" in beat["hold_reason"]
                 assert (await buffer_state(settings.redis_url, settings.site_name))["dead"] == 0

@@ -12,10 +12,10 @@ from pydantic import ValidationError
 from ccat_api.config import (
     DEFAULT_SETTINGS_FILE,
     Settings,
-    SiteType,
     load_settings,
     render_env_example,
 )
+from ccat_api.config_site import SiteType
 from ccat_api.config_sources import RESERVED_ENV_NAMES, UnknownSettingError
 
 SECRET = "s" * 40

@@ -1,9 +1,9 @@
 """Replays the site's stream on main: claim -> execute -> record, one batch at a time.
 
 One processor per site is active (the lease holder); it reads as the single consumer
-``active`` of the stream's group, so entries a dead predecessor claimed but never
-acknowledged are read again first. Recording the outcome (finish.lua) acknowledges the
-entries in the same Redis step, so a crash anywhere leaves them pending and the replay
+``active`` of the stream's group (``consumer.py``), so entries a dead predecessor claimed
+but never acknowledged are read again first. Recording the outcome (finish.lua) acknowledges
+the entries in the same Redis step, so a crash anywhere leaves them pending and the replay
 finds the committed ones in applied_transactions: exactly once.
 
 Transient failures raise ``TransientReplayError`` and the batch is retried after a capped
@@ -11,12 +11,12 @@ exponential backoff; they never dead-letter anything, and neither does Redis bei
 schema disagreement with main (``SchemaHold``: an envelope version main does not apply, or
 drift between main's tables and the envelopes) holds the whole replay, in order, and is
 tried again every ``schema_hold_retry_s`` until a migration or an upgrade resolves it; the
-heartbeat says ``held`` and why. After each new connection to main, before anything newer,
-transactions a failover of main lost are applied again (``horizon.py``). The
-handling of either (a heartbeat, a note on the transactions) cannot raise in turn: the loop
-outlives any mix of outages. Permanent failures come back from main per transaction and
-become dead letters together with their dependents; ``batches.py`` triages a batch before
-it goes and records what came back.
+heartbeat (``heartbeat.py``) says ``held`` and why. After each new connection to main,
+before anything newer, transactions a failover of main lost are applied again
+(``horizon.py``). The handling of either (a heartbeat, a note on the transactions) cannot
+raise in turn: the loop outlives any mix of outages. Permanent failures come back from main
+per transaction and become dead letters together with their dependents; ``batches.py``
+triages a batch before it goes and records what came back.
 
 ``run_forever`` overlaps the local work with the WAN: while a batch is in flight to main, the
 next one is read and parsed, and the previous outcome is recorded in the background. Main
@@ -27,23 +27,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
-import os
-import socket
 import time
 from collections.abc import Callable
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
-from ccat_api.buffering.batches import (
-    LOGGED_TX_IDS_MAX,
-    Bookkeeper,
-    StreamEntry,
-    Triage,
-    parse_entry,
-)
+from ccat_api.buffering.batches import LOGGED_TX_IDS_MAX, Bookkeeper, StreamEntry, Triage
+from ccat_api.buffering.consumer import StreamConsumer
 from ccat_api.buffering.executor import (
     BatchExecutor,
     BatchOutcome,
@@ -52,8 +44,9 @@ from ccat_api.buffering.executor import (
     TransientReplayError,
     hold_reason,
 )
+from ccat_api.buffering.heartbeat import Heartbeat
 from ccat_api.buffering.horizon import MainHorizon
-from ccat_api.buffering.keys import CONSUMER_GROUP, CONSUMER_NAME, SiteKeys
+from ccat_api.buffering.keys import CONSUMER_GROUP, SiteKeys
 from ccat_api.buffering.lease import Lease
 from ccat_api.buffering.upkeep import MainUpkeep
 from ccat_api.db.revisions import Relation
@@ -62,15 +55,13 @@ from ccat_api.metrics import (
     REPLAY_BATCH_DURATION,
     REPLAY_BATCH_SIZE,
 )
-from ccat_api.supervisor import Crash, Faults
+from ccat_api.supervisor import Crash
 from ccat_api.waits import Backoff, sleep_or_stop
 
 # runtime.build_worker takes the processor's Backoff from here.
 __all__ = ["Backoff", "Processor"]
 
 log = logging.getLogger(__name__)
-
-HEARTBEAT_INTERVAL_S = 1.0
 
 
 class Processor:
@@ -94,10 +85,12 @@ class Processor:
         self._executor = executor
         self._lease = lease
         self._book = Bookkeeper(redis, keys)
-        self._batch_size = batch_size
+        self._consumer = StreamConsumer(redis, keys, batch_size=batch_size)
         self._poll_interval_s = poll_interval_s
         self._backoff = backoff
-        self._status_ttl_s = status_ttl_s
+        self.heartbeat = Heartbeat(
+            redis, keys, lease, ttl_ms=int(max(30_000.0, poll_interval_s * 1000 * 100))
+        )
         self._schema_hold_retry_s = schema_hold_retry_s
         # Main has standbys that a batch may not have reached (main_standby_names).
         self._horizon = MainHorizon(redis, keys) if keeps_undurable else None
@@ -107,31 +100,14 @@ class Processor:
         )  # fmt: skip
         # Since when (epoch ms) the replay has been held; None while it flows.
         self._held_since_ms: int | None = None
-        self._identity = f"{socket.gethostname()}:{os.getpid()}"
-        self._group_ready = False
-        self._last_heartbeat: tuple[str, float] = ("", 0.0)
         self._fenced_epoch: int | None = None
         self._schema_checked_epoch: int | None = None
         self.on_applied: Callable[[int], None] | None = None
-        # The site worker's crash record, carried by every heartbeat so all gateways see it.
-        self.faults: Faults | None = None
-        # Pipelining (run_forever only): the next batch being read while one is applied, the
-        # previous outcome being recorded, and that outcome's states for the next triage.
-        self._prefetch: asyncio.Task[list[StreamEntry]] | None = None
+        # Pipelining (run_forever only): the next batch being read while one is applied (the
+        # consumer's prefetch), the previous outcome being recorded, and that outcome's states
+        # for the next triage.
         self._recording: asyncio.Task[None] | None = None
         self._just_settled: dict[str, bytes] = {}
-
-    async def ensure_group(self) -> None:
-        if self._group_ready:
-            return
-        try:
-            await self._redis.xgroup_create(
-                self._keys.stream, CONSUMER_GROUP, id="0", mkstream=True
-            )
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-        self._group_ready = True
 
     async def run_once(self, *, block_ms: int | None = None, pipelined: bool = False) -> int:
         """Replay one batch if we hold the lease; returns how many transactions it settled.
@@ -139,7 +115,7 @@ class Processor:
         Without ``pipelined`` the batch is fully recorded in Redis when this returns."""
         failpoint("processor_pass")
         if not await self._lease.ensure():
-            await self._heartbeat("standby")
+            await self.heartbeat.send("standby")
             return 0
         # Renewed all through the pass: a first pass (connect, fence, schema check, reports)
         # plus a batch can outlast the lease on a slow link or a busy machine.
@@ -163,11 +139,11 @@ class Processor:
                     check.describe(),
                 )
             self._schema_checked_epoch = self._lease.epoch
-        await self.ensure_group()
+        await self._consumer.ensure_group()
         await self.upkeep.before_replay()
         entries = await self._claim(block_ms)
         if not entries:
-            await self._heartbeat("idle")
+            await self.heartbeat.send("idle")
             return 0
         return await self._replay(entries, pipelined=pipelined)
 
@@ -185,7 +161,7 @@ class Processor:
             # again; main's connection is in an unknown state.
             await self._drop_pipeline()
             await self._executor.close()
-        await self._beat("stopped")
+        await self.heartbeat.send_safely("stopped")
         with contextlib.suppress(RedisError, OSError):
             await self._lease.release()
 
@@ -204,11 +180,11 @@ class Processor:
             await self._drop_pipeline()
             delay_s = self._backoff.next_delay_s()
             log.warning("replay failed, retrying in %.2fs: %s", delay_s, exc)
-            await self._beat("backoff", error=str(exc), retry_in_s=delay_s)
+            await self.heartbeat.send_safely("backoff", error=str(exc), retry_in_s=delay_s)
             return delay_s
         except (RedisError, OSError) as exc:
             # Redis itself is away (restarting): nothing to do until it is back.
-            self._group_ready = False
+            self._consumer.forget_group()
             await self._drop_pipeline()
             delay_s = self._backoff.next_delay_s()
             log.warning("redis unavailable, retrying in %.2fs: %s", delay_s, exc)
@@ -225,7 +201,7 @@ class Processor:
         if self._held_since_ms is None:
             self._held_since_ms = int(time.time() * 1000)
             log.warning("replay held (%s): %s", hold.code, hold.reason)
-        await self._beat(
+        await self.heartbeat.send_safely(
             "held",
             hold_code=hold.code,
             hold_reason=hold.reason,
@@ -237,7 +213,7 @@ class Processor:
 
     async def report_crash(self, crash: Crash) -> None:
         """Say in the heartbeat at once that the loop crashed (the supervisor restarts it)."""
-        await self._beat("crashed", error=f"{crash.loop}: {crash.error}")
+        await self.heartbeat.send_safely("crashed", error=f"{crash.loop}: {crash.error}")
 
     async def close(self) -> None:
         await self._executor.close()
@@ -251,47 +227,12 @@ class Processor:
         return int(waiting), int(unseen)
 
     async def _claim(self, block_ms: int | None) -> list[StreamEntry]:
-        if self._prefetch is not None:
-            prefetched, self._prefetch = self._prefetch, None
-            entries = await prefetched
-            if entries:
-                # The prefetch ran when the previous batch left; top up with what arrived
-                # while it was on the WAN, or those writes would wait one more round trip.
-                if len(entries) < self._batch_size:
-                    entries += await self._read(">", None, count=self._batch_size - len(entries))
-                return entries
+        if entries := await self._consumer.take_prefetched():
+            return entries
         # Our pending entries must not include a batch whose outcome is still being recorded.
         await self._finish_recording()
         # Our own pending entries first: they were claimed before a crash or a failed try.
-        pending = await self._read("0", None)
-        if pending:
-            return pending
-        return await self._read(">", block_ms)
-
-    async def _read(
-        self, from_id: str, block_ms: int | None, *, count: int | None = None
-    ) -> list[StreamEntry]:
-        reply = await self._redis.xreadgroup(
-            CONSUMER_GROUP,
-            CONSUMER_NAME,
-            {self._keys.stream: from_id},
-            count=count or self._batch_size,
-            block=block_ms,
-        )
-        if not reply:
-            return []
-        # Reply shape: [[stream, [(id, {field: value}), ...]]]
-        messages: list[tuple[bytes, dict[bytes, bytes] | None]] = reply[0][1]  # type: ignore[index, assignment]
-        # Parsing thousands of envelopes makes objects by the hundred thousand, none of them
-        # cyclic; the collector's passes over the whole heap in between cost as much as the
-        # parse itself. Nothing else runs meanwhile: the loop is synchronous.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            return [parse_entry(sid, fields) for sid, fields in messages]
-        finally:
-            if collecting:
-                gc.enable()
+        return await self._consumer.read_pending() or await self._consumer.read_new(block_ms)
 
     async def _finish_recording(self) -> None:
         recording, self._recording = self._recording, None
@@ -301,13 +242,12 @@ class Processor:
     async def _drop_pipeline(self) -> None:
         """Forget in-memory work after a failure; whatever Redis delivered stays pending there
         and is read again, in order, from the pending list."""
-        for task in (self._prefetch, self._recording):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
-                    await task
-        self._prefetch = None
-        self._recording = None
+        await self._consumer.drop_prefetch()
+        recording, self._recording = self._recording, None
+        if recording is not None:
+            recording.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                await recording
         self._just_settled = {}
 
     async def _replay(self, entries: list[StreamEntry], *, pipelined: bool = False) -> int:
@@ -332,9 +272,9 @@ class Processor:
         batch_ms = 0.0
         if to_main:
             # An fsynced Redis write: sent while the batch is on the WAN, not before it.
-            beat = asyncio.create_task(self._heartbeat("applying", batch=len(to_main)))
+            beat = asyncio.create_task(self.heartbeat.send("applying", batch=len(to_main)))
             if pipelined:
-                self._prefetch = asyncio.create_task(self._read(">", None))
+                self._consumer.prefetch()
             started = time.perf_counter()
             try:
                 outcome = await self._executor.apply(to_main, self._lease.epoch)
@@ -388,7 +328,7 @@ class Processor:
             await self._record(stream_ids, outcome, triage, batch_ms)
             # Pipelined, the next pass says it (idle, or applying the next batch) without a
             # second fsynced write between two batches.
-            await self._heartbeat("idle", batch=len(txs))
+            await self.heartbeat.send("idle", batch=len(txs))
         return len(entries)
 
     async def _record(
@@ -398,36 +338,3 @@ class Processor:
             self.on_applied(outcome.lsn)
         if self._horizon is not None and outcome.durable_lsn is not None:
             await self._horizon.release(outcome.durable_lsn)
-
-    async def _beat(self, state: str, **details: object) -> None:
-        """A heartbeat sent while a failure is handled: Redis may be the failure, and the
-        handling must not fail with it."""
-        try:
-            await self._heartbeat(state, **details)
-        except (RedisError, OSError) as exc:
-            log.debug("heartbeat %r not sent: %s", state, exc)
-
-    async def _heartbeat(self, state: str, **details: object) -> None:
-        # Every heartbeat is an fsynced write: send one on a change of state, or each second.
-        now = time.monotonic()
-        last_state, last_at = self._last_heartbeat
-        if state == last_state and not details and now - last_at < HEARTBEAT_INTERVAL_S:
-            return
-        self._last_heartbeat = (state, now)
-        fields: dict[str, str] = {
-            "state": state,
-            "consumer": self._identity,
-            "epoch": str(self._lease.epoch or ""),
-            "updated_at": str(int(time.time() * 1000)),
-        }
-        fields.update({k: str(v) for k, v in details.items()})
-        if self.faults is not None:
-            fields.update(self.faults.fields())
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.delete(self._keys.processor)
-            pipe.hset(self._keys.processor, mapping=fields)  # type: ignore[arg-type]
-            pipe.pexpire(self._keys.processor, int(self._status_ttl_ms()))
-            await pipe.execute()
-
-    def _status_ttl_ms(self) -> float:
-        return max(30_000.0, self._poll_interval_s * 1000 * 100)

@@ -31,7 +31,7 @@ class SiteWorker:
         self.lease = lease
         self.faults = Faults()
         processor.on_applied = tracker.note_applied
-        processor.faults = self.faults
+        processor.heartbeat.faults = self.faults
 
     async def run(self, stop: asyncio.Event) -> None:
         """Both loops until ``stop``, each restarted after a crash; returns only when stopped."""

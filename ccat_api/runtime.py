@@ -37,6 +37,7 @@ from ccat_api.buffering.overlay import Overlay
 from ccat_api.buffering.processor import Processor
 from ccat_api.buffering.quotas import WriteQuota
 from ccat_api.buffering.reads import MergedReader
+from ccat_api.buffering.recorded import RecordedAnswers
 from ccat_api.buffering.replication import ReplicaConfirmation
 from ccat_api.buffering.tracker import LsnTracker
 from ccat_api.buffering.worker import SiteWorker
@@ -179,7 +180,10 @@ class Runtime:
                 timeout_ms=settings.buffer_replica_timeout_ms,
             )  # fmt: skip
             capacity = BufferCapacity(redis, max_fraction=settings.buffer_max_memory_fraction)
-            gateway = WriteGateway(buffer=buffer, replicas=replicas, capacity=capacity, quota=quota)
+            gateway = WriteGateway(
+                buffer=buffer, replicas=replicas, capacity=capacity, quota=quota,
+                recorded=RecordedAnswers(read_db, required=False),
+            )  # fmt: skip
         else:
             gateway = WriteGateway(
                 direct=DirectApply(main_db, settings.site_name, redis=redis, keys=keys),

@@ -17,6 +17,7 @@ from ccat_api.buffering.envelope import BufferedTransaction, Envelope
 from ccat_api.buffering.idempotency import Answer, IdempotencyClaim, replay
 from ccat_api.buffering.keys import SiteKeys
 from ccat_api.buffering.payload import build_payload
+from ccat_api.buffering.recorded import RecordedAnswers
 from ccat_api.db.engines import PrimaryDatabase
 from ccat_api.errors import (
     CcatError,
@@ -29,10 +30,6 @@ from ccat_api.errors import (
 log = logging.getLogger(__name__)
 
 
-_PRIOR_ANSWER = sa.text(
-    "SELECT request_hash, status_code, response FROM idempotency_records "
-    "WHERE principal = :principal AND key = :key"
-)
 _APPLY_DIRECT = sa.text(
     "SELECT ccat_apply_direct(:site, CAST(:batch AS jsonb), :principal, :key, :hash, :status,"
     " CAST(:response AS jsonb))"
@@ -55,22 +52,14 @@ class DirectApply:
         keys: SiteKeys | None = None,
     ) -> None:
         self._primary = primary
+        self._recorded = RecordedAnswers(primary, required=True)
         self._site = site
         # A main site with a Redis publishes its writes for monitors, as secondary sites do.
         self._redis = redis
         self._keys = keys
 
     async def prior_answer(self, claim: IdempotencyClaim) -> Answer | None:
-        async with self._primary.connect() as conn:
-            prior = (
-                await conn.execute(_PRIOR_ANSWER, {"principal": claim.principal, "key": claim.key})
-            ).one_or_none()
-        if prior is None:
-            return None
-        return replay(
-            claim,
-            {"hash": prior.request_hash, "status": prior.status_code, "body": prior.response},
-        )
+        return await self._recorded.prior_answer(claim)
 
     async def submit(
         self, envelope: Envelope, answer: Answer, claim: IdempotencyClaim | None

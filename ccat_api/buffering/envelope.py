@@ -113,6 +113,10 @@ class Envelope:
     steps: tuple[Step, ...]
     schema_version: int = SCHEMA_VERSION
     idempotency_key: str | None = None
+    # At a secondary site, with an Idempotency-Key: the claim and the first answer
+    # ({"principal", "hash", "status", "body"}). Main records them when it applies the
+    # transaction, so the key outlives the site's Redis copy (see ccat_apply_batch).
+    idempotency: JsonDict | None = None
 
     def touched(self) -> list[RecordRef]:
         """Records this transaction writes, each once, in first-touch order."""
@@ -134,6 +138,7 @@ class Envelope:
             "schema_version": self.schema_version,
             "idempotency_key": self.idempotency_key,
             "steps": [s.to_dict() for s in self.steps],
+            **({"idempotency": self.idempotency} if self.idempotency is not None else {}),
         }
 
     def to_json(self) -> bytes:
@@ -150,6 +155,7 @@ class Envelope:
             steps=tuple(Step.from_dict(s) for s in data["steps"]),
             schema_version=int(data.get("schema_version", SCHEMA_VERSION)),
             idempotency_key=data.get("idempotency_key"),
+            idempotency=data.get("idempotency"),
         )
 
     @classmethod

@@ -13,6 +13,8 @@ capacity (``capacity``, 503) or the token over its write quota (``quotas``, 429)
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ccat_api.buffering import idempotency
 from ccat_api.buffering.buffer import Accepted, WriteBuffer
 from ccat_api.buffering.builder import PreparedWrite
@@ -20,6 +22,7 @@ from ccat_api.buffering.capacity import BufferCapacity
 from ccat_api.buffering.direct import DirectApply
 from ccat_api.buffering.idempotency import Answer, IdempotencyClaim
 from ccat_api.buffering.quotas import WriteQuota
+from ccat_api.buffering.recorded import RecordedAnswers
 from ccat_api.buffering.replication import ReplicaConfirmation
 from ccat_api.logs import TX_ID
 
@@ -41,6 +44,7 @@ class WriteGateway:
         direct: DirectApply | None = None,
         capacity: BufferCapacity | None = None,
         quota: WriteQuota | None = None,
+        recorded: RecordedAnswers | None = None,
     ) -> None:
         if (buffer is None) == (direct is None):
             raise ValueError("a site writes one way: through its buffer or directly on main")
@@ -49,6 +53,8 @@ class WriteGateway:
         self._direct = direct
         self.capacity = capacity
         self._quota = quota
+        # At a secondary site: main's records, on the replica, for a key Redis forgot.
+        self._recorded = recorded
 
     @property
     def status(self) -> str:
@@ -73,6 +79,8 @@ class WriteGateway:
         claim = idempotency.claim(principal, key, method=method, path=path, body=body)
         if self._buffer is not None:
             prior = await self._buffer.prior_answer(claim)
+            if prior is None and self._recorded is not None:
+                prior = await self._recorded.prior_answer(claim)
             if prior is not None and self._replicas is not None:
                 await self._replicas.confirm()  # the first attempt may have got a 503 for this
         else:
@@ -98,7 +106,19 @@ class WriteGateway:
             },
         )
         if self._buffer is not None:
-            accepted = await self._buffer.accept(prepared.envelope, answer, claim)
+            envelope = prepared.envelope
+            if claim is not None:
+                # Main records the key and this answer when it applies the write.
+                envelope = replace(
+                    envelope,
+                    idempotency={
+                        "principal": claim.principal,
+                        "hash": claim.request_hash,
+                        "status": status_code,
+                        "body": answer.body,
+                    },
+                )
+            accepted = await self._buffer.accept(envelope, answer, claim)
             if self.capacity is not None and isinstance(accepted, Accepted):
                 self.capacity.accepted()
             if self._replicas is not None:

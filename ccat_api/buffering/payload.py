@@ -27,6 +27,8 @@ def build_payload(txs: Sequence[BufferedTransaction], *, fast: bool = True) -> d
     payload_txs = []
     for tx in txs:
         entry: dict[str, Any] = {"tx_id": tx.envelope.tx_id, "seq": tx.seq, "deps": list(tx.deps)}
+        if tx.envelope.idempotency is not None:
+            entry["idem"] = {**tx.envelope.idempotency, "key": tx.envelope.idempotency_key}
         payload_txs.append(entry)
         if not fast:
             entry["steps"] = [

@@ -227,6 +227,57 @@ async def test_a_late_retry_of_a_pruned_idempotency_key_creates_no_second_record
     assert await fetchval(stack.main_db.dsn(), units, fresh_obs_unit) == 1
 
 
+async def test_a_retry_after_the_site_forgot_its_key_gets_the_first_answer_not_a_second_record(
+    stack: Stack,
+    tokens: Tokens,
+    secondary_settings: Settings,
+    main_settings: Settings,
+    worker: SiteWorker,
+    main_db: PrimaryDatabase,
+    fresh_obs_unit: int,
+) -> None:
+    # The site's Redis keeps an answer for a second here (a week in production): a client
+    # retrying after that is answered from main's record of the key, on the replica.
+    forgetful = secondary_settings.model_copy(update={"idempotency_ttl_s": 1})
+    main = stack.main_db.dsn()
+    body = {"obs_unit_id": fresh_obs_unit}
+    units = "SELECT count(*) FROM executed_obs_units WHERE obs_unit_id = $1"
+    records = "SELECT count(*) FROM idempotency_records WHERE key = $1 AND response IS NOT NULL"
+    async with serve(forgetful) as url, client(url, tokens.operator) as http:
+        key = {"Idempotency-Key": f"site-late-{uuid.uuid4()}"}
+        first = ok(await http.post("/executed_obs_units/start", json=body, headers=key), 201)
+        await settle(stack, worker)
+        assert await fetchval(main, records, key["Idempotency-Key"]) == 1
+        await asyncio.sleep(1.5)
+        again = await http.post("/executed_obs_units/start", json=body, headers=key)
+        assert again.status_code == 201, again.text
+        assert again.json() == first
+        assert (await worker.processor.backlog())[0] == 0
+        assert await fetchval(main, units, fresh_obs_unit) == 1
+
+        # Once main keeps only a tombstone, the retry is refused as on the main site.
+        await prune_now(main_db, main_settings)
+        stack.wait_replica_caught_up()
+        late = await http.post("/executed_obs_units/start", json=body, headers=key)
+        assert late.status_code == 409, late.text
+        assert late.json()["code"] == "idempotency_key_expired"
+
+        # A retry the site takes before main has the key (its backlog outlived the key's time
+        # in Redis): main refuses it at replay, a dead letter that names the key.
+        backlog_key = {"Idempotency-Key": f"site-backlog-{uuid.uuid4()}"}
+        held = ok(await http.post("/executed_obs_units/start", json=body, headers=backlog_key), 201)
+        await asyncio.sleep(1.5)
+        twice = ok(
+            await http.post("/executed_obs_units/start", json=body, headers=backlog_key), 201
+        )
+        assert twice["tx_id"] != held["tx_id"]
+        await settle(stack, worker)
+        dead = ok(await http.get(f"/transactions/{twice['tx_id']}"))
+        assert dead["state"] == "failed", dead
+        assert backlog_key["Idempotency-Key"] in dead["error"]
+    assert await fetchval(main, units, fresh_obs_unit) == 2
+
+
 async def test_ccat_api_prune_runs_one_pass_and_prints_its_counts(stack: Stack) -> None:
     env = stack.env_for(stack.settings_overrides("main", secondary=False))
     process = await asyncio.create_subprocess_exec(

@@ -9,6 +9,10 @@
 -- Schema errors are not the transaction's fault either: an envelope version main
 -- does not apply (CCA02) or a table or column the envelope and main disagree on (CCA03)
 -- fails the whole batch, nothing written, and the site holds its replay until they agree.
+-- A transaction sent with its Idempotency-Key (``idem``: principal, key, hash, status, body)
+-- records the key and its first answer in idempotency_records as it applies, so the key
+-- outlives the site's Redis copy; one whose key main already holds was a late retry that the
+-- site no longer recognised, and fails (idempotency_key_used) rather than apply twice.
 CREATE OR REPLACE FUNCTION ccat_apply_batch(p_site text, p_epoch bigint, p_batch jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
@@ -73,6 +77,10 @@ BEGIN
       INSERT INTO applied_transactions (tx_id, site, seq)
         SELECT (t->>'tx_id')::uuid, p_site, (t->>'seq')::bigint
         FROM jsonb_array_elements(p_batch->'txs') AS t;
+      INSERT INTO idempotency_records (principal, key, request_hash, status_code, response)
+        SELECT i->>'principal', i->>'key', i->>'hash', (i->>'status')::int, i->'body'
+        FROM jsonb_array_elements(p_batch->'txs') AS t, LATERAL (SELECT t->'idem') AS x(i)
+        WHERE i IS NOT NULL;
       RETURN jsonb_build_object(
         'path', 'fast', 'duplicates', '[]'::jsonb, 'failures', '[]'::jsonb);
     EXCEPTION WHEN OTHERS THEN
@@ -104,6 +112,16 @@ BEGIN
         'error', format('depends on failed transaction %s', v_blocker));
       CONTINUE;
     END IF;
+    IF v_tx ? 'idem' AND EXISTS (
+         SELECT 1 FROM idempotency_records AS r
+          WHERE r.principal = v_tx->'idem'->>'principal' AND r.key = v_tx->'idem'->>'key') THEN
+      v_failed := v_failed || v_id;
+      v_failures := v_failures || jsonb_build_object(
+        'tx_id', v_id, 'code', 'idempotency_key_used',
+        'error', format('Idempotency-Key %s was already used for a write main applied; this'
+                        ' retry is not applied again', v_tx->'idem'->>'key'));
+      CONTINUE;
+    END IF;
     BEGIN
       FOR v_step IN SELECT s FROM jsonb_array_elements(v_tx->'steps') AS s LOOP
         PERFORM ccat_apply_rows(
@@ -112,6 +130,11 @@ BEGIN
       END LOOP;
       INSERT INTO applied_transactions (tx_id, site, seq)
         VALUES (v_id, p_site, (v_tx->>'seq')::bigint);
+      IF v_tx ? 'idem' THEN
+        INSERT INTO idempotency_records (principal, key, request_hash, status_code, response)
+          VALUES (v_tx->'idem'->>'principal', v_tx->'idem'->>'key', v_tx->'idem'->>'hash',
+                  (v_tx->'idem'->>'status')::int, v_tx->'idem'->'body');
+      END IF;
     EXCEPTION WHEN OTHERS THEN
       GET STACKED DIAGNOSTICS
         v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL,

@@ -15,7 +15,7 @@ from ccat_api.api.resources import Listing, add_listing
 from ccat_api.api.responses import found, read_one
 from ccat_api.api.routing import CheckedRoute
 from ccat_api.buffering.builder import PreparedWrite
-from ccat_api.buffering.reads import Eq, OrderBy
+from ccat_api.buffering.query import Eq, OrderBy
 from ccat_api.domain import observations
 from ccat_api.schemas.inputs import IdParam, Uuid
 from ccat_api.schemas.observations import (

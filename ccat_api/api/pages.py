@@ -9,7 +9,8 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Query
 from pydantic import BaseModel
 
-from ccat_api.buffering.reads import Condition, Eq, MergedReader, OrderBy, Page
+from ccat_api.buffering.query import Condition, Eq, OrderBy, Page
+from ccat_api.buffering.reads import MergedReader
 from ccat_api.schemas.common import PageRead
 from ccat_api.schemas.inputs import DecimalDigits
 

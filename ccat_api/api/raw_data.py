@@ -13,7 +13,7 @@ from ccat_api.api.pages import Limit, Offset, equal_to, read_page
 from ccat_api.api.responses import found, read_list, read_one
 from ccat_api.api.routing import CheckedRoute
 from ccat_api.buffering.builder import PreparedWrite
-from ccat_api.buffering.reads import Eq, OrderBy
+from ccat_api.buffering.query import Eq, OrderBy
 from ccat_api.domain import raw_data
 from ccat_api.errors import Unprocessable
 from ccat_api.schemas.common import PageRead

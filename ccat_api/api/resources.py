@@ -22,7 +22,7 @@ from ccat_api.api.responses import READ_CODES, documented, errors, found, read_l
 from ccat_api.auth.identity import Identity
 from ccat_api.auth.permissions import Permission
 from ccat_api.buffering.envelope import new_uuid7
-from ccat_api.buffering.reads import Condition, Eq, NameLike, OneOf, OrderBy, Page
+from ccat_api.buffering.query import Condition, Eq, NameLike, OneOf, OrderBy, Page
 from ccat_api.direct import rows
 from ccat_api.errors import Unprocessable
 from ccat_api.runtime import Runtime

@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field
 
 from ccat_api.api import examples
 from ccat_api.api.deps import WRITE_ROUTE
-from ccat_api.buffering.reads import MergedReader, Row
+from ccat_api.buffering.query import Row
+from ccat_api.buffering.reads import MergedReader
 from ccat_api.errors import NotFound
 from ccat_api.schemas.common import WriteAccepted
 

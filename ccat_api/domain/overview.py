@@ -4,7 +4,8 @@ at once. The REST route and the overview stream both answer it."""
 
 from __future__ import annotations
 
-from ccat_api.buffering.reads import Eq, MergedReader
+from ccat_api.buffering.query import Eq
+from ccat_api.buffering.reads import MergedReader
 from ccat_api.db.models import RawDataPackageStatus, TransferStatus
 from ccat_api.schemas.transfers import Overview, RouteCounts
 

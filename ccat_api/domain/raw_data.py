@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from ccat_api.buffering.builder import PreparedWrite, TransactionBuilder
-from ccat_api.buffering.reads import Eq
+from ccat_api.buffering.query import Eq
 from ccat_api.db.models import RawDataPackageStatus
 from ccat_api.domain.context import WriteContext
 from ccat_api.errors import InvalidReference, StateConflict, UniqueConflict, Unprocessable

@@ -19,7 +19,7 @@ from typing import Any
 from uuid import UUID
 
 from ccat_api.buffering.builder import PreparedWrite, TransactionBuilder
-from ccat_api.buffering.reads import Eq, OneOf
+from ccat_api.buffering.query import Eq, OneOf
 from ccat_api.db.models import (
     CopyStatus,
     LocationRole,

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ccat_api.buffering import overlay, reads
+from ccat_api.buffering import indexed_pages, overlay
 from ccat_api.buffering.buffer import WriteBuffer
 from ccat_api.buffering.builder import TransactionBuilder
 from ccat_api.buffering.envelope import Principal
@@ -89,7 +89,7 @@ async def read_every_way(
         for limit in (1, 3, 100):
             found = {}
             with monkeypatch.context() as m:
-                m.setattr(reads, "FAST_PAGE_MOST_WANTED", 0)
+                m.setattr(indexed_pages, "FAST_PAGE_MOST_WANTED", 0)
                 found["folded"] = await pages(http, obs_unit_id, order, limit)
             found["all"] = await pages(http, obs_unit_id, order, limit)
             found["walked"] = await walked_pages(http, obs_unit_id, order, limit, monkeypatch)

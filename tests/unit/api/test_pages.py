@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ccat_api.api.pages import equal_to, ordered
-from ccat_api.buffering.reads import Eq, OrderBy
+from ccat_api.buffering.query import Eq, OrderBy
 
 
 def test_equal_to_leaves_out_only_the_filters_not_named() -> None:

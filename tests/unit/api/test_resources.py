@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from ccat_api.api.resources import conditions
-from ccat_api.buffering.reads import Eq, NameLike, OneOf
+from ccat_api.buffering.query import Eq, NameLike, OneOf
 from ccat_api.db.models import TransferStatus
 
 

@@ -24,7 +24,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from ccat_api.cli import accounts, operator, prune, service, sites, spool, stack
+from ccat_api.cli import accounts, operator, prune, service, sites, spool, stack, status_check
 from ccat_api.cli.terminal import err
 from ccat_api.cli.unreachable import describe_unreachable
 
@@ -51,7 +51,7 @@ def _options(
 
 for command in (service.serve, service.process, service.migrate, service.seed):
     app.command()(command)
-app.command("status")(operator.status)
+app.command("status")(status_check.status)
 app.command("prune")(prune.prune)
 app.add_typer(accounts.tokens_app, name="tokens")
 app.add_typer(accounts.users_app, name="users")

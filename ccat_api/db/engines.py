@@ -8,12 +8,42 @@ writes a type error rather than a runtime surprise on a read-only standby.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import Executable
+
+# libpq's TLS parameters, as an operator writes them in a database URL (and asyncpg reads in
+# a DSN); SQLAlchemy would hand them to asyncpg.connect() as keywords it does not take.
+_TLS_PARAMETERS = ("sslmode", "sslrootcert")
+
+
+def tls_context(url: str) -> tuple[str, ssl.SSLContext | str | None]:
+    """The URL without libpq's ``sslmode``/``sslrootcert``, and what asyncpg's ``ssl=`` takes
+    for them: a context that checks the server's certificate against ``sslrootcert`` (and,
+    for ``verify-full``, that it names the host dialled), or the mode itself when no CA is
+    named. A ``verify-*`` mode without a readable CA file fails here, before any connection,
+    as libpq refuses it."""
+    parsed = make_url(url)
+    mode = parsed.query.get("sslmode")
+    root_cert = parsed.query.get("sslrootcert")
+    if mode is None and root_cert is None:
+        return url, None
+    stripped = parsed.difference_update_query(_TLS_PARAMETERS)
+    text = stripped.render_as_string(hide_password=False)
+    if not isinstance(mode, str | None) or not isinstance(root_cert, str | None):
+        raise ValueError("sslmode and sslrootcert may each appear once in a database URL")
+    if mode not in ("verify-ca", "verify-full"):
+        return text, mode
+    if not root_cert:
+        raise ValueError(f"sslmode={mode} needs sslrootcert (the CA that signed the server's)")
+    context = ssl.create_default_context(cafile=root_cert)
+    context.check_hostname = mode == "verify-full"
+    return text, context
 
 
 def make_engine(
@@ -30,6 +60,9 @@ def make_engine(
     }
     if command_timeout_s is not None:
         connect_args["command_timeout"] = command_timeout_s
+    url, tls = tls_context(url)
+    if tls is not None:
+        connect_args["ssl"] = tls
     return create_async_engine(
         url,
         pool_size=pool_size,

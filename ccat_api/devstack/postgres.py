@@ -7,7 +7,11 @@ driven with pg_ctl as the unprivileged PostgreSQL user. The deployed files are c
 the data directory and included as shipped; after them come only what one machine must
 change: where the server listens, its socket directory and how it logs. The superuser and
 the application role connect over loopback without a password; a replica streams as the
-``replicator`` role with a password from a passfile, through the deployed pg_hba.conf line.
+``replicator`` role with a password from a passfile, through the deployed ``hostssl``
+pg_hba.conf line, over TLS it verifies (``sslmode=verify-full`` against the stack's CA).
+A primary serves TLS with a certificate from that CA (``server.crt``, ``server.key`` and
+``root.crt`` in its data directory, where primary.conf names them); a base backup carries
+them to its replicas.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ccat_api.devstack.system import as_pg_user, find_pg_bin_dir, hand_over
+from ccat_api.devstack.tls import CertificateAuthority
 
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "postgresql"
 SUPERUSER = "postgres"
@@ -58,15 +63,13 @@ def deploy_file(name: str) -> Path:
 
 
 def render_pg_hba() -> str:
-    """The stack's pg_hba.conf: its own loopback lines, then the deployed ones with the
-    loopback address for their network and ``host`` for ``hostssl`` (no TLS yet)."""
+    """The stack's pg_hba.conf: its own loopback lines, then the deployed ones (``hostssl``:
+    TLS or nothing) with the loopback address for their network."""
     lines = [_ONE_MACHINE_HBA.rstrip("\n"), f"# {deploy_file('pg_hba.conf')}"]
     for line in deploy_file("pg_hba.conf").read_text().splitlines():
         words = line.split()
         if not words or words[0].startswith("#"):
             continue
-        if words[0] == "hostssl":
-            words[0] = "host"
         words[3] = "127.0.0.1/32"
         lines.append(" ".join(words))
     return "\n".join(lines) + "\n"
@@ -79,15 +82,24 @@ def parse_conninfo(conninfo: str) -> dict[str, str]:
 
 # What the deployed primary_conninfo must name; the stack replaces all but user, keeps the rest.
 _CONNINFO_KEYS = frozenset(
-    {"host", "port", "user", "passfile", "application_name", "sslmode", "target_session_attrs"}
-)
+    {
+        "host", "port", "user", "passfile", "application_name", "sslmode", "sslrootcert",
+        "target_session_attrs",
+    }
+)  # fmt: skip
 
 
 def render_standby_conf(
-    *, upstreams: Sequence[tuple[str, int]], passfile: Path, slot: str, application_name: str
+    *,
+    upstreams: Sequence[tuple[str, int]],
+    passfile: Path,
+    slot: str,
+    application_name: str,
+    root_cert: Path,
 ) -> str:
     """deploy/postgresql/standby.conf with this replica's upstreams (every main node: it
-    streams from the one that is primary), passfile and slot."""
+    streams from the one that is primary), passfile, slot and the CA main's certificate is
+    checked against (the deployed ``sslmode=verify-full`` stays)."""
     lines = []
     for line in deploy_file("standby.conf").read_text().splitlines():
         name, _, value = (part.strip() for part in line.partition("="))
@@ -104,8 +116,7 @@ def render_standby_conf(
                 port=",".join(str(port) for _, port in upstreams),
                 passfile=str(passfile),
                 application_name=application_name,
-                # Until the stack makes a CA and main serves TLS.
-                sslmode="disable",
+                sslrootcert=str(root_cert),
             )
             line = "primary_conninfo = '{}'".format(
                 " ".join(f"{key}={value}" for key, value in conninfo.items())
@@ -123,6 +134,9 @@ class PostgresCluster:
     port: int
     # The replication role's, set on a primary when its first replica is made.
     replication_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # Signs this primary's server certificate and is what its replicas trust; a cluster made
+    # on its own (a test's) makes one next to its data directory.
+    ca: CertificateAuthority | None = None
 
     @property
     def bin_dir(self) -> Path:
@@ -178,12 +192,33 @@ class PostgresCluster:
             conf.write(f"\n# {deploy_file('primary.conf')}\ninclude 'primary.conf'\n")
             conf.write(self._one_machine_conf())
         self._write_owned(self.data_dir / "pg_hba.conf", render_pg_hba())
+        self._install_certificate()
+
+    def _install_certificate(self) -> None:
+        """What primary.conf's ssl_* settings name, in the data directory (its relative paths
+        are relative to it): the server's certificate and key (0600, the postgres user's; the
+        server refuses a key others can read) and the CA."""
+        if self.ca is None:
+            self.ca = CertificateAuthority(self.data_dir.parent / "tls")
+        self.ca.create()
+        server = self.ca.issue(f"postgres-{self.name}")
+        self._write_owned(self.data_dir / "server.crt", server.cert_file.read_text(), 0o644)
+        self._write_owned(self.data_dir / "server.key", server.key_file.read_text(), 0o600)
+        self._write_owned(self.data_dir / "root.crt", self.ca.cert_file.read_text(), 0o644)
+
+    @property
+    def root_cert(self) -> Path:
+        """The CA this replica checks main's certificate against (``sslrootcert``)."""
+        return self.data_dir.parent / "main-ca.crt"
 
     def _one_machine_conf(self) -> str:
         return _ONE_MACHINE_CONF.format(port=self.port, socket_dir=self.socket_dir, name=self.name)
 
     def _write_owned(self, path: Path, text: str, mode: int = 0o600) -> None:
-        path.write_text(text)
+        # Created with its mode (a key or password is never readable by others, even briefly).
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
         path.chmod(mode)
         hand_over(path.parent)
 
@@ -223,6 +258,9 @@ class PostgresCluster:
         or from whichever of ``upstreams`` is the primary (main with a standby)."""
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         primary.create_replication_role()
+        assert primary.ca is not None, "the primary is made (init_primary) before its replicas"
+        self.ca = primary.ca
+        self._write_owned(self.root_cert, primary.ca.cert_file.read_text(), 0o644)
         # Any host and port: the base backup comes straight from main, streaming over the WAN.
         self._write_owned(
             self.passfile, f"*:*:replication:{REPLICATION_USER}:{primary.replication_password}\n"
@@ -235,7 +273,7 @@ class PostgresCluster:
             "pg_basebackup",
             "-d", (
                 f"host=127.0.0.1 port={primary.port} user={REPLICATION_USER}"
-                f" passfile={self.passfile}"
+                f" passfile={self.passfile} sslmode=verify-full sslrootcert={self.root_cert}"
             ),
             "-D", str(self.data_dir),
             "-X", "stream",
@@ -250,6 +288,7 @@ class PostgresCluster:
                 passfile=self.passfile,
                 slot=slot,
                 application_name=self.name,
+                root_cert=self.root_cert,
             ),
         )
         # The base backup brought the primary's postgresql.conf (primary.conf included, its

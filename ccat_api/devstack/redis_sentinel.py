@@ -2,7 +2,8 @@
 (Debian's ``redis-server`` and ``redis-sentinel``), started from the files an operator deploys
 (``deploy/redis/redis.conf`` and ``deploy/redis-sentinel/sentinel.conf``), so the tests that
 use this set load them.
-Only ports, directories and the primary's address are changed, and a shorter
+Only ports, directories, the primary's address and the passwords are changed (every member
+and Sentinel of the set shares one set of ACL users), and a shorter
 ``down-after-milliseconds`` so a failover takes seconds. The primary refuses writes while fewer
 than ``min_replicas`` replicas are in sync (``min-replicas-to-write``), and each replica is
 configured the same way, so the one Sentinel promotes keeps that rule. ``kill_primary()`` is
@@ -20,6 +21,7 @@ from pathlib import Path
 import redis
 
 from ccat_api.devstack.redis_server import RedisServer
+from ccat_api.devstack.redis_users import RedisUsers, write_secret
 from ccat_api.devstack.system import free_port, wait_port
 
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "redis"
@@ -39,6 +41,8 @@ class SentinelServer:
     data_dir: Path
     port: int
     primary_port: int
+    # The sentinel user's password on the set's Redis servers.
+    auth_pass: str = field(default="", repr=False)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self, timeout_s: float = 20.0) -> None:
@@ -46,7 +50,10 @@ class SentinelServer:
         config = self.data_dir / "sentinel.conf"
         # Sentinel rewrites its own config file as it learns the set: a copy of the deployed
         # one, with this machine's ports and directory.
-        config.write_text(render_sentinel_conf(self.port, self.data_dir, self.primary_port))
+        write_secret(
+            config,
+            render_sentinel_conf(self.port, self.data_dir, self.primary_port, self.auth_pass),
+        )
         self.process = subprocess.Popen(
             ["redis-sentinel", str(config), "--logfile", str(self.data_dir / "sentinel.log")],
             stdin=subprocess.DEVNULL,
@@ -61,8 +68,9 @@ class SentinelServer:
         self.process = None
 
 
-def render_sentinel_conf(port: int, data_dir: Path, primary_port: int) -> str:
-    """deploy/redis-sentinel/sentinel.conf with a port, a directory and the primary's address."""
+def render_sentinel_conf(port: int, data_dir: Path, primary_port: int, auth_pass: str) -> str:
+    """deploy/redis-sentinel/sentinel.conf with a port, a directory, the primary's address and
+    the sentinel user's password."""
     lines = []
     for line in (SENTINEL_DEPLOY_DIR / "sentinel.conf").read_text().splitlines():
         words = line.split()
@@ -76,6 +84,8 @@ def render_sentinel_conf(port: int, data_dir: Path, primary_port: int) -> str:
             line = f"sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}"
         elif words[:3] == ["sentinel", "failover-timeout", SERVICE]:
             line = f"sentinel failover-timeout {SERVICE} {FAILOVER_TIMEOUT_MS}"
+        elif words[:3] == ["sentinel", "auth-pass", SERVICE]:
+            line = f"sentinel auth-pass {SERVICE} {auth_pass}"
         lines.append(line)
     return "\n".join(lines) + "\n"
 
@@ -88,22 +98,31 @@ class RedisSentinelSet:
     sentinel_count: int = 3
     members: list[RedisServer] = field(default_factory=list)
     sentinels: list[SentinelServer] = field(default_factory=list)
+    users: RedisUsers | None = None
 
     def __post_init__(self) -> None:
+        self.users = (self.users or RedisUsers(self.base_dir / "users")).create()
         safety = [
             "--min-replicas-to-write", str(self.min_replicas),
             "--min-replicas-max-lag", str(REPLICA_MAX_LAG_S),
         ]  # fmt: skip
         primary_port = free_port()
         config = DEPLOY_DIR / "redis.conf"
-        self.members = [RedisServer(self.base_dir / "redis-0", primary_port, list(safety), config)]
+        self.members = [
+            RedisServer(self.base_dir / "redis-0", primary_port, list(safety), config, self.users)
+        ]
         for i in range(1, self.replicas + 1):
             args = [*safety, "--replicaof", "127.0.0.1", str(primary_port)]
             self.members.append(
-                RedisServer(self.base_dir / f"redis-{i}", free_port(), args, config)
+                RedisServer(self.base_dir / f"redis-{i}", free_port(), args, config, self.users)
             )
         self.sentinels = [
-            SentinelServer(self.base_dir / f"sentinel-{i}", free_port(), primary_port)
+            SentinelServer(
+                self.base_dir / f"sentinel-{i}",
+                free_port(),
+                primary_port,
+                self.users.password("sentinel"),
+            )
             for i in range(self.sentinel_count)
         ]
 
@@ -178,7 +197,7 @@ class RedisSentinelSet:
         # Before the Sentinels start, the first member is the primary by construction.
         started = any(sentinel.process is not None for sentinel in self.sentinels)
         port = self.primary_port() if started else self.members[0].port
-        client = redis.Redis(port=port, socket_timeout=2)
+        client = self.member_on(port).client(socket_timeout=2)
         try:
             while True:
                 info = client.info("replication")

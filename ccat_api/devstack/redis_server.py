@@ -1,11 +1,11 @@
-"""A throwaway Redis with the durability a secondary site needs: AOF, fsync on every write.
+"""A throwaway Redis with the durability a secondary site needs: AOF, fsync on every write,
+and no access without a user and password (``deploy/redis/users.acl``, ``redis_users.py``).
 
 ``kill()`` is SIGKILL, so restarts exercise recovery from the append-only file alone.
 """
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import time
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import redis
 
+from ccat_api.devstack.redis_users import ADMIN, RedisUsers, write_secret
 from ccat_api.devstack.system import wait_port
 
 
@@ -26,11 +27,35 @@ class RedisServer:
     # A configuration file to load first (deploy/redis/redis.conf): the arguments after it
     # (port, directory, the durability settings) win over what it says.
     config_file: Path | None = None
+    # Shared by every member of a replicated set; a Redis of its own makes its own.
+    users: RedisUsers | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.users is None:
+            self.users = RedisUsers(self.data_dir.parent / f"{self.data_dir.name}-users")
+
+    @property
+    def acl(self) -> RedisUsers:
+        assert self.users is not None
+        return self.users
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        """As the stack's administrator (checks, tests); components use ``url_for``."""
+        return self.url_for(ADMIN)
+
+    def url_for(self, user: str) -> str:
+        return self.acl.url(user, self.port)
+
+    def client(self, **options: object) -> redis.Redis:
+        """A synchronous client logged in as the administrator."""
+        return redis.Redis(
+            port=self.port,
+            username=ADMIN,
+            password=self.acl.password(ADMIN),
+            **options,  # type: ignore[arg-type]
+        )
 
     @property
     def log_file(self) -> Path:
@@ -39,11 +64,17 @@ class RedisServer:
     def start(self, timeout_s: float = 20.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config: list[str] = []
+        self.acl.create()
         if self.config_file is not None:
             # Sentinel makes a Redis rewrite its config file (CONFIG REWRITE) when it moves
-            # it: the instance gets a copy, never the deployed file itself.
+            # it: the instance gets a copy, never the deployed file itself. The password a
+            # replica logs in to its primary with (as the deployed masteruser) is added to
+            # the copy, which is therefore its owner's alone.
             copy = self.data_dir / "redis.conf"
-            shutil.copyfile(self.config_file, copy)
+            write_secret(
+                copy,
+                self.config_file.read_text() + f"\nmasterauth {self.acl.password('replica')}\n",
+            )
             config = [str(copy)]
         argv = [
             "redis-server",
@@ -58,6 +89,9 @@ class RedisServer:
             "--logfile", str(self.log_file),
             # A buffer must never silently drop keys under memory pressure.
             "--maxmemory-policy", "noeviction",
+            # The deployed users with this stack's passwords, where the deployed file says
+            # /etc/redis/users.acl.
+            "--aclfile", str(self.acl.write_acl(self.data_dir / "users.acl")),
             *self.extra_args,
         ]  # fmt: skip
         self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
@@ -65,7 +99,7 @@ class RedisServer:
         if not wait_port(self.port, timeout_s):
             raise RuntimeError(f"redis did not start on port {self.port}; see {self.log_file}")
         # The port opens before the AOF is loaded; until then every command answers LOADING.
-        client = redis.Redis(port=self.port, socket_timeout=2)
+        client = self.client(socket_timeout=2)
         try:
             while True:
                 try:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ccat_api.devstack.main_cluster import MainCluster
 from ccat_api.devstack.postgres import PostgresCluster
 from ccat_api.devstack.processes import ManagedProcess
 from ccat_api.devstack.redis_sentinel import RedisSentinelSet
@@ -93,12 +94,13 @@ class SecondarySite:
         else:
             self.redis.start()
 
-    def main_url_via_wan(self, multi_host_url: Any) -> str:
-        """Main through this site's link: one host, or every main node's link."""
+    def main_url_via_wan(self, main: MainCluster) -> str:
+        """Main through this site's link (one host, or every main node's link), over TLS
+        that checks main's certificate names the address dialled (verify-full)."""
         ports = sorted(self.wan_ports.values())
         if len(ports) == 1:
-            return f"postgresql+asyncpg://ccat@127.0.0.1:{ports[0]}/ccat"
-        return str(multi_host_url(ports))
+            return f"postgresql+asyncpg://ccat@127.0.0.1:{ports[0]}/ccat?{main.tls_query()}"
+        return main.multi_host_url(ports, tls=True)
 
     def stop(self) -> None:
         if self.wan_process is not None:

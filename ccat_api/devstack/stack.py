@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ccat_api.devstack.main_cluster import MainCluster
 from ccat_api.devstack.postgres import PostgresCluster
 from ccat_api.devstack.processes import ManagedProcess
 from ccat_api.devstack.sites import SecondarySite
 from ccat_api.devstack.system import ensure_installed, free_port, wait_port
+from ccat_api.devstack.tls import CertificateAuthority
 from ccat_api.devstack.wan import WanControl
 
 # ManagedProcess lives in processes.py; tests and benchmarks import it from here too.
@@ -69,15 +71,9 @@ class Stack:
     def __init__(self, config: StackConfig | None = None) -> None:
         self.config = config or StackConfig()
         self.base_dir = self.config.base_dir or Path(tempfile.mkdtemp(prefix="ccat-stack-"))
-        self.main_db = PostgresCluster("main-db", self.base_dir / "main-db" / "data", free_port())
-        # ``main_db`` is main's primary, ``main_standby`` its standby: fail_over_main swaps them.
-        self.main_standby: PostgresCluster | None = None
-        if self.config.main_standby:
-            self.main_standby = PostgresCluster(
-                "main-standby", self.base_dir / "main-standby" / "data", free_port()
-            )
-            # One replication role for the pair: whichever is primary has it.
-            self.main_standby.replication_password = self.main_db.replication_password
+        # Signs main's certificate; every site checks it (sslmode=verify-full).
+        self.ca = CertificateAuthority(self.base_dir / "tls")
+        self.main = MainCluster(self.base_dir, self.ca, standby=self.config.main_standby)
         self.sites = {
             name: SecondarySite(
                 name,
@@ -127,33 +123,35 @@ class Stack:
         return self.first_site.wan_process
 
     @property
+    def main_db(self) -> PostgresCluster:
+        """Main's primary (after fail_over_main, the promoted standby)."""
+        return self.main.primary
+
+    @property
+    def main_standby(self) -> PostgresCluster | None:
+        return self.main.standby
+
+    @property
     def main_nodes(self) -> list[PostgresCluster]:
-        return [self.main_db] + ([self.main_standby] if self.main_standby is not None else [])
+        return self.main.nodes
 
     @property
     def main_url_via_wan(self) -> str:
-        return self.first_site.main_url_via_wan(self._multi_host_url)
+        return self.first_site.main_url_via_wan(self.main)
 
     @property
     def main_url(self) -> str:
         """Main for the main site's gateway (no WAN): every node when it has a standby."""
-        if self.main_standby is None:
-            return self.main_db.url()
-        return self._multi_host_url(sorted(node.port for node in self.main_nodes))
-
-    @staticmethod
-    def _multi_host_url(ports: list[int]) -> str:
-        # SQLAlchemy's form for asyncpg; runtime.plain_dsn turns it into libpq's for asyncpg.
-        hosts = "&".join(f"host=127.0.0.1:{port}" for port in ports)
-        return f"postgresql+asyncpg://ccat@/ccat?{hosts}&target_session_attrs=read-write"
+        return self.main.url
 
     def gateway_url(self, site: str) -> str:
         return f"http://127.0.0.1:{self.gateway_ports[site]}"
 
     def settings_overrides(
-        self, site: str | None = None, *, secondary: bool = True
+        self, site: str | None = None, *, secondary: bool = True, component: str = "gateway"
     ) -> dict[str, Any]:
-        """Settings for a gateway or processor of this stack (tests pass them to Settings)."""
+        """Settings for a gateway or processor (``component``, the Redis user it logs in as)
+        of this stack (tests pass them to Settings)."""
         if not secondary:
             return {
                 "site_name": site or MAIN_SITE,
@@ -168,9 +166,9 @@ class Stack:
             "session_secret": self.session_secret,
             "site_name": site or self.config.secondary_site,
             "site_type": "secondary",
-            "main_db_url": services.main_url_via_wan(self._multi_host_url),
+            "main_db_url": services.main_url_via_wan(self.main),
             "local_db_url": services.replica.url(),
-            "redis_url": services.redis.url,
+            "redis_url": services.redis.url_for(component),
             **(
                 {"redis_sentinels": services.redis_set.sentinel_addresses}
                 if services.redis_set is not None
@@ -209,16 +207,15 @@ class Stack:
         # The postgres user must reach its directories below ours.
         os.chmod(self.base_dir, 0o755)  # noqa: S103
         ensure_installed()
-        say("main PostgreSQL (primary, wal_level=replica)")
-        self.main_db.init_primary()
-        self.main_db.start()
-        self.main_db.create_app_database()
+        say("certificate authority (main's TLS certificate)")
+        self.ca.create()
+        say("main PostgreSQL (primary, wal_level=replica, TLS)")
+        self.main.start_primary()
         say("schema migrations and seed data on main")
         self._migrate_and_seed()
         if self.main_standby is not None:
             say("main's streaming standby (asynchronous)")
-            self.main_standby.init_replica_of(self.main_db)
-            self.main_standby.start()
+            self.main.start_standby()
         for site in self.sites.values():
             say(f"{site.name}: WAN link ({2 * self.config.wan_delay_ms} ms round trip)")
             site.start_wan(self.main_nodes, self.config.wan_delay_ms)
@@ -312,7 +309,7 @@ class Stack:
         process = ManagedProcess(
             f"processor-{site or self.config.secondary_site}",
             argv,
-            {**self.env_for(self.settings_overrides(site)), **(env or {})},
+            {**self.env_for(self.settings_overrides(site, component="processor")), **(env or {})},
             self.base_dir / f"processor-{site or self.config.secondary_site}.log",
         )
         process.start()
@@ -333,9 +330,7 @@ class Stack:
         self.processor_metrics_port = None
         for site in self.sites.values():
             site.stop()
-        for cluster in self.main_nodes:
-            if (cluster.data_dir / "postmaster.pid").exists():
-                cluster.stop("immediate")
+        self.main.stop()
         if not self.config.keep_files:
             shutil.rmtree(self.base_dir, ignore_errors=True)
         self.started = False
@@ -367,39 +362,12 @@ class Stack:
         path.write_text(json.dumps(self.describe(), indent=2))
 
     def fail_over_main(self, *, rebuild: bool = True) -> None:
-        """kill -9 main's primary and promote its standby, as Patroni does after its TTL;
-        then (``rebuild``) the dead node comes back as the new primary's standby, from a
-        fresh base backup, so main can fail over again."""
-        if self.main_standby is None:
-            raise RuntimeError("this stack runs main without a standby (main_standby=False)")
-        dead, promoted = self.main_db, self.main_standby
-        dead.kill()
-        promoted.promote()
-        self.main_db, self.main_standby = promoted, dead
-        if rebuild:
-            self.rebuild_main_standby()
-
-    def rebuild_main_standby(self) -> None:
-        standby = self.main_standby
-        assert standby is not None
-        standby.stop("immediate")
-        shutil.rmtree(standby.data_dir, ignore_errors=True)
-        standby.init_replica_of(self.main_db)
-        standby.start()
-        for site in self.sites.values():
-            standby.create_slot(site.replica.slot_name)
+        """kill -9 main's primary and promote its standby; see MainCluster.fail_over."""
+        self.main.fail_over([site.replica.slot_name for site in self.sites.values()],
+                            rebuild=rebuild)  # fmt: skip
 
     def wait_main_standby_caught_up(self, timeout_s: float = 30.0) -> None:
-        """Until main's standby has flushed everything main has flushed now."""
-        assert self.main_standby is not None
-        target = self.main_db.psql("SELECT pg_current_wal_flush_lsn() - '0/0'::pg_lsn")
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            flushed = self.main_standby.psql("SELECT pg_last_wal_receive_lsn() - '0/0'::pg_lsn")
-            if flushed and float(flushed) >= float(target):
-                return
-            time.sleep(0.05)
-        raise TimeoutError("main's standby did not catch up")
+        self.main.wait_standby_caught_up(timeout_s)
 
     def wait_replica_caught_up(self, timeout_s: float = 30.0, *, site: str | None = None) -> None:
         """Until the (first, or ``site``'s) replica has replayed everything main has flushed."""

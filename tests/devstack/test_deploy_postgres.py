@@ -25,6 +25,7 @@ from ccat_api.devstack.postgres import (
     parse_conninfo,
 )
 from ccat_api.devstack.system import as_pg_user, find_pg_bin_dir, free_port
+from ccat_api.devstack.tls import CertificateAuthority
 
 # Set after the deployed file by the stack: one machine, several clusters.
 ONE_MACHINE_SETTINGS = {"listen_addresses", "port", "unix_socket_directories"}
@@ -171,3 +172,57 @@ def test_a_replication_connection_without_the_password_is_refused(pair: Pair) ->
     )  # fmt: skip
     assert refused.returncode != 0
     assert "password" in refused.stderr, refused.stderr
+
+
+def test_the_replica_streams_over_tls_it_verified(pair: Pair) -> None:
+    """primary_conninfo keeps the deployed sslmode=verify-full, with the stack's CA."""
+    conninfo = parse_conninfo(
+        pair.replica.psql("SHOW primary_conninfo", database="postgres").strip("'")
+    )
+    assert conninfo["sslmode"] == "verify-full"
+    assert conninfo["sslrootcert"] == str(pair.replica.root_cert)
+    deadline = time.monotonic() + 30
+    row = ""
+    while time.monotonic() < deadline:
+        row = pair.primary.psql(
+            "SELECT s.ssl, s.version IS NOT NULL FROM pg_stat_replication r"
+            " JOIN pg_stat_ssl s USING (pid) WHERE r.usename = 'replicator'",
+            database="postgres",
+        )
+        if row:
+            break
+        time.sleep(0.1)
+    assert row == "t|t"
+
+
+def replication_attempt(pair: Pair, tls: str) -> subprocess.CompletedProcess[str]:
+    bin_dir = find_pg_bin_dir()
+    assert bin_dir is not None
+    return subprocess.run(
+        as_pg_user([
+            str(bin_dir / "psql"),
+            f"host=127.0.0.1 port={pair.primary.port} user={REPLICATION_USER}"
+            f" dbname=replication replication=true passfile={pair.replica.passfile}"
+            f" connect_timeout=5 {tls}",
+            "-c", "IDENTIFY_SYSTEM",
+        ]),
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+
+
+def test_a_replication_connection_without_tls_is_refused_by_the_hostssl_line(pair: Pair) -> None:
+    refused = replication_attempt(pair, "sslmode=disable")
+    assert refused.returncode != 0
+    assert "no encryption" in refused.stderr, refused.stderr
+
+
+def test_a_replication_connection_that_trusts_another_ca_is_refused(pair: Pair) -> None:
+    accepted = replication_attempt(
+        pair, f"sslmode=verify-full sslrootcert={pair.replica.root_cert}"
+    )
+    assert accepted.returncode == 0, accepted.stderr
+    # Where the postgres user can read it (the pair's directory).
+    other = CertificateAuthority(pair.primary.data_dir.parents[1] / "other-ca").create("other")
+    refused = replication_attempt(pair, f"sslmode=verify-full sslrootcert={other.cert_file}")
+    assert refused.returncode != 0
+    assert "certificate verify failed" in refused.stderr, refused.stderr

@@ -1,12 +1,17 @@
 """The Redis files an operator deploys load in the real servers and say what the docs say:
 ``deploy/redis/redis.conf`` in ``redis-server`` (durability, no eviction, a primary that
-refuses writes without a replica) and ``sentinel.conf`` in ``redis-sentinel`` (it finds the
-primary under the service name the gateway asks for). The failover tests start their
-Sentinel set from the same files."""
+refuses writes without a replica), ``users.acl`` as its ACL file (no access without a user
+and password, each component's user kept to its part) and ``sentinel.conf`` in
+``redis-sentinel`` (it finds the primary under the service name the gateway asks for, and
+logs in to it as the sentinel user). The failover tests start their Sentinel set from the
+same files."""
 
 from __future__ import annotations
 
+import stat
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +23,8 @@ from ccat_api.devstack.redis_sentinel import (
     SERVICE,
     SentinelServer,
 )
+from ccat_api.devstack.redis_server import RedisServer
+from ccat_api.devstack.redis_users import ADMIN, RedisUsers
 from ccat_api.devstack.system import free_port, wait_port
 
 
@@ -37,21 +44,28 @@ def test_redis_conf_loads_and_asks_for_fsync_always_noeviction_and_a_replica(
     port = free_port()
     copy = tmp_path / "redis.conf"
     copy.write_text((DEPLOY_DIR / "redis.conf").read_text())
-    # Only where it listens and keeps files differ from the deployed file.
+    users = RedisUsers(tmp_path / "users").create()
+    # Only where it listens and keeps files (the ACL file among them) differ from the
+    # deployed file.
     server = subprocess.Popen(
         ["redis-server", str(copy), "--port", str(port),
-         "--bind", "127.0.0.1", "--dir", str(tmp_path), "--logfile", str(tmp_path / "log")],
+         "--bind", "127.0.0.1", "--dir", str(tmp_path), "--logfile", str(tmp_path / "log"),
+         "--aclfile", str(users.write_acl(tmp_path / "users.acl"))],
         stdin=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         assert wait_port(port, 20), (tmp_path / "log").read_text()
-        client = redis.Redis(port=port, decode_responses=True)
+        client = redis.Redis(
+            port=port, username=ADMIN, password=users.password(ADMIN), decode_responses=True
+        )
         config = client.config_get("*")
         assert config["appendonly"] == "yes"
         assert config["appendfsync"] == "always"
         assert config["maxmemory-policy"] == "noeviction"
         assert config["save"] == ""
         assert config["min-replicas-to-write"] == "1"
+        assert config["masteruser"] == "replica"
+        assert config["aclfile"] == str(tmp_path / "users.acl")
         # No replica: the primary takes no write at all.
         with pytest.raises(redis.ResponseError, match="NOREPLICAS"):
             client.set("k", "v")
@@ -101,20 +115,112 @@ def test_sentinel_conf_loads_in_sentinel_mode_with_the_values_it_ships(tmp_path:
 def test_sentinel_conf_loads_and_names_the_primary_under_the_gateways_service_name(
     tmp_path: Path,
 ) -> None:
-    primary_port = free_port()
-    primary = subprocess.Popen(
-        ["redis-server", "--port", str(primary_port), "--bind", "127.0.0.1", "--save", "",
-         "--dir", str(tmp_path)],
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    sentinel = SentinelServer(tmp_path / "sentinel", free_port(), primary_port)
+    primary = RedisServer(tmp_path / "primary", free_port())
+    sentinel = SentinelServer(
+        tmp_path / "sentinel", free_port(), primary.port, primary.acl.password("sentinel")
+    )
     try:
-        assert wait_port(primary_port, 20)
+        primary.start()
         sentinel.start()
         client = redis.Redis(port=sentinel.port, decode_responses=True)
-        assert client.sentinel_get_master_addr_by_name(SERVICE) == ("127.0.0.1", primary_port)
+        assert client.sentinel_get_master_addr_by_name(SERVICE) == ("127.0.0.1", primary.port)
+        # Logged in as the sentinel user, Sentinel sees the primary as up (no +sdown).
+        deadline = time.monotonic() + 10
+        flags = ""
+        while time.monotonic() < deadline:
+            watched = client.sentinel_master(SERVICE)
+            assert isinstance(watched, dict)
+            flags = str(watched["flags"])
+            if flags == "master" and watched["role-reported"] == "master":
+                break
+            time.sleep(0.1)
         client.close()
+        assert flags == "master"
+        logged_in = primary.client(decode_responses=True).client_list()
+        assert any(entry["user"] == "sentinel" for entry in logged_in), logged_in
     finally:
         sentinel.stop()
-        primary.terminate()
-        primary.wait(timeout=10)
+        primary.stop()
+
+
+@pytest.fixture
+def secured(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis with the deployed users (and their passwords) and nothing else."""
+    server = RedisServer(tmp_path / "redis", free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_a_connection_without_credentials_is_refused(secured: RedisServer) -> None:
+    anonymous = redis.Redis(port=secured.port)
+    with pytest.raises(redis.AuthenticationError):
+        anonymous.set("ccat:x:seq", 1)
+    anonymous.close()
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=secured.port, username="gateway", password="wrong").ping()
+
+
+def test_the_gateway_user_reaches_the_buffers_keys_and_nothing_else(
+    secured: RedisServer,
+) -> None:
+    gateway = redis.Redis.from_url(secured.url_for("gateway"), decode_responses=True)
+    gateway.set("ccat:site:seq", 1)
+    assert gateway.eval("return redis.call('INCR', KEYS[1])", 1, "ccat:site:seq") == 2
+    assert gateway.config_get("appendfsync")["appendfsync"] == "always"
+    for denied in (
+        lambda: gateway.set("other:key", 1),
+        lambda: gateway.flushall(),
+        lambda: gateway.config_set("appendfsync", "no"),
+        lambda: gateway.keys("*"),
+        lambda: gateway.script_flush(),
+        lambda: gateway.acl_list(),
+    ):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            denied()
+    gateway.close()
+
+
+def test_the_monitor_user_reads_and_subscribes_but_writes_nothing(secured: RedisServer) -> None:
+    secured.client().set("ccat:site:seq", 7)
+    monitor = redis.Redis.from_url(secured.url_for("monitor"), decode_responses=True)
+    assert monitor.get("ccat:site:seq") == "7"
+    subscription = monitor.pubsub()  # type: ignore[no-untyped-call]
+    subscription.subscribe("ccat:site:events")
+    assert subscription.get_message(timeout=5)["type"] == "subscribe"
+    subscription.close()
+    for denied in (
+        lambda: monitor.set("ccat:site:seq", 8),
+        lambda: monitor.delete("ccat:site:seq"),
+        lambda: monitor.publish("ccat:site:events", "x"),
+        lambda: monitor.eval("return 1", 0),
+        lambda: monitor.config_get("*"),
+    ):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            denied()
+    assert monitor.get("ccat:site:seq") == "7"
+    monitor.close()
+
+
+def test_a_transaction_survives_a_kill_and_restart_with_the_deployed_users(
+    secured: RedisServer,
+) -> None:
+    """Redis 7.0 replays an AOF's MULTI/EXEC as the default user: with no permissions it
+    dropped every buffered transaction at a restart."""
+    gateway = redis.Redis.from_url(secured.url_for("gateway"))
+    with gateway.pipeline(transaction=True) as pipe:
+        pipe.xadd("ccat:site:stream", {"tx": "1"})
+        pipe.incr("ccat:site:seq")
+        pipe.execute()
+    gateway.close()
+    secured.restart_after_kill()
+    gateway = redis.Redis.from_url(secured.url_for("gateway"))
+    assert (gateway.xlen("ccat:site:stream"), gateway.get("ccat:site:seq")) == (1, b"1")
+    gateway.close()
+
+
+def test_password_files_are_their_owners_alone(secured: RedisServer) -> None:
+    for user in ("gateway", "processor", "monitor", "sentinel", "replica", ADMIN):
+        path = secured.acl.password_file(user)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert stat.S_IMODE((secured.data_dir / "users.acl").stat().st_mode) == 0o600

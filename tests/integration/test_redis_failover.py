@@ -45,7 +45,8 @@ def ha_settings(stack: Stack, redis_set: RedisSentinelSet, site_name: str) -> Se
     return Settings.model_validate(
         {
             **stack.settings_overrides(site_name),
-            "redis_url": f"redis://127.0.0.1:{primary}/0",
+            # The gateway's user; the Sentinels say where the primary is.
+            "redis_url": redis_set.member_on(primary).url_for("gateway"),
             "redis_sentinels": redis_set.sentinel_addresses,
             "run_processor": False,
             "token_cache_ttl_s": 0,

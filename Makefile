@@ -117,10 +117,15 @@ chaos: install ## Seeded fault campaign, the long run: >= 10,000 writes, 24 faul
 		--faults $${CCAT_CHAOS_FAULTS:-24}
 
 .PHONY: bench
-bench: install ## Benchmarks through the WAN simulator at 200 ms RTT (prints figures and ratios)
+bench: install ## Benchmarks through the WAN simulator at 200 ms RTT (prints figures and ratios; two sites draining at once too)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.redis_ha
 	$(BIN)/python -m bench.reads
+
+# The one-site drain runs first, so the two-site rows have its figure to compare with.
+.PHONY: bench-sites
+bench-sites: install ## Two sites draining onto one main at once (CCAT_BENCH_SITES_BACKLOG each, default 10,000), with the one-site drain to compare
+	$(BIN)/python -m bench.run --phases drain,drain_sites --out bench/results/sites.json
 
 .PHONY: bench-reads
 bench-reads: install ## Reads and Redis memory with 100,000 buffered: list page and get-by-id p99, bytes per transaction, gateway RSS

@@ -25,11 +25,16 @@ buffers never mix:
    of the capped link's capacity the drain used (bound by bytes, not round trips).
 7. buffered writes at 200 req/s while the site's processor (its own process) drains a 100,000
    backlog on the same cores (``drain_writes``): the writes' latency.
+8. two secondary sites, each with its own replica, Redis and WAN link, buffer a backlog each
+   while their links are down, then both links come up and both processors drain onto the
+   same main at once (``drain_sites``, ``bench/sites.py``): per-site and combined drain rate,
+   commit-to-visible per site, and a check that every transaction is on main exactly once.
 
 It prints figures and, next to each target, "meets" or "misses"; it never fails on timings
-(shared machines are noisy). The figures also go to ``bench/results/latest.json`` (with the
-CPU each process spent per request, and the machine's idle/iowait/steal share during each
-load), and the stack's process logs to ``bench/results/logs/``.
+(shared machines are noisy), only on a failed correctness check (exit status 1). The
+figures also go to ``bench/results/latest.json`` (with the CPU each process spent per
+request, and the machine's idle/iowait/steal share during each load), and the stack's process
+logs to ``bench/results/logs/``.
 ``--quick`` runs every phase briefly (a smoke test of the benchmark itself).
 """
 
@@ -65,6 +70,7 @@ from bench.load import (
     percentile,
 )
 from bench.report import Goal, Row, table
+from bench.sites import SITES_BACKLOG_ENV, drain_sites, exactly_once_failure, sites_rows
 from bench.sysinfo import CpuMeter, fsync_probe, machine
 from ccat_api.auth.tokens import issue_service_token
 from ccat_api.buffering.keys import SiteKeys
@@ -127,6 +133,8 @@ class BenchConfig:
     drain_transactions: int = 20_000
     drain_large_transactions: int = 100_000
     drain_bandwidth_mbit: float = 20.0
+    # Per site, in the two-site drain (CCAT_BENCH_SITES_BACKLOG overrides it).
+    sites_transactions: int = 10_000
     fill_concurrency: int = 32
     settle_timeout_s: float = 120.0
     client: str = "raw"
@@ -144,6 +152,7 @@ class BenchConfig:
             visible_transactions=60,
             drain_transactions=2_000,
             drain_large_transactions=4_000,
+            sites_transactions=1_000,
         )
 
 
@@ -414,16 +423,20 @@ class Bench:
             )
             await self.wait_settled(SITE_VISIBLE)
             tx_ids = [orjson.loads(body)["tx_id"] for body in run.bodies]
-            statuses = await self._statuses(url, tx_ids)
+            results.update(await self.commit_to_visible(url, tx_ids))
         finally:
             self.stop(SITE_VISIBLE)
-        results.update(_visibility(statuses))
         self.clock.say(
             f"  {results['visible']}/{len(tx_ids)} visible; visible_at - applied_at"
             f" p50 {results['applied_to_visible_ms']['p50']} ms,"
             f" p99 {results['applied_to_visible_ms']['p99']} ms"
         )
         return results
+
+    async def commit_to_visible(self, url: str, tx_ids: list[str]) -> dict[str, Any]:
+        """The lags of each transaction (commit-to-visible: ``visible_at - applied_at``), as
+        the site's gateway at ``url`` reports them; the phases that measure it share this."""
+        return _visibility(await self._statuses(url, tx_ids))
 
     async def _statuses(self, url: str, tx_ids: list[str]) -> list[dict[str, Any]]:
         client = RawClient(url, pool=16, headers={"authorization": f"Bearer {self.token}"})
@@ -453,27 +466,49 @@ class Bench:
             bandwidth_mbit=self.config.drain_bandwidth_mbit,
         )
 
-    async def fill_backlog(self, site: str, count: int, *, keep_gateway: bool = False) -> str:
+    async def fill_backlog(
+        self,
+        site: str,
+        count: int,
+        *,
+        keep_gateway: bool = False,
+        accepted: list[dict[str, Any]] | None = None,
+    ) -> str:
         """Buffer ``count`` transactions at ``site`` through its gateway (no processor); the
-        gateway's URL, stopped unless ``keep_gateway``."""
+        gateway's URL, stopped unless ``keep_gateway``. ``accepted`` collects the answers."""
         url = self.start_gateway(site, with_processor=False)
         try:
             meter = CpuMeter(self.pids(site))
             meter.start()
-            filled = await fill(url, self.token, count, self.config.fill_concurrency)
+            filled = await fill(
+                url, self.token, count, self.config.fill_concurrency, accepted=accepted
+            )
             filled["cpu"] = cpu_report(meter.stop(), filled["ok"], filled["elapsed_s"])
             filled["cpu"]["machine_share"] = meter.machine_share
             self._filled[site] = filled
         finally:
             if not keep_gateway:
                 self.stop(site)
-        backlog = int(await self.redis.xlen(SiteKeys(site).stream))
+        backlog = await self.stream_length(site)
         self.clock.say(
             f"  buffered {backlog:,} transactions through the API in {filled['elapsed_s']}s"
             f" ({filled['achieved_per_s']} req/s, {filled['errors']} errors)"
         )
         self.clock.say(f"    {_cpu_line(filled['cpu'])}")
         return url
+
+    async def stream_length(self, site: str) -> int:
+        """Entries in ``site``'s stream, read from that site's own Redis: ``self.redis`` is
+        the first site's, which every phase's own site name shares, but a site of the stack's
+        own (``drain_sites``) keeps its buffer elsewhere."""
+        url = self.stack.site(site).redis.url
+        if url == self.stack.redis.url:
+            return int(await self.redis.xlen(SiteKeys(site).stream))
+        redis = make_redis(url)
+        try:
+            return int(await redis.xlen(SiteKeys(site).stream))
+        finally:
+            await redis.aclose()
 
     async def drain_backlog(
         self, site: str, count: int, *, bandwidth_mbit: float | None = None
@@ -646,10 +681,18 @@ def _wan_bytes(state: dict[str, Any]) -> tuple[int, int]:
     )
 
 
-async def fill(base_url: str, token: str, count: int, concurrency: int) -> dict[str, Any]:
+async def fill(
+    base_url: str,
+    token: str,
+    count: int,
+    concurrency: int,
+    *,
+    accepted: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Buffer ``count`` transactions through the API, ``concurrency`` clients back to back:
     pairs of an executed-obs-unit start and one raw data file in it (the file's transaction
-    depends on the start's, as an instrument's would)."""
+    depends on the start's, as an instrument's would). Each 201 answer (id, tx_id) goes to
+    ``accepted`` when given, for checks that need to know what was acknowledged."""
     client = RawClient(
         base_url,
         pool=concurrency,
@@ -671,6 +714,8 @@ async def fill(base_url: str, token: str, count: int, concurrency: int) -> dict[
             return None
         latencies_ms.append((time.perf_counter() - started) * 1000)
         answer: dict[str, Any] = orjson.loads(response.body)
+        if accepted is not None:
+            accepted.append({"path": path, **answer})
         return answer
 
     async def worker() -> None:
@@ -915,7 +960,9 @@ def figures(phases: dict[str, Any], config: BenchConfig) -> list[Row]:
             "  that backlog's drain alongside the writes",
             get("drain_writes", "drained_per_s"), "tx/s")),
     ]  # fmt: skip
-    return [row for needs, row in candidates if all(n in phases for n in needs)]
+    rows = [row for needs, row in candidates if all(n in phases for n in needs)]
+    single_per_s = get("drain", "applied_per_s")
+    return rows + sites_rows(phases, single_per_s, GOAL_DRAIN_PER_S, GOAL_VISIBLE_P99_MS)
 
 
 def issue_operator_token(stack: Stack) -> str:
@@ -937,6 +984,8 @@ PHASES: dict[str, Callable[[Bench], Awaitable[dict[str, Any]]]] = {
     "direct": Bench.direct,
     "visible": Bench.visible,
     "drain": Bench.drain,
+    # Right after the one-site drain: main holds about as much then, so the two compare.
+    "drain_sites": drain_sites,
     "drain_100k": Bench.drain_100k,
     "drain_bandwidth": Bench.drain_bandwidth,
     "drain_writes": Bench.drain_writes,
@@ -1018,6 +1067,8 @@ def main(argv: list[str] | None = None) -> None:
         config = config.quick()
     if args.drain_transactions:
         config = replace(config, drain_transactions=args.drain_transactions)
+    if os.environ.get(SITES_BACKLOG_ENV):
+        config = replace(config, sites_transactions=int(os.environ[SITES_BACKLOG_ENV]))
 
     clock = Clock()
     before = machine()
@@ -1073,6 +1124,11 @@ def main(argv: list[str] | None = None) -> None:
     for name, error in failed.items():
         print(f"phase {name} failed: {error}")
     print(f"figures written to {args.out}")
+    # Timings never fail a run; a transaction lost or applied twice does.
+    problem = exactly_once_failure(phases)
+    if problem:
+        print(f"CHECK FAILED: {problem}")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ variables, then explicit overrides. pydantic validates the result, so a wrong va
 start with the field's name, and a name that is no setting is refused with the nearest one.
 ``Settings(...)`` takes its arguments and the defaults only. The fields come in groups, one
 module each (``config_site``, ``config_service``, ``config_retention``, ``config_replay``,
-``config_admission``, ``config_live``, ``config_status``, ``config_access``); ``Settings``
-inherits them all and adds the checks that span groups.
+``config_admission``, ``config_live``, ``config_status``, ``config_access``,
+``config_secrets``); ``Settings`` inherits them all and adds the checks that span groups.
 """
 
 from __future__ import annotations
@@ -30,6 +30,11 @@ from ccat_api.config_admission import AdmissionSettings
 from ccat_api.config_live import LiveSettings
 from ccat_api.config_replay import ReplaySettings
 from ccat_api.config_retention import RetentionSettings
+from ccat_api.config_secrets import (
+    SecretFileSettings,
+    read_secret_files,
+    refuse_readable_secret_files,
+)
 from ccat_api.config_service import ServiceSettings
 from ccat_api.config_site import SiteSettings, SiteType
 from ccat_api.config_sources import (
@@ -54,6 +59,7 @@ class Settings(
     SiteSettings,
     StatusSettings,
     AccessSettings,
+    SecretFileSettings,
     BaseSettings,
 ):
     # Each group is a base class; pydantic orders the fields from the last base to the first,
@@ -76,10 +82,16 @@ class Settings(
         # which it picks per call.
         return (init_settings,)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_from_files(cls, data: Any) -> Any:
+        return read_secret_files(data) if isinstance(data, dict) else data
+
     @model_validator(mode="after")
     def _no_placeholder_secrets(self) -> Self:
         if self.development:
             return self
+        refuse_readable_secret_files(self)
         if self.session_secret == PLACEHOLDER_SECRET or len(self.session_secret) < 32:
             raise ValueError(
                 "session_secret: set a random secret of 32 characters or more (the same at"

@@ -51,6 +51,16 @@ class SiteSettings(BaseModel):
         " in it; at main it carries live monitoring across workers. With redis_sentinels set,"
         " only its database number and credentials are used: Sentinel names the primary.",
     )
+    redis_username: str = Field(
+        default="",
+        description="The ACL user this component logs in to Redis as (gateway, processor,"
+        " monitor: deploy/redis/users.acl), with redis_password; or put both in redis_url.",
+    )
+    redis_password: str = Field(
+        default="",
+        description="That user's password; better redis_password_file, which keeps it out of"
+        " the environment.",
+    )
     redis_sentinels: list[SentinelAddress] = Field(
         default_factory=list,
         description='The site\'s Redis Sentinels, as JSON (["10.0.0.5:26379", ...]); set, the'

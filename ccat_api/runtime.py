@@ -77,8 +77,16 @@ def _retry() -> Retry:
     return Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3)
 
 
-def make_redis(url: str) -> Redis:
-    return Redis.from_url(url, retry=_retry(), **REDIS_OPTIONS)
+def make_redis(url: str, **credentials: Any) -> Redis:
+    return Redis.from_url(url, retry=_retry(), **credentials, **REDIS_OPTIONS)
+
+
+def redis_credentials(settings: Settings) -> dict[str, str]:
+    """The component's Redis user, when set apart from redis_url (redis_username and
+    redis_password, or its file); redis_url's own userinfo wins over these."""
+    if not settings.redis_password:
+        return {}
+    return {"username": settings.redis_username or "default", "password": settings.redis_password}
 
 
 class SentinelManagedRedis(Redis):
@@ -95,13 +103,16 @@ def site_redis(settings: Settings) -> Redis:
     """The site's Redis primary: the one ``redis_url`` names, or whichever the Sentinels say is
     primary now, found again after a failover (a reconnect asks them)."""
     if not settings.redis_sentinels:
-        return make_redis(settings.redis_url)
+        return make_redis(settings.redis_url, **redis_credentials(settings))
     sentinels = []
     for address in settings.redis_sentinels:
         host, _, port = address.rpartition(":")
         sentinels.append((host, int(port)))
     # The database number and credentials still come from redis_url, when there is one.
-    database = parse_url(settings.redis_url) if settings.redis_url else {}  # type: ignore[no-untyped-call]
+    database = {
+        **redis_credentials(settings),
+        **(parse_url(settings.redis_url) if settings.redis_url else {}),  # type: ignore[no-untyped-call]
+    }
     watcher = Sentinel(  # type: ignore[no-untyped-call]
         sentinels, socket_timeout=1, socket_connect_timeout=1
     )

@@ -118,6 +118,11 @@ def site_environment(stack: Stack, env_file: Path) -> dict[str, str]:
     if "CCAT_LOCAL_DB_URL" in shipped:
         env["CCAT_LOCAL_DB_URL"] = with_address(shipped["CCAT_LOCAL_DB_URL"], stack.replica.port)
     env["CCAT_REDIS_URL"] = with_address(shipped["CCAT_REDIS_URL"], stack.redis.port)
+    if "CCAT_REDIS_PASSWORD_FILE" in shipped:
+        # The stack's password file of the user the env file names (mode 0600, as shipped).
+        env["CCAT_REDIS_PASSWORD_FILE"] = str(
+            stack.redis.acl.password_file(shipped["CCAT_REDIS_USERNAME"])
+        )
     for name in SECRETS & shipped.keys():
         env[name] = stack.session_secret
     return env
@@ -184,10 +189,14 @@ def test_every_name_in_the_environment_file_is_a_setting(
     monkeypatch.chdir(tmp_path)
     for key, value in shipped.items():
         monkeypatch.setenv(key, value)
-    with pytest.raises(ValueError, match="session_secret"):
+    with pytest.raises(ValueError, match=r"session_secret|redis_password_file"):
         load_settings()
     for key in SECRETS & shipped.keys():
         monkeypatch.setenv(key, "s" * 32)
+    password = tmp_path / "redis.password"
+    password.write_text("set")
+    password.chmod(0o600)
+    monkeypatch.setenv("CCAT_REDIS_PASSWORD_FILE", str(password))
     settings = load_settings()
     assert settings.site_type == name.removesuffix(".env")
     if settings.is_secondary:

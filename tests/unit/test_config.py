@@ -211,9 +211,16 @@ def test_env_example_uncommented_gives_the_defaults(tmp_path: Path, empty_file: 
 @pytest.mark.parametrize("name", ["main.env", "secondary.env"])
 def test_deploy_environment_file_loads_once_its_secrets_are_set(tmp_path: Path, name: str) -> None:
     shutil.copy(REPO_ROOT / "deploy" / "env" / name, tmp_path / ".env")
-    with pytest.raises(ValidationError, match="session_secret"):
+    with pytest.raises(ValidationError, match=r"session_secret|redis_password_file"):
         load_settings()
-    secrets = {"session_secret": "s" * 32, "github_client_secret": "set"}
+    password = tmp_path / "redis.password"
+    password.write_text("set")
+    password.chmod(0o600)
+    secrets = {
+        "session_secret": "s" * 32,
+        "github_client_secret": "set",
+        "redis_password_file": str(password),
+    }
     assert load_settings(overrides=secrets).site_type == name.removesuffix(".env")
 
 

@@ -124,7 +124,7 @@ bench: install ## Benchmarks through the WAN simulator at 200 ms RTT (prints fig
 
 # The one-site drain runs first, so the two-site rows have its figure to compare with.
 .PHONY: bench-sites
-bench-sites: install ## Two sites draining onto one main at once (CCAT_BENCH_SITES_BACKLOG each, default 10,000), with the one-site drain to compare
+bench-sites: install ## Two sites draining onto one main at once (BENCH_SITES_BACKLOG each, default 10,000), with the one-site drain to compare
 	$(BIN)/python -m bench.run --phases drain,drain_sites --out bench/results/sites.json
 
 .PHONY: bench-reads

@@ -133,7 +133,7 @@ class BenchConfig:
     drain_transactions: int = 20_000
     drain_large_transactions: int = 100_000
     drain_bandwidth_mbit: float = 20.0
-    # Per site, in the two-site drain (CCAT_BENCH_SITES_BACKLOG overrides it).
+    # Per site, in the two-site drain (BENCH_SITES_BACKLOG overrides it).
     sites_transactions: int = 10_000
     fill_concurrency: int = 32
     settle_timeout_s: float = 120.0

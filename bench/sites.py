@@ -4,7 +4,7 @@
 Two sites join the running bench stack for this phase only, each with its own streaming
 replica (its own slot), Redis and WAN link at the bench's delay, so the other phases run beside
 one site as before. Both links go down; each site's gateway buffers a backlog through the API
-(``CCAT_BENCH_SITES_BACKLOG`` per site, 10,000 by default); each site's processor starts as its
+(``BENCH_SITES_BACKLOG`` per site, 10,000 by default); each site's processor starts as its
 own process (as deploy/ runs it) and retries against its cut link. Then both links come up at
 once and the time until each stream is empty (all applied on main) and nothing awaits its
 replica (all visible) is taken. Afterwards, for each site: commit-to-visible of every
@@ -35,7 +35,8 @@ if TYPE_CHECKING:  # bench.run imports this module for its PHASES
     from bench.run import Bench
 
 SITE_NAMES = ("bench-sites-a", "bench-sites-b")
-SITES_BACKLOG_ENV = "CCAT_BENCH_SITES_BACKLOG"
+# Not CCAT_*: that prefix is the service's settings (tests/unit/test_config.py holds it so).
+SITES_BACKLOG_ENV = "BENCH_SITES_BACKLOG"
 PHASE = "drain_sites"
 # The processors retry the cut link at most this far apart, so each starts draining within
 # about this long of its link coming back (the stack's 2 s would blur a drain of seconds).

@@ -23,7 +23,7 @@ def test_two_sites_drain_at_once_and_every_transaction_is_on_main_exactly_once(
     out = tmp_path / "sites.json"
     env = {
         **os.environ,
-        "CCAT_BENCH_SITES_BACKLOG": str(BACKLOG_PER_SITE),
+        "BENCH_SITES_BACKLOG": str(BACKLOG_PER_SITE),
         "PYTHONPATH": os.pathsep.join(
             p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p
         ),

@@ -104,6 +104,12 @@ class Settings(
         return self
 
     @model_validator(mode="after")
+    def _tls_needs_certificate_and_key(self) -> Self:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file: set both (HTTPS) or neither")
+        return self
+
+    @model_validator(mode="after")
     def _secondary_needs_local_services(self) -> Self:
         if self.site_type is SiteType.SECONDARY:
             missing = [name for name in ("local_db_url",) if not getattr(self, name)]

@@ -23,6 +23,8 @@ SECRET_FILES = {
     "github_client_secret_file": "github_client_secret",
     "redis_password_file": "redis_password",
 }
+# Private keys the service reads from a file of their own.
+KEY_FILES = ("tls_key_file",)
 # Database URLs that may name a libpq passfile (asyncpg reads it as libpq does).
 DATABASE_URLS = ("main_db_url", "local_db_url")
 
@@ -75,7 +77,7 @@ def readable_by_others(path: Path) -> int | None:
 
 def secret_files_in(settings: Any) -> Iterator[tuple[str, Path]]:
     """(setting, path) of every secret file the settings name."""
-    for file_setting in SECRET_FILES:
+    for file_setting in (*SECRET_FILES, *KEY_FILES):
         path = getattr(settings, file_setting)
         if path is not None:
             yield file_setting, path

@@ -5,7 +5,9 @@ every other setting)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator
 
 
 class ServiceSettings(BaseModel):
@@ -29,6 +31,16 @@ class ServiceSettings(BaseModel):
         description="The path prefix a reverse proxy serves the gateway under ('/ccat'), which"
         " the proxy strips before forwarding; `ccat-api serve` gives it to uvicorn, so /docs"
         " and the OpenAPI name the URLs clients use. Empty: served at /.",
+    )
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description="`ccat-api serve` answers HTTPS with this certificate (PEM, the chain"
+        " after it) and tls_key_file; empty: plain HTTP, for a reverse proxy in front.",
+    )
+    tls_key_file: Path | None = Field(
+        default=None,
+        description="The certificate's private key (PEM); mode 0600, refused outside"
+        " development if its group or others may read it.",
     )
 
     db_connect_timeout_s: float = Field(
@@ -59,3 +71,8 @@ class ServiceSettings(BaseModel):
         description="How long reference data (obs units, instrument modules) stays cached for"
         " validation.",
     )
+
+    @field_validator("tls_cert_file", "tls_key_file", mode="before")
+    @classmethod
+    def _no_tls_file_when_empty(cls, value: object) -> object:
+        return None if value == "" else value

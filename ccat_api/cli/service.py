@@ -32,8 +32,9 @@ def serve(
 
     import uvicorn
 
-    # Each worker loads the settings again (the app factory); the prefix is the server's.
-    root_path = load_settings().root_path
+    # Each worker loads the settings again (the app factory); the prefix and TLS are the
+    # server's.
+    settings = load_settings()
     made_metrics_dir: str | None = None
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its metrics where any of them can merge them for a scrape.
@@ -46,7 +47,10 @@ def serve(
             host=host,
             port=port,
             workers=workers,
-            root_path=root_path,
+            root_path=settings.root_path,
+            # HTTPS when both are set (the settings refuse one without the other).
+            ssl_certfile=settings.tls_cert_file,
+            ssl_keyfile=settings.tls_key_file,
             log_level="warning",
             access_log=False,
             server_header=False,

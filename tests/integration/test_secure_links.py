@@ -1,7 +1,7 @@
 """The links of a site are authenticated and encrypted (issue 17): the site reaches main over
 TLS it verifies (sslmode=verify-full against the stack's CA, through the WAN link), and is
 refused without the CA or with another; the site's Redis knows each component by its own
-user and refuses a connection without credentials."""
+user and refuses a connection without credentials; a gateway can answer HTTPS itself."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import ssl
 import time
 
 import asyncpg
+import httpx
 import pytest
 import redis
 from sqlalchemy import text
@@ -16,6 +17,7 @@ from sqlalchemy import text
 from ccat_api.config import Settings
 from ccat_api.db.engines import make_engine
 from ccat_api.devstack.stack import Stack
+from ccat_api.devstack.system import free_port
 from ccat_api.devstack.tls import CertificateAuthority
 from ccat_api.runtime import plain_dsn, site_redis
 
@@ -109,3 +111,38 @@ def test_the_monitor_user_cannot_write_the_buffer(stack: Stack) -> None:
             monitor.incr("ccat:observatory:seq")
     finally:
         monitor.close()
+
+
+def test_the_gateway_serves_https_that_a_client_verifies_against_the_ca(stack: Stack) -> None:
+    """``ccat-api serve`` with tls_cert_file and tls_key_file (a certificate of the stack's
+    CA, key mode 0600): an HTTPS client that trusts the CA gets its answers; one that trusts
+    another CA, or speaks plain HTTP, does not."""
+    certificate = stack.ca.issue("gateway-tlsmain")
+    port = free_port()
+    stack.start_gateway(
+        "tlsmain",
+        secondary=False,
+        port=port,
+        settings={
+            "tls_cert_file": str(certificate.cert_file),
+            "tls_key_file": str(certificate.key_file),
+        },
+    )
+    try:
+        trusting = ssl.create_default_context(cafile=str(stack.ca.cert_file))
+        with httpx.Client(verify=trusting, timeout=10) as https:
+            answer = https.get(f"https://127.0.0.1:{port}/health")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["site"] == "tlsmain"
+        other = CertificateAuthority(stack.base_dir / "other-ca").create("not the stack's CA")
+        distrusting = ssl.create_default_context(cafile=str(other.cert_file))
+        with (
+            httpx.Client(verify=distrusting, timeout=10) as https,
+            pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
+        ):
+            https.get(f"https://127.0.0.1:{port}/health")
+        with httpx.Client(timeout=10) as plain, pytest.raises(httpx.HTTPError):
+            plain.get(f"http://127.0.0.1:{port}/health")
+    finally:
+        stack.gateways.pop("tlsmain").stop()
+        stack.gateway_ports.pop("tlsmain")

@@ -89,3 +89,19 @@ def test_a_setting_and_its_file_together_are_refused(tmp_path: Path) -> None:
 def test_a_missing_secret_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="session_secret_file: cannot read"):
         Settings(session_secret_file=tmp_path / "absent")
+
+
+def test_a_tls_key_others_may_read_is_refused(tmp_path: Path) -> None:
+    cert, key = tmp_path / "gateway.crt", tmp_path / "gateway.key"
+    cert.write_text("certificate")
+    key.write_text("key")
+    key.chmod(0o644)
+    with pytest.raises(ValidationError, match=r"tls_key_file: .*gateway.key has mode 0644"):
+        Settings(session_secret=SECRET, tls_cert_file=cert, tls_key_file=key)
+    key.chmod(0o600)
+    assert Settings(session_secret=SECRET, tls_cert_file=cert, tls_key_file=key).tls_key_file
+
+
+def test_a_tls_certificate_without_its_key_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="set both"):
+        Settings(session_secret=SECRET, tls_cert_file=tmp_path / "gateway.crt")

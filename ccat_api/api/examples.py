@@ -142,6 +142,7 @@ TRANSACTION: Example = {
     "error": None,
     "depends_on": [],
     "records": [f"executed_obs_units:{UNIT_ID}"],
+    "conflict": None,
 }
 RETRY_RESULT: Example = {"retried": [TX_ID]}
 PROCESSOR: Example = {

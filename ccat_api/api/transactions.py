@@ -80,8 +80,19 @@ async def list_transactions(
     responses=documented(examples.RETRY_RESULT, *READ_CODES, 404, 409),
     summary="Re-buffer a dead letter and the dead letters that depended on it (admin)",
 )
-async def retry_transaction(_: BufferOperateAccess, tx_id: Uuid, ledger: LedgerDep) -> RetryResult:
-    return RetryResult(retried=await ledger.retry(str(tx_id)))
+async def retry_transaction(
+    _: BufferOperateAccess,
+    tx_id: Uuid,
+    ledger: LedgerDep,
+    apply_anyway: Annotated[
+        bool,
+        Query(
+            description="Resolve a conflict for the site's change: applied over main's row"
+            " as it is now (a dead letter of another kind is a 409)"
+        ),
+    ] = False,
+) -> RetryResult:
+    return RetryResult(retried=await ledger.retry(str(tx_id), apply_anyway=apply_anyway))
 
 
 @router.post(

@@ -141,7 +141,13 @@ class Bookkeeper:
                 [tx_id, stream_ids[tx_id]] for tx_id in (*outcome.applied, *outcome.duplicates)
             ],
             "failed": [
-                [tx_id, stream_ids[tx_id], code, error] for tx_id, (code, error) in failed.items()
+                [tx_id, stream_ids[tx_id], code, error]
+                + (
+                    [orjson.dumps(outcome.conflicts[tx_id]).decode()]
+                    if tx_id in outcome.conflicts
+                    else []
+                )
+                for tx_id, (code, error) in failed.items()
             ],
             "held": [[tx_id, stream_ids[tx_id]] for tx_id in triage.held],
         }

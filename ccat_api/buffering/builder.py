@@ -98,6 +98,8 @@ class TransactionBuilder:
                     for c in spec.unique
                     if c in encoded and encoded[c] is not None
                 ),
+                # Reads leave the version out of a record with buffered changes (overlay).
+                base=current.get("row_version"),
             )
         )
 

@@ -23,6 +23,7 @@ from ccat_api.errors import (
     CcatError,
     InvalidReference,
     NotFound,
+    StateConflict,
     UniqueConflict,
     Unprocessable,
 )
@@ -109,6 +110,8 @@ def _error_for(sqlstate: str, message: str) -> CcatError:
         return InvalidReference(f"a referenced record does not exist: {message}")
     if sqlstate == "P0002":
         return NotFound(message)
+    if sqlstate == "conflict":
+        return StateConflict(f"{message}: read the record again and send the change again")
     if sqlstate.startswith(("22", "23")):
         return Unprocessable(message)
     return CcatError(f"main refused the write ({sqlstate}): {message}")

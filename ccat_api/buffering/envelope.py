@@ -71,13 +71,19 @@ class Step:
     index: tuple[str, ...] = ()
     # "column=value" claims that must be unique among buffered records of this model.
     unique: tuple[str, ...] = ()
+    # update: the row_version of the row it was based on, as the site's replica showed it
+    # (None: a record with buffered changes, whose first pending change carries the check).
+    base: int | None = None
 
     @property
     def target(self) -> RecordRef:
         return RecordRef(self.model, self.pk)
 
     def row(self) -> JsonDict:
-        """The row sent to main: the values plus the primary key."""
+        """The row sent to main: the values plus the primary key (and, for an update based on
+        a known version, ``row_version``: a condition main checks, never a value it sets)."""
+        if self.base is not None:
+            return {**self.values, "id": self.pk, "row_version": self.base}
         return {**self.values, "id": self.pk}
 
     def to_dict(self) -> JsonDict:
@@ -89,6 +95,7 @@ class Step:
             "refs": [[r.model, r.pk] for r in self.refs],
             "index": list(self.index),
             "unique": list(self.unique),
+            **({"base": self.base} if self.base is not None else {}),
         }
 
     @classmethod
@@ -101,6 +108,7 @@ class Step:
             refs=tuple(RecordRef(m, p) for m, p in data.get("refs", ())),
             index=tuple(data.get("index", ())),
             unique=tuple(data.get("unique", ())),
+            base=data.get("base"),
         )
 
 

@@ -87,6 +87,8 @@ class BatchOutcome:
     applied: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     failed: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Failed as a conflict: main's row and the site's change, per tx_id (ccat_apply_batch).
+    conflicts: dict[str, dict[str, Any]] = field(default_factory=dict)
     lsn: int = 0
     path: str = ""
     # Main's durable horizon when the batch was recorded; None: no standby had it in reach.
@@ -255,6 +257,7 @@ class BatchExecutor:
             applied=first.applied + second.applied,
             duplicates=first.duplicates + second.duplicates,
             failed={**blocked, **second.failed},
+            conflicts={**first.conflicts, **second.conflicts},
             lsn=max(first.lsn, second.lsn),
             path="split",
         )
@@ -266,6 +269,7 @@ class BatchExecutor:
         if report["path"] == "needs_steps":
             report, lsn = await self._call_batch(txs, epoch, fast=False)
         failed = {f["tx_id"]: (f["code"], f["error"]) for f in report["failures"]}
+        conflicts = {f["tx_id"]: f["conflict"] for f in report["failures"] if "conflict" in f}
         duplicates = [str(d) for d in report["duplicates"]]
         applied = [
             tx.envelope.tx_id
@@ -276,6 +280,7 @@ class BatchExecutor:
             applied=applied,
             duplicates=duplicates,
             failed=failed,
+            conflicts=conflicts,
             lsn=lsn,
             path=report["path"],
             durable_lsn=report["durable_lsn"],

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 
 from ccat_api.buffering.envelope import Envelope
@@ -45,6 +46,9 @@ class TransactionStatus:
     error: str | None
     depends_on: list[str] = field(default_factory=list)
     records: list[str] = field(default_factory=list)
+    # A conflict (error_code "conflict"): the model and id, the version the site's update was
+    # based on and main's, main's row ("main") and the site's change ("change").
+    conflict: dict[str, Any] | None = None
 
     @classmethod
     def from_hash(cls, tx_id: str, raw: dict[str, str]) -> TransactionStatus:
@@ -64,6 +68,7 @@ class TransactionStatus:
             error=raw.get("error") or None,
             depends_on=[d for d in (raw.get("deps") or "").split(",") if d],
             records=(raw.get("touched") or "").split(),
+            conflict=orjson.loads(raw["conflict"]) if raw.get("conflict") else None,
         )
 
 
@@ -125,13 +130,23 @@ class TransactionLedger:
             for tx_id, raw in zip(tx_ids, raws, strict=True)
         ]
 
-    async def retry(self, tx_id: str) -> list[str]:
-        """Re-buffer a dead letter and its dead-lettered dependents; returns what was retried."""
+    async def retry(self, tx_id: str, *, apply_anyway: bool = False) -> list[str]:
+        """Re-buffer a dead letter and its dead-lettered dependents; returns what was retried.
+
+        ``apply_anyway`` resolves a conflict for the site's change: its updates lose the
+        version they were based on, so main applies them over whatever it holds now."""
         status = await self.get(tx_id)
         if status is None:
             raise NotFound(f"transaction {tx_id} not found")
         if status.state != "failed":
             raise StateConflict(f"transaction {tx_id} is {status.state}, not failed")
+        if apply_anyway:
+            if status.error_code != "conflict":
+                raise StateConflict(
+                    f"transaction {tx_id} failed with {status.error_code}, not a conflict:"
+                    " only a conflict is applied anyway"
+                )
+            await self._drop_bases(tx_id)
         retried = []
         for candidate in [tx_id, *await self._dependents(tx_id)]:
             raw_env = await self._redis.hget(self._keys.tx(candidate), "envelope")
@@ -164,6 +179,17 @@ class TransactionLedger:
             if outcome == "retried":
                 retried.append(candidate)
         return retried
+
+    async def _drop_bases(self, tx_id: str) -> None:
+        """The dead letter's envelope without the row versions its updates were based on."""
+        raw_env = await self._redis.hget(self._keys.tx(tx_id), "envelope")
+        if raw_env is None:
+            return
+        envelope = Envelope.from_json(raw_env)
+        steps = tuple(replace(step, base=None) for step in envelope.steps)
+        await self._redis.hset(
+            self._keys.tx(tx_id), "envelope", replace(envelope, steps=steps).to_json()
+        )
 
     async def _dependents(self, root: str) -> list[str]:
         """Dead letters that failed because of ``root``, directly or transitively, by seq."""

@@ -60,6 +60,10 @@ class OverlayRecord:
                     state.update(codec.decode(layer.values))
             else:
                 state = None
+        if state is not None and self.layers:
+            # Main will count the buffered changes in its own versions: the replica's is not
+            # the one an update of this record is based on (see Step.base).
+            state.pop("row_version", None)
         return state
 
 

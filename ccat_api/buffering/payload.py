@@ -43,7 +43,10 @@ def build_payload(txs: Sequence[BufferedTransaction], *, fast: bool = True) -> d
                 if step.pk in inserts[step.model]:
                     inserts[step.model][step.pk].update(step.values)
                 else:
-                    updates[step.model].setdefault(step.pk, {"id": step.pk}).update(step.values)
+                    row = updates[step.model].setdefault(step.pk, {"id": step.pk})
+                    row.update(step.values)
+                    if step.base is not None:
+                        row.setdefault("row_version", step.base)
             else:
                 deletes[step.model].append(step.pk)
     # Main checks each version against its contract before it writes anything.

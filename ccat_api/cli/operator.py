@@ -103,6 +103,13 @@ def _progress(what: str, total: int) -> Iterator[Progress]:
 def dead_letters_retry(
     tx_ids: Annotated[list[str] | None, typer.Argument(help="Transactions to retry")] = None,
     every: Annotated[bool, typer.Option("--all", help="Every dead letter")] = False,
+    apply_anyway: Annotated[
+        bool,
+        typer.Option(
+            "--apply-anyway",
+            help="Resolve conflicts for the site's change, over main's row as it is now",
+        ),
+    ] = False,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = "",
 ) -> None:
@@ -117,7 +124,7 @@ def dead_letters_retry(
                     progress.advance(progress.task_ids[0])
                     continue
                 try:
-                    retried += client.retry_transaction(tx_id).retried
+                    retried += client.retry_transaction(tx_id, apply_anyway=apply_anyway).retried
                 except ApiError as exc:
                     failures.append(f"{tx_id}: {exc.status_code} {exc.detail}")
                 progress.advance(progress.task_ids[0])

@@ -50,14 +50,21 @@ class Operations:
         )
 
     @operation
-    def retry_transaction(tx_id: Id) -> Call[RetryResult]:
-        """Re-buffer a dead letter and the dead letters depending on it (admin)."""
+    def retry_transaction(tx_id: Id, *, apply_anyway: bool = False) -> Call[RetryResult]:
+        """Re-buffer a dead letter and the dead letters depending on it (admin).
+        ``apply_anyway`` resolves a conflict for the site's change, over main's row."""
 
         def parse(response: httpx.Response, _: int) -> RetryResult:
             return RetryResult.model_validate(response.json())
 
         # No Idempotency-Key on this route: only sent again when it cannot have arrived.
-        return Call("POST", f"/transactions/{path_id(tx_id)}/retry", parse, replay_safe=False)
+        return Call(
+            "POST",
+            f"/transactions/{path_id(tx_id)}/retry",
+            parse,
+            params={"apply_anyway": "true"} if apply_anyway else {},
+            replay_safe=False,
+        )
 
     @operation
     def discard_transaction(tx_id: Id) -> Call[None]:

@@ -651,19 +651,46 @@ function deadLetterRow(tx) {
   cell(row, String(tx.seq));
   cell(row, when(tx.failed_at));
   cell(row, tx.error_code || "", "mono");
-  cell(row, tx.error || "", "error-text");
+  const error = cell(row, tx.error || "", "error-text");
+  if (tx.conflict) error.appendChild(conflictVersions(tx.conflict));
   const actions = cell(row, "", "actions");
   if (state.canOperate) {
-    for (const action of ["retry", "discard"]) {
+    // A conflict is resolved one way or the other: a plain retry would meet it again.
+    const offered = tx.conflict ? ["apply-anyway", "discard"] : ["retry", "discard"];
+    for (const action of offered) {
       const button = document.createElement("button");
       button.type = "button";
       button.dataset.action = action;
       button.dataset.txId = tx.tx_id;
-      button.textContent = action === "retry" ? "Retry" : "Discard";
+      button.textContent = ACTION_LABELS[action];
       actions.appendChild(button);
     }
   }
   return row;
+}
+
+const ACTION_LABELS = { retry: "Retry", "apply-anyway": "Apply anyway", discard: "Discard" };
+
+function conflictVersions(conflict) {
+  // Both versions side by side: main's row now, and what the site's update would change.
+  const versions = document.createElement("div");
+  versions.className = "conflict";
+  const sides = [
+    ["conflict-main", `main now (version ${conflict.main_version})`, conflict.main],
+    ["conflict-change", `this site's change (based on version ${conflict.base_version})`,
+      conflict.change],
+  ];
+  for (const [name, title, values] of sides) {
+    const side = document.createElement("figure");
+    side.className = name;
+    const caption = document.createElement("figcaption");
+    caption.textContent = title;
+    const body = document.createElement("pre");
+    body.textContent = JSON.stringify(values, null, 1);
+    side.append(caption, body);
+    versions.appendChild(side);
+  }
+  return versions;
 }
 
 function renderDeadCount(total) {
@@ -692,9 +719,13 @@ async function loadDeadLetters() {
 async function act(action, txId) {
   if (action === "discard" && !window.confirm(`Discard ${txId} for good?`)) return;
   try {
-    const result = await api(`transactions/${txId}/${action}`, { method: "POST" });
+    const path =
+      action === "apply-anyway"
+        ? `transactions/${txId}/retry?apply_anyway=true`
+        : `transactions/${txId}/${action}`;
+    const result = await api(path, { method: "POST" });
     notice(
-      action === "retry"
+      action !== "discard"
         ? `Re-buffered ${result.retried.length} transaction(s): ${result.retried.join(", ")}`
         : `Discarded ${txId}`,
     );

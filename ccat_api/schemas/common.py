@@ -3,7 +3,7 @@ a transaction's state."""
 
 from __future__ import annotations
 
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,6 +47,12 @@ class TransactionRead(BaseModel):
     error: str | None
     depends_on: list[str]
     records: list[str]
+    conflict: dict[str, Any] | None = Field(
+        default=None,
+        description="For a conflict (error_code 'conflict'): model, id, base_version (the"
+        " version the site's update was based on), main_version, main (main's row now) and"
+        " change (the site's update)",
+    )
 
 
 class RetryResult(BaseModel):

@@ -25,9 +25,11 @@ from tests.support import (
     bearer,
     client,
     eventually,
+    fetchval,
     refused_on_main,
     serve,
     serve_asgi,
+    settle,
     site_worker,
 )
 
@@ -401,3 +403,39 @@ async def test_a_github_session_keeps_the_console_live_past_its_access_token(
             await expect(page.locator("#connection")).to_have_attribute("data-state", "idle")
             assert await page.evaluate(f"sessionStorage.getItem('{TOKEN_KEY}')") is None
             assert unexpected(problems) == [], problems
+
+
+async def test_the_console_shows_a_conflicts_two_versions_and_applies_it_anyway(
+    stack: Stack,
+    tokens: Tokens,
+    secondary_settings: Settings,
+    worker: SiteWorker,
+    browser: Browser,
+) -> None:
+    async with serve(secondary_settings) as url, client(url, tokens.operator) as http:
+        unit = (await http.post("/executed_obs_units/start", json={"obs_unit_id": 1})).json()
+        await settle(stack, worker)
+        finish = (await http.put(f"/executed_obs_units/{unit['id']}/finish", json={})).json()
+        stack.main_db.psql(
+            f"UPDATE executed_obs_units SET mean_pwv_mm = 5.5 WHERE id = '{unit['id']}'",
+            user="ccat",
+        )
+        await settle(stack, worker)
+
+        page, problems = await open_console(browser, url, tokens.admin)
+        dead = page.locator(f'#dead-letters tr[data-tx-id="{finish["tx_id"]}"]')
+        await expect(dead).to_contain_text("conflict", timeout=WAIT_MS)
+        await expect(dead.locator(".conflict-main")).to_contain_text("main now (version 2)")
+        await expect(dead.locator(".conflict-main")).to_contain_text('"mean_pwv_mm": 5.5')
+        await expect(dead.locator(".conflict-change")).to_contain_text("based on version 1")
+        await expect(dead.locator(".conflict-change")).to_contain_text('"status": "success"')
+        await expect(dead.locator('button[data-action="retry"]')).to_have_count(0)
+
+        await dead.locator('button[data-action="apply-anyway"]').click()
+        await expect(dead).to_have_count(0, timeout=WAIT_MS)
+        await expect(page.locator("#notice")).to_contain_text("Re-buffered 1 transaction")
+        await settle(stack, worker)
+        status = "SELECT status FROM executed_obs_units WHERE id = $1::uuid"
+        assert await fetchval(stack.main_db.dsn(), status, unit["id"]) == "success"
+        assert problems == [], problems
+        await page.close()

@@ -11,7 +11,8 @@
 -- ARGV: events channel, overlay families (5), status hash prefix, group, now (ms),
 --       commit lsn, results json, batch duration on main (ms), keep,
 --       transactions the batch counts in the statistics (absent: this call's; 0: none)
---   results = {applied = {{tx_id, stream_id}...}, failed = {{tx_id, stream_id, code, error}...},
+--   results = {applied = {{tx_id, stream_id}...},
+--              failed = {{tx_id, stream_id, code, error[, conflict json]}...},
 --              held = {{tx_id, stream_id}...}}
 local stream_key, applied_key, dead_key, stats_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local channel, overlay = ARGV[1], overlay_families(unpack(ARGV, 2, 6))
@@ -79,6 +80,10 @@ for _, item in ipairs(results.failed) do
   end
   redis.call('HSET', txkey, 'state', 'failed', 'failed_at', now_ms,
     'error_code', code, 'error', err)
+  if item[5] then
+    -- A conflict: main's row and the site's change, for the operator who resolves it.
+    redis.call('HSET', txkey, 'conflict', item[5])
+  end
   local seq = redis.call('HGET', txkey, 'seq') or '0'
   redis.call('ZADD', dead_key, seq, tx_id)
   drop_layers(overlay, tx_id, redis.call('HGET', txkey, 'touched') or '', 0)

@@ -29,7 +29,7 @@ redis.call('HSET', txkey, 'state', 'buffered', 'stream_id', stream_id, 'retried_
   'seq', seq)
 redis.call('ZADD', recent_key, seq, tx_id)
 redis.call('ZADD', unsettled_key, seq, tx_id)
-redis.call('HDEL', txkey, 'error', 'error_code', 'failed_at', 'envelope')
+redis.call('HDEL', txkey, 'error', 'error_code', 'failed_at', 'envelope', 'conflict')
 redis.call('ZREM', dead_key, tx_id)
 count(stats_key, 'retried', 1)
 publish(channel, {tx_id = tx_id, state = 'buffered', seq = seq, retried = true,

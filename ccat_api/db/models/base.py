@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import CheckConstraint, DateTime, Float, MetaData, Text, func
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Float, MetaData, Text, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeEngine
@@ -46,6 +46,15 @@ def utc_now_column() -> Mapped[datetime]:
 def check_in(column: str, values: type[StrEnum]) -> CheckConstraint:
     allowed = ", ".join(f"'{v.value}'" for v in values)
     return CheckConstraint(f"{column} IN ({allowed})", name=f"{column}_allowed")
+
+
+class Versioned:
+    """A record that buffered updates change: main counts its changes in ``row_version`` (a
+    trigger adds one on every UPDATE, whoever makes it), and an update buffered at a site
+    names the version it was based on, so a stale one is a conflict, not a silent overwrite
+    (ccat_apply_batch)."""
+
+    row_version: Mapped[int] = mapped_column(BigInteger, default=1, server_default="1")
 
 
 class Timestamped:

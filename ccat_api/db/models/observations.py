@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Index
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ccat_api.db.models.base import Base, Timestamped, check_in, utc_now_column
+from ccat_api.db.models.base import Base, Timestamped, Versioned, check_in, utc_now_column
 
 
 class ExecutedObsUnitStatus(StrEnum):
@@ -30,7 +30,7 @@ class RawDataPackageStatus(StrEnum):
     FAILED = "failed"
 
 
-class ExecutedObsUnit(Timestamped, Base):
+class ExecutedObsUnit(Versioned, Timestamped, Base):
     __tablename__ = "executed_obs_units"
     __table_args__ = (
         check_in("status", ExecutedObsUnitStatus),
@@ -49,7 +49,7 @@ class ExecutedObsUnit(Timestamped, Base):
     created_by: Mapped[str]
 
 
-class RawDataPackage(Timestamped, Base):
+class RawDataPackage(Versioned, Timestamped, Base):
     __tablename__ = "raw_data_packages"
     __table_args__ = (check_in("status", RawDataPackageStatus),)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -64,7 +64,7 @@ class RawDataPackage(Timestamped, Base):
     checksum: Mapped[str | None]
 
 
-class RawDataFile(Base):
+class RawDataFile(Versioned, Base):
     __tablename__ = "raw_data_files"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     name: Mapped[str]

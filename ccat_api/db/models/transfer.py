@@ -12,7 +12,7 @@ from sqlalchemy import BigInteger, ForeignKey, Index
 from sqlalchemy import true as sa_true
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ccat_api.db.models.base import Base, Timestamped, check_in, utc_now_column
+from ccat_api.db.models.base import Base, Timestamped, Versioned, check_in, utc_now_column
 
 
 class LocationType(StrEnum):
@@ -100,7 +100,7 @@ class DataTransferRoute(Base):
 # --- observatory records (critical writes at a secondary site) -----------------------------
 
 
-class PhysicalCopy(Timestamped, Base):
+class PhysicalCopy(Versioned, Timestamped, Base):
     __tablename__ = "physical_copies"
     __table_args__ = (check_in("status", CopyStatus),)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -113,7 +113,7 @@ class PhysicalCopy(Timestamped, Base):
     checksum: Mapped[str | None]
 
 
-class DataTransfer(Timestamped, Base):
+class DataTransfer(Versioned, Timestamped, Base):
     __tablename__ = "data_transfers"
     __table_args__ = (
         check_in("status", TransferStatus),

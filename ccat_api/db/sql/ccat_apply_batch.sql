@@ -13,6 +13,9 @@
 -- records the key and its first answer in idempotency_records as it applies, so the key
 -- outlives the site's Redis copy; one whose key main already holds was a late retry that the
 -- site no longer recognised, and fails (idempotency_key_used) rather than apply twice.
+-- An update that names the row_version it was based on, where main's row has moved on since,
+-- fails as a conflict (code "conflict", with both versions of the row: "conflict" holds
+-- main's row and the site's change) for an operator to apply anyway or discard.
 CREATE OR REPLACE FUNCTION ccat_apply_batch(p_site text, p_epoch bigint, p_batch jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
@@ -30,6 +33,7 @@ DECLARE
   v_detail text;
   v_column text;
   v_versions int[];
+  v_current jsonb;
   v_unsupported int[];
 BEGIN
   IF p_epoch IS NOT NULL THEN
@@ -124,6 +128,22 @@ BEGIN
     END IF;
     BEGIN
       FOR v_step IN SELECT s FROM jsonb_array_elements(v_tx->'steps') AS s LOOP
+        IF v_step->>'op' = 'update' AND (v_step->'row') ? 'row_version' THEN
+          -- FOR UPDATE: the version compared is the version updated.
+          EXECUTE format('SELECT to_jsonb(t) FROM %I AS t WHERE t.id::text = $1 FOR UPDATE',
+                         v_step->>'model')
+            INTO v_current USING v_step->'row'->>'id';
+          IF (v_current->>'row_version')::bigint <> (v_step->'row'->>'row_version')::bigint THEN
+            RAISE EXCEPTION '% % changed on main since this update was made (version %, the'
+                ' update was based on version %)', v_step->>'model', v_step->'row'->>'id',
+                v_current->>'row_version', v_step->'row'->>'row_version'
+              USING ERRCODE = 'CCA04', DETAIL = jsonb_build_object(
+                'model', v_step->>'model', 'id', v_step->'row'->>'id',
+                'base_version', (v_step->'row'->>'row_version')::bigint,
+                'main_version', (v_current->>'row_version')::bigint,
+                'main', v_current, 'change', (v_step->'row') - 'row_version')::text;
+          END IF;
+        END IF;
         PERFORM ccat_apply_rows(
           v_step->>'model', v_step->>'op',
           ARRAY(SELECT jsonb_object_keys(v_step->'row')), jsonb_build_array(v_step->'row'));
@@ -151,6 +171,11 @@ BEGIN
           USING ERRCODE = 'CCA03', DETAIL = coalesce(v_detail, '');
       END IF;
       v_failed := v_failed || v_id;
+      IF v_state = 'CCA04' THEN
+        v_failures := v_failures || jsonb_build_object(
+          'tx_id', v_id, 'code', 'conflict', 'error', v_msg, 'conflict', v_detail::jsonb);
+        CONTINUE;
+      END IF;
       v_failures := v_failures || jsonb_build_object(
         'tx_id', v_id, 'code', v_state,
         'error', v_msg || coalesce(' (' || nullif(v_detail, '') || ')', ''));

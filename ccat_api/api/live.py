@@ -51,6 +51,7 @@ from ccat_api.auth.identity import Identity, Via
 from ccat_api.auth.permissions import Permission
 from ccat_api.errors import BadRequest, CcatError, Forbidden, ServiceUnavailable, Unauthorized
 from ccat_api.live import metrics as site_metrics
+from ccat_api.live.feeds import Feed
 from ccat_api.live.frames import EXTENSION as FRAMES_EXTENSION
 from ccat_api.live.hub import Subscription
 from ccat_api.live.models import SiteStatus
@@ -163,25 +164,25 @@ async def transactions_ws(websocket: WebSocket) -> None:
 @router.websocket("/api/ws/buffer")
 async def buffer_ws(websocket: WebSocket) -> None:
     feed = live_of(websocket.app.state).buffer_feed
-
-    async def first_frames() -> list[str]:
-        return [await feed.snapshot_frame()]
-
-    await _monitor(
-        websocket, BUFFER_STREAM, Permission.READ_BUFFER,
-        subscribe=feed.subscribe, unsubscribe=feed.unsubscribe, first_frames=first_frames,
-    )  # fmt: skip
+    await _monitor_feed(websocket, feed, BUFFER_STREAM, Permission.READ_BUFFER)
 
 
 @router.websocket("/api/transfer/ws/overview")
 async def transfer_overview_ws(websocket: WebSocket) -> None:
     feed = live_of(websocket.app.state).overview_feed
+    await _monitor_feed(websocket, feed, OVERVIEW_STREAM, Permission.READ_OBSERVATIONS)
+
+
+async def _monitor_feed(
+    websocket: WebSocket, feed: Feed, stream: str, permission: Permission
+) -> None:
+    """A monitor of one feed: its current snapshot first, then each frame it sends."""
 
     async def first_frames() -> list[str]:
         return [await feed.snapshot_frame()]
 
     await _monitor(
-        websocket, OVERVIEW_STREAM, Permission.READ_OBSERVATIONS,
+        websocket, stream, permission,
         subscribe=feed.subscribe, unsubscribe=feed.unsubscribe, first_frames=first_frames,
     )  # fmt: skip
 

@@ -10,7 +10,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -99,15 +99,21 @@ def stack_up(
         typer.echo("stack stopped and removed")
 
 
+def _running_stack() -> dict[str, Any]:
+    """The running stack's state file, or one line and exit 1 when none runs."""
+    if not STACK_STATE.exists():
+        typer.echo("no stack running", err=True)
+        raise typer.Exit(code=1)
+    state: dict[str, Any] = json.loads(STACK_STATE.read_text())
+    return state
+
+
 @stack_app.command("down")
 def stack_down(
     timeout_s: Annotated[float, typer.Option(help="How long to wait for it to stop")] = 60.0,
 ) -> None:
     """Stop a stack started with `stack up` in another terminal (everything is removed)."""
-    if not STACK_STATE.exists():
-        typer.echo("no stack running", err=True)
-        raise typer.Exit(code=1)
-    pid = int(json.loads(STACK_STATE.read_text())["pid"])
+    pid = int(_running_stack()["pid"])
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -130,10 +136,7 @@ def stack_status(
     ] = False,
 ) -> None:
     """Where the running stack's services are: main, then every secondary site."""
-    if not STACK_STATE.exists():
-        typer.echo("no stack running", err=True)
-        raise typer.Exit(code=1)
-    state = json.loads(STACK_STATE.read_text())
+    state = _running_stack()
     if as_json:
         typer.echo(json.dumps(state, indent=2))
         return
@@ -165,10 +168,7 @@ def wan_set(
     """Change the running stack's WAN (one site's link): delay, bandwidth, outage on/off."""
     from ccat_api.devstack.wan import WanControl
 
-    if not STACK_STATE.exists():
-        typer.echo("no stack running", err=True)
-        raise typer.Exit(code=1)
-    state = json.loads(STACK_STATE.read_text())
+    state = _running_stack()
     if site is not None and site not in state.get("sites", {}):
         known = ", ".join(state.get("sites", {})) or "none"
         typer.echo(f"no site {site!r} in the running stack (sites: {known})", err=True)

@@ -3,25 +3,35 @@ site whose code is newer than main, and drift between main's tables and the enve
 becomes a dead letter; held replay resumes by itself once the schema agrees again.
 
 Runs on a stack of its own: the test-only revisions in tests/migrations change main's schema.
+The release that finishes their rename in the code (envelope version 2, ``t_digest``) is made
+here, as a developer would make it, from a copy of this package; it runs as real gateway and
+processor processes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from alembic import command
 
+import ccat_api
 from ccat_api.buffering.keys import SiteKeys
 from ccat_api.config import Settings
 from ccat_api.db.contract import ContractRefused
 from ccat_api.db.migrate import current_head
 from ccat_api.devstack.stack import Stack
+from ccat_api.devstack.system import free_port
 from ccat_api.runtime import make_redis
 from tests.migrations import alembic_config_with_tests
 from tests.support import (
@@ -56,19 +66,22 @@ def operator_token(stack: Stack) -> str:
     return service_token(stack, "schema-operator", "operator")
 
 
+def site_overrides(stack: Stack, site: str) -> dict[str, Any]:
+    """The settings of a site's gateway and processor in these tests, in-process or not."""
+    return {
+        **stack.settings_overrides(site),
+        "run_processor": False,
+        "token_cache_ttl_s": 0,
+        "schema_hold_retry_s": 0.2,
+        "backlog_report_interval_s": 0.2,
+        "processor_poll_interval_s": 0.05,
+        "write_rate_limit": "",
+    }
+
+
 @pytest.fixture
 def settings(stack: Stack) -> Settings:
-    return Settings.model_validate(
-        {
-            **stack.settings_overrides(f"t{uuid.uuid4().hex[:12]}"),
-            "run_processor": False,
-            "token_cache_ttl_s": 0,
-            "schema_hold_retry_s": 0.2,
-            "backlog_report_interval_s": 0.2,
-            "processor_poll_interval_s": 0.05,
-            "write_rate_limit": "",
-        }
-    )
+    return Settings.model_validate(site_overrides(stack, f"t{uuid.uuid4().hex[:12]}"))
 
 
 async def migrate(stack: Stack, revision: str, **attributes: float) -> None:
@@ -124,16 +137,141 @@ async def post_files(http: httpx.AsyncClient, eou: str, count: int) -> list[dict
     return list(await asyncio.gather(*(one(n) for n in range(count))))
 
 
+def file_body(eou: str, name: str) -> dict[str, Any]:
+    return {
+        "name": f"{name}.fits",
+        "relative_path": f"{eou}/{name}.fits",
+        "size_bytes": 7,
+        "checksum": f"sha256:{name}",
+        "file_type": "fits",
+        "instrument_module_id": 1,
+        "executed_obs_unit_id": eou,
+    }
+
+
 async def drained(settings: Settings) -> bool:
     state = await buffer_state(settings.redis_url, settings.site_name)
     assert state["dead"] == 0, state
     return state["stream"] == 0
 
 
+# The next release: the code side of t100/t101's rename, the edits a developer makes once the
+# expand step is out (file under ccat_api/, the text there now, what the release has instead).
+# Each must be found exactly once: when the code moves, this fails rather than run old code.
+RELEASE_EDITS = [
+    ("buffering/envelope.py", "SCHEMA_VERSION = 1\n", "SCHEMA_VERSION = {version}\n"),
+    (
+        "db/models/observations.py",
+        "    size_bytes: Mapped[int] = mapped_column(BigInteger)\n    checksum: Mapped[str]\n",
+        "    size_bytes: Mapped[int] = mapped_column(BigInteger)\n    t_digest: Mapped[str]\n",
+    ),
+    (
+        "domain/raw_data.py",
+        '            "checksum": f.checksum,\n',
+        '            "t_digest": f.checksum,\n',
+    ),
+    # The API keeps its field name; the release reads it from the renamed column.
+    (
+        "schemas/raw_data.py",
+        "from pydantic import Field, model_validator\n",
+        "from pydantic import AliasChoices, Field, model_validator\n",
+    ),
+    (
+        "schemas/raw_data.py",
+        "    size_bytes: int\n    checksum: str\n",
+        "    size_bytes: int\n"
+        '    checksum: str = Field(validation_alias=AliasChoices("t_digest", "checksum"))\n',
+    ),
+]
+
+
+def make_release(root: Path, envelope_version: int = 2) -> Path:
+    """A copy of this package with ``RELEASE_EDITS`` applied, under ``root``: put ``root`` on
+    PYTHONPATH to run it."""
+    package = root / "ccat_api"
+    shutil.copytree(
+        Path(ccat_api.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for name, before, after in RELEASE_EDITS:
+        path = package / name
+        text = path.read_text()
+        assert text.count(before) == 1, f"{name}: the release's edit expects {before!r} once"
+        path.write_text(text.replace(before, after.format(version=envelope_version)))
+    return root
+
+
+def log_tails(logs: Path) -> str:
+    return "\n".join(
+        f"--- {log.name} ---\n{log.read_text(errors='replace')[-5000:]}"
+        for log in sorted(logs.glob("release-*.log"))
+    )
+
+
+@contextlib.asynccontextmanager
+async def release_running(
+    stack: Stack, release: Path, overrides: dict[str, Any], logs: Path
+) -> AsyncIterator[str]:
+    """``release``'s gateway (``ccat-api serve``) and processor (``ccat-api process``), started
+    as the stack starts its own, with ``overrides`` for settings: the gateway's URL."""
+    port = free_port()
+    # From the release's directory: ``-m`` puts the working directory first on sys.path.
+    env = {**stack.env_for(overrides), "PYTHONPATH": str(release), "PYTHONUNBUFFERED": "1"}
+    commands = {
+        "gateway": ["serve", "--host", "127.0.0.1", "--port", str(port)],
+        "processor": ["process"],
+    }
+    processes: list[asyncio.subprocess.Process] = []
+    failed = False
+    try:
+        for name, args in commands.items():
+            with (logs / f"release-{name}.log").open("ab") as log:
+                processes.append(
+                    await asyncio.create_subprocess_exec(
+                        sys.executable,
+                        "-m",
+                        "ccat_api",
+                        *args,
+                        env=env,
+                        cwd=release,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                    )
+                )
+        url = f"http://127.0.0.1:{port}"
+
+        async def answers() -> bool:
+            assert all(p.returncode is None for p in processes), "the release exited"
+            try:
+                async with httpx.AsyncClient(base_url=url, timeout=2) as http:
+                    await http.get("/health")  # 503 while degraded: an answer all the same
+                return True
+            except httpx.TransportError:
+                return False
+
+        await eventually(answers, timeout_s=60, interval_s=0.2)
+        yield url
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+        for process in processes:
+            try:
+                await asyncio.wait_for(process.wait(), 20)
+            except TimeoutError:
+                process.kill()
+                await asyncio.wait_for(process.wait(), 20)
+        if failed:
+            print(log_tails(logs))
+
+
 # 10,000 writes through one gateway, then their drain: longer than the suite's default limit.
 @pytest.mark.timeout(900)
 async def test_a_backlog_drains_through_an_expand_step_and_the_contract_waits_for_it(
-    stack: Stack, operator_token: str, settings: Settings
+    stack: Stack, operator_token: str, settings: Settings, tmp_path: Path
 ) -> None:
     async with serve(settings) as base, client(base, operator_token, timeout_s=30) as http:
         stack.wan.down()
@@ -219,6 +357,57 @@ async def test_a_backlog_drains_through_an_expand_step_and_the_contract_waits_fo
                 )
                 == "sha256:late"
             )
+
+    # The site is upgraded (its gateway and processor above are stopped) to the release that
+    # finishes the rename: it builds envelope version 2 and names t_digest. Its buffer is
+    # empty and main, at t100, applies both versions: the runbook's step 3, then step 5.
+    release = make_release(tmp_path / "release")
+    overrides = site_overrides(stack, settings.site_name)
+    async with (
+        release_running(stack, release, overrides, tmp_path) as base,
+        client(base, operator_token) as http,
+    ):
+        # The processes run the release, not this code: its gateway says so, and its processor
+        # tells main (what the contract step reads).
+        info = ok(await http.get("/api/site/info"))
+        assert info["envelope_version"] == 2, info
+
+        async def reports_new_code() -> bool:
+            version = await fetchval(
+                stack.main_db.dsn(),
+                "SELECT code_version FROM site_backlogs WHERE site = $1",
+                settings.site_name,
+            )
+            return bool(version == 2)
+
+        await eventually(reports_new_code, timeout_s=30)
+        before = ok(await http.post("/raw_data_files", json=file_body(eou, "before")), 201)
+        await eventually(lambda: drained(settings), timeout_s=60, interval_s=0.2)
+        rows = await fetch(
+            stack.main_db.dsn(),
+            "SELECT checksum, t_digest FROM raw_data_files WHERE id = $1::uuid",
+            before["id"],
+        )
+        assert [tuple(r) for r in rows] == [("sha256:before", "sha256:before")]
+
+        # The contract step again, now for good: checksum is dropped and main applies only
+        # version 2. The upgraded site's new write lands, with no dead letter and no hold.
+        await migrate(stack, "t101")
+        after = ok(await http.post("/raw_data_files", json=file_body(eou, "after")), 201)
+
+        async def on_main() -> Any:
+            return await fetchval(
+                stack.main_db.dsn(),
+                "SELECT t_digest FROM raw_data_files WHERE id = $1::uuid",
+                after["id"],
+            )
+
+        assert await eventually(on_main, timeout_s=60, interval_s=0.2) == "sha256:after"
+        await eventually(lambda: drained(settings), timeout_s=30, interval_s=0.2)
+        assert (await heartbeat(settings)).get("state") != "held"
+        # The API's field is unchanged; the release reads it from the renamed column.
+        read = ok(await http.get(f"/raw_data_files/{after['id']}"))
+        assert read["checksum"] == "sha256:after", read
     await downgrade(stack, current_head())
     stack.wait_replica_caught_up()
 

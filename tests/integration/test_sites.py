@@ -48,6 +48,11 @@ def token(stack: Stack) -> str:
     return service_token(stack, "two-sites", "operator")
 
 
+@pytest.fixture(scope="module")
+def admin_token(stack: Stack) -> str:
+    return service_token(stack, "two-sites-admin", "admin")
+
+
 def site_settings(stack: Stack, site: str) -> Settings:
     return Settings.model_validate(
         {
@@ -139,3 +144,67 @@ def test_each_site_has_its_own_services(stack: Stack) -> None:
         "SELECT string_agg(slot_name, ',' ORDER BY slot_name) FROM pg_replication_slots"
     )
     assert set(slots.split(",")) >= {first.replica.slot_name, second.replica.slot_name}
+
+
+async def test_the_same_unit_finished_at_two_sites_is_a_conflict_at_the_later_one(
+    stack: Stack, admin_token: str
+) -> None:
+    settings = {site: site_settings(stack, site) for site in SITES}
+    admin = admin_token
+    async with contextlib.AsyncExitStack() as running:
+        http: dict[str, httpx.AsyncClient] = {}
+        for site in SITES:
+            base = await running.enter_async_context(serve(settings[site]))
+            http[site] = await running.enter_async_context(client(base, admin, timeout_s=30))
+            worker = await running.enter_async_context(site_worker(settings[site]))
+            await running.enter_async_context(processing(worker))
+        unit = ok(
+            await http["observatory"].post("/executed_obs_units/start", json={"obs_unit_id": 1}),
+            201,
+        )
+        for site in SITES:
+            stack.wait_replica_caught_up(site=site)
+
+        async def visible_at_cornell() -> bool:
+            return (
+                await http["cornell"].get(f"/executed_obs_units/{unit['id']}")
+            ).status_code == 200
+
+        await eventually(visible_at_cornell, timeout_s=30)
+        cornell = stack.site("cornell")
+        # Cornell cut off, and its replica behind: it still sees the unit running.
+        cornell.wan.down()
+        cornell.replica.psql("SELECT pg_wal_replay_pause()")
+        try:
+            path = f"/executed_obs_units/{unit['id']}/finish"
+            ok(await http["observatory"].put(path, json={"status": "success"}))
+            stale = ok(await http["cornell"].put(path, json={"status": "interrupted"}))
+
+            async def applied_at_observatory() -> bool:
+                status = "SELECT status FROM executed_obs_units WHERE id = $1::uuid"
+                found: str | None = await fetchval(stack.main_db.dsn(), status, unit["id"])
+                return found == "success"
+
+            await eventually(applied_at_observatory, timeout_s=30)
+        finally:
+            cornell.replica.psql("SELECT pg_wal_replay_resume()")
+            cornell.wan.up()
+
+        async def conflicted() -> dict[str, Any] | None:
+            tx = ok(await http["cornell"].get(f"/transactions/{stale['tx_id']}"))
+            return tx if tx["state"] == "failed" else None
+
+        dead = await eventually(conflicted, timeout_s=60)
+        assert dead is not None
+        assert dead["error_code"] == "conflict", dead
+        assert dead["conflict"]["main"]["status"] == "success"
+        assert dead["conflict"]["change"]["status"] == "interrupted"
+        assert (dead["conflict"]["base_version"], dead["conflict"]["main_version"]) == (1, 2)
+
+        # Cornell's operator lets the observatory's finish stand.
+        assert (
+            await http["cornell"].post(f"/transactions/{stale['tx_id']}/discard")
+        ).status_code == 204
+        stack.wait_replica_caught_up(site="cornell")
+        seen = ok(await http["cornell"].get(f"/executed_obs_units/{unit['id']}"))
+        assert seen["status"] == "success"

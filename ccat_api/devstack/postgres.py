@@ -47,11 +47,13 @@ log_line_prefix = '%m [%p] {name} '
 """
 
 # Before the deployed lines: the superuser (administration, psql) and the application role
-# reach any database over loopback without a password. ``all`` matches no replication
+# reach any database over loopback without a password, but over TCP only with TLS (hostssl,
+# as the deployed lines: libpq's and asyncpg's default sslmode=prefer gets it), so a client
+# that turns TLS off is refused here as at a real main. ``all`` matches no replication
 # connection, so a replica must pass the deployed ``replication`` line.
 _ONE_MACHINE_HBA = """\
 local all all trust
-host all all 127.0.0.1/32 trust
+hostssl all all 127.0.0.1/32 trust
 """
 
 

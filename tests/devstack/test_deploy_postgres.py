@@ -226,3 +226,26 @@ def test_a_replication_connection_that_trusts_another_ca_is_refused(pair: Pair) 
     refused = replication_attempt(pair, f"sslmode=verify-full sslrootcert={other.cert_file}")
     assert refused.returncode != 0
     assert "certificate verify failed" in refused.stderr, refused.stderr
+
+
+def test_a_connection_to_main_without_tls_is_refused(pair: Pair) -> None:
+    """Every TCP line of the primary's pg_hba.conf is hostssl: a client that turns TLS off
+    (sslmode=disable) is refused whoever it is; with TLS the same client gets in."""
+    bin_dir = find_pg_bin_dir()
+    assert bin_dir is not None
+
+    def attempt(sslmode: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            as_pg_user([
+                str(bin_dir / "psql"),
+                f"host=127.0.0.1 port={pair.primary.port} user=postgres dbname=postgres"
+                f" connect_timeout=5 sslmode={sslmode}",
+                "-Atc", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            ]),
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+
+    refused = attempt("disable")
+    assert refused.returncode != 0
+    assert "no encryption" in refused.stderr, refused.stderr
+    assert attempt("require").stdout.strip() == "t"

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -60,9 +60,10 @@ def read_environment_file(path: Path) -> dict[str, str]:
 
 
 def read_unit_service(path: Path) -> dict[str, str]:
-    """The [Service] section of a unit file (each key the deployed units use once)."""
+    """The [Service] section of a unit file (each key the deployed units use once, but
+    EnvironmentFile, whose files come one a line, in order)."""
     section = ""
-    found = {}
+    found: dict[str, str] = {}
     for line in path.read_text().splitlines():
         line = line.strip()
         if not line or line.startswith(("#", ";")):
@@ -71,6 +72,9 @@ def read_unit_service(path: Path) -> dict[str, str]:
             section = line
         elif section == "[Service]":
             key, _, value = line.partition("=")
+            if key == "EnvironmentFile" and key in found:
+                found[key] += "\n" + value
+                continue
             assert key not in found, f"{path}: {key} twice"
             found[key] = value
     return found
@@ -91,11 +95,18 @@ def exec_start(unit: Path) -> tuple[list[str], dict[str, int]]:
     return argv, ports
 
 
+def environment_files_of(unit: Path, instance: str = "") -> list[Path]:
+    """deploy/env's copies of the files the unit reads (/etc/ccat-api/NAME.env), in order."""
+    found = []
+    for named in read_unit_service(unit)["EnvironmentFile"].replace("%i", instance).split():
+        assert named.startswith("/etc/ccat-api/"), named
+        found.append(DEPLOY_DIR / "env" / Path(named).name)
+    return found
+
+
 def environment_file_of(unit: Path, instance: str = "") -> Path:
-    """deploy/env's copy of the file the unit reads (/etc/ccat-api/NAME.env)."""
-    named = read_unit_service(unit)["EnvironmentFile"].replace("%i", instance)
-    assert named.startswith("/etc/ccat-api/"), named
-    return DEPLOY_DIR / "env" / Path(named).name
+    """The site's environment file of the unit: the first it reads."""
+    return environment_files_of(unit, instance)[0]
 
 
 def with_address(url: str, port: int) -> str:
@@ -106,15 +117,24 @@ def with_address(url: str, port: int) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def site_environment(stack: Stack, env_file: Path) -> dict[str, str]:
-    """The process environment systemd would give a unit, pointed at the stack."""
+def site_environment(stack: Stack, env_file: Path, *more: Path) -> dict[str, str]:
+    """The process environment systemd would give a unit reading ``env_file`` and then
+    ``more`` (a later file wins), pointed at the stack."""
     shipped = read_environment_file(env_file)
+    for later in more:
+        shipped.update(read_environment_file(later))
     env = {key: value for key, value in os.environ.items() if not key.startswith("CCAT_")}
     env.update(shipped)
     env["CCAT_MAIN_DB_URL"] = with_address(
         shipped["CCAT_MAIN_DB_URL"],
         stack.wan_port if shipped["CCAT_SITE_TYPE"] == "secondary" else stack.main_db.port,
     )
+    # The shipped URL's CA file (sslrootcert) is the stack's CA here.
+    shipped_ca = parse_qs(urlsplit(shipped["CCAT_MAIN_DB_URL"]).query).get("sslrootcert")
+    if shipped_ca:
+        env["CCAT_MAIN_DB_URL"] = env["CCAT_MAIN_DB_URL"].replace(
+            shipped_ca[0], str(stack.ca.cert_file)
+        )
     if "CCAT_LOCAL_DB_URL" in shipped:
         env["CCAT_LOCAL_DB_URL"] = with_address(shipped["CCAT_LOCAL_DB_URL"], stack.replica.port)
     env["CCAT_REDIS_URL"] = with_address(shipped["CCAT_REDIS_URL"], stack.redis.port)
@@ -233,9 +253,14 @@ def test_a_site_started_from_its_units_serves_buffers_and_drains_to_main(
     try:
         main_env = site_environment(stack, environment_file_of(UNITS["gateway"], "main"))
         site_env = site_environment(stack, environment_file_of(UNITS["gateway"], "secondary"))
-        assert environment_file_of(UNITS["processor"]).name == "secondary.env"
-        processor_env = site_environment(stack, environment_file_of(UNITS["processor"]))
-        assert processor_env == site_env
+        processor_files = environment_files_of(UNITS["processor"])
+        assert [path.name for path in processor_files] == ["secondary.env", "processor.env"]
+        processor_env = site_environment(stack, *processor_files)
+        # The site's settings, but its own Redis user (deploy/redis/users.acl).
+        assert processor_env["CCAT_REDIS_USERNAME"] == "processor"
+        differs = {key for key in processor_env.keys() | site_env.keys()
+                   if processor_env.get(key) != site_env.get(key)}  # fmt: skip
+        assert differs == {"CCAT_REDIS_USERNAME", "CCAT_REDIS_PASSWORD_FILE"}
 
         main_argv, main_ports = exec_start(UNITS["gateway"])
         services.append(Service("gateway-main", main_argv, main_env, tmp_path))
@@ -297,6 +322,18 @@ def test_a_site_started_from_its_units_serves_buffers_and_drains_to_main(
             return value if value in {"applied", "visible"} else None
 
         poll(state, 60, "the processor started from its unit applied the write")
+        # Each logged in to Redis as the user its environment file names.
+        admin = stack.redis.client(decode_responses=True)
+        logged_in = {entry["user"] for entry in admin.client_list()}
+        admin.close()
+        assert {"gateway", "processor"} <= logged_in, logged_in
+        # The site's connections to main (the processor's replay, the gateway's probe) are
+        # TLS, through the shipped sslmode=verify-full.
+        over_tls = stack.main_db.psql(
+            "SELECT count(*) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)"
+            " WHERE a.application_name = 'ccat-processor-observatory' AND s.ssl"
+        )
+        assert int(over_tls) >= 1
         on_main = stack.main_db.psql(
             f"SELECT count(*) FROM executed_obs_units WHERE id = '{record}'"
         )

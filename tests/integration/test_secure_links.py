@@ -15,6 +15,7 @@ import redis
 from sqlalchemy import text
 
 from ccat_api.config import Settings
+from ccat_api.db import migrate
 from ccat_api.db.engines import make_engine
 from ccat_api.devstack.stack import Stack
 from ccat_api.devstack.system import free_port
@@ -67,6 +68,15 @@ async def test_a_connection_to_main_that_trusts_another_ca_is_refused(stack: Sta
                 pass
     finally:
         await engine.dispose()
+
+
+def test_migrations_reach_main_over_tls_and_refuse_another_ca(stack: Stack) -> None:
+    """``ccat-api migrate`` from a site's settings: the URL's sslmode and CA are honoured."""
+    migrate.upgrade(site_main_url(stack))  # at head already: connects, checks, changes nothing
+    other = CertificateAuthority(stack.base_dir / "other-ca-migrate").create("another CA")
+    wrong = site_main_url(stack).replace(str(stack.ca.cert_file), str(other.cert_file))
+    with pytest.raises(ssl.SSLCertVerificationError):
+        migrate.upgrade(wrong)
 
 
 def test_the_sites_replica_streams_from_main_over_tls(stack: Stack) -> None:

@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from ccat_api.db.engines import tls_context
 from ccat_api.db.models import Base
 
 config = context.config
@@ -20,7 +21,9 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_async_engine(config.get_main_option("sqlalchemy.url") or "")
+    # libpq's sslmode/sslrootcert, which asyncpg does not take in a URL, as an SSL context.
+    url, tls = tls_context(config.get_main_option("sqlalchemy.url") or "")
+    engine = create_async_engine(url, connect_args={} if tls is None else {"ssl": tls})
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)

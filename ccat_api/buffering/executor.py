@@ -25,7 +25,13 @@ import orjson
 from ccat_api.buffering.catalog import BUFFERED
 from ccat_api.buffering.envelope import SCHEMA_VERSION, BufferedTransaction
 from ccat_api.buffering.payload import build_payload
-from ccat_api.db.revisions import RevisionCheck, check_revision
+from ccat_api.db.revisions import (
+    APPLIED_VERSIONS_SQL,
+    RevisionCheck,
+    applied_versions,
+    check_revision,
+    compare_revision,
+)
 
 LEASE_SUPERSEDED = "CCA01"
 # Raised by ccat_apply_batch (db/sql): an envelope version main does not apply (not yet, or
@@ -38,6 +44,14 @@ DATA_EXCEPTION_CLASS = "22"
 
 # One batch, its commit and the positions after it (db/sql/ccat_replay_batch.sql).
 REPLAY_SQL = "CALL ccat_replay_batch($1, $2, $3::jsonb, $4::text[])"
+# A new lease's fence and schema check in one statement, where main has all it reads (from
+# revision 0008 on): over a 200 ms WAN each statement costs two round trips (prepare,
+# execute), and the first batch after an outage waited for five of them. The versions come
+# as text: asyncpg looks an integer array's type up in six more round trips the first time.
+BEGIN_SQL = (
+    "SELECT ccat_claim_fence($1, $2), (SELECT version_num FROM alembic_version),"  # noqa: S608
+    f" ({APPLIED_VERSIONS_SQL})"
+)
 
 # Main's flush position, and the lowest flush position among its named standbys: a failover
 # to any of them keeps every commit up to it. No standby named: main's own (durable at once);
@@ -185,6 +199,22 @@ class BatchExecutor:
             return await self._call(sql, what="main did not say its schema revision")
 
         return await check_revision(fetch_value, SCHEMA_VERSION)
+
+    async def begin(self, epoch: int) -> RevisionCheck:
+        """``fence`` and then ``check_schema``, in one round trip on a main that has the
+        contract; a main from before it (a table or function missing) is asked step by
+        step, which also tells how far behind it is."""
+        try:
+            row = await self._call_row(BEGIN_SQL, self._site, epoch, what="main refused the fence")
+        except TransientReplayError as exc:
+            if not isinstance(
+                exc.__cause__, asyncpg.UndefinedTableError | asyncpg.UndefinedFunctionError
+            ):
+                raise
+            await self.fence(epoch)
+            return await self.check_schema()
+        _, revision, applied = row
+        return compare_revision(revision, applied_versions(applied), SCHEMA_VERSION)
 
     async def ensure_connected(self) -> None:
         """Connect if there is no connection (which sets ``reconnected``); no round trip."""

@@ -123,29 +123,32 @@ class Processor:
             return await self._leased_pass(block_ms, pipelined=pipelined)
 
     async def _leased_pass(self, block_ms: int | None, *, pipelined: bool) -> int:
-        if self._fenced_epoch != self._lease.epoch:
-            assert self._lease.epoch is not None
+        epoch = self._lease.epoch
+        assert epoch is not None
+        if self._fenced_epoch != epoch or self._schema_checked_epoch != epoch:
+            # Claiming the fence again for the epoch that holds it changes nothing.
             try:
-                await self._executor.fence(self._lease.epoch)
+                check = await self._executor.begin(epoch)
             except LeaseSuperseded as exc:
                 await self._lease.lose(min_epoch=exc.fence_epoch)
                 return 0
-            self._fenced_epoch = self._lease.epoch
-        if self._schema_checked_epoch != self._lease.epoch:
-            check = await self._executor.check_schema()
+            self._fenced_epoch = epoch
             if not check.servable:
                 raise SchemaHold(
                     "main_behind" if check.relation is Relation.BEHIND else "version_not_applied",
                     check.describe(),
                 )
-            self._schema_checked_epoch = self._lease.epoch
+            self._schema_checked_epoch = epoch
         await self._consumer.ensure_group()
         await self.upkeep.before_replay()
         entries = await self._claim(block_ms)
         if not entries:
+            await self.upkeep.report(idle=True)
             await self.heartbeat.send("idle")
             return 0
-        return await self._replay(entries, pipelined=pipelined)
+        settled = await self._replay(entries, pipelined=pipelined)
+        await self.upkeep.report(idle=False)
+        return settled
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         block_ms = max(1, int(self._poll_interval_s * 1000))

@@ -49,12 +49,21 @@ class MainUpkeep:
         self._last_report_at: float | None = None
         self._last_sweep_at: float | None = None
         self._last_release_at = 0.0
+        self._started_at = time.monotonic()
 
     async def before_replay(self) -> None:
         """Before anything else on a new connection: a failover of main may have lost what
         this site had applied, and the watermark reported next must not pass it."""
         if self._horizon is not None:
             await self.follow_horizon()
+
+    async def report(self, *, idle: bool) -> None:
+        """The backlog and watermark reports, each every ``report_interval_s``. A processor
+        with work waiting sends its first ones only once that interval has passed (or the
+        stream runs dry): four round trips on a slow link would hold back the first batch
+        after an outage, and both reports only ever trail the replay."""
+        if not idle and time.monotonic() - self._started_at < self._report_interval_s:
+            return
         await self.report_backlog()
         await self.report_watermark()
 

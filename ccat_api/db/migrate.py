@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -30,7 +31,10 @@ def upgrade(
     command.upgrade(config, revision)
 
 
+@functools.cache
 def current_head() -> str:
+    """This code's newest revision (read from the migration files once: it cannot change
+    while the process runs, and reading them costs a noticeable moment)."""
     from alembic.script import ScriptDirectory
 
     head = ScriptDirectory.from_config(alembic_config("")).get_current_head()

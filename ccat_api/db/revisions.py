@@ -12,7 +12,7 @@ upgrade (main first, sites after).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -90,11 +90,30 @@ async def check_revision(fetch_value: FetchValue, envelope_version: int) -> Revi
     if await fetch_value("SELECT to_regclass('alembic_version') IS NOT NULL"):
         found = await fetch_value("SELECT version_num FROM alembic_version")
         database = str(found) if found is not None else None
-    applies: bool | None = None
-    if await fetch_value("SELECT to_regclass('envelope_versions') IS NOT NULL"):
-        applied = await fetch_value(
-            "SELECT array_agg(version) FROM envelope_versions WHERE retired_at IS NULL"
-        )
-        applies = envelope_version in (applied or [])  # type: ignore[operator]
+    applied: Sequence[int] | None = None
+    has_contract = bool(await fetch_value("SELECT to_regclass('envelope_versions') IS NOT NULL"))
+    if has_contract:
+        applied = applied_versions(await fetch_value(APPLIED_VERSIONS_SQL))
+    return compare_revision(database, applied, envelope_version)
+
+
+# The envelope versions main applies, as text ("1,2"): an integer array would cost a client
+# like asyncpg a type lookup of several round trips on each new connection.
+APPLIED_VERSIONS_SQL = (
+    "SELECT string_agg(version::text, ',') FROM envelope_versions WHERE retired_at IS NULL"
+)
+
+
+def applied_versions(found: object) -> list[int]:
+    """``APPLIED_VERSIONS_SQL``'s answer as numbers (none: NULL)."""
+    return [int(v) for v in str(found).split(",")] if found else []
+
+
+def compare_revision(
+    database: str | None, applied: Sequence[int] | None, envelope_version: int
+) -> RevisionCheck:
+    """The check from what the database said: its revision and the envelope versions it
+    applies (None: it has no contract table, a revision before 0008)."""
+    applies = None if applied is None else envelope_version in applied
     code = current_head()
     return RevisionCheck(database, code, relation(database, code), envelope_version, applies)

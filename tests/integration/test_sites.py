@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -65,6 +65,20 @@ def site_settings(stack: Stack, site: str) -> Settings:
     )
 
 
+@contextlib.asynccontextmanager
+async def both_sites(stack: Stack, token: str) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    """Each site's gateway and processor running; a client of each gateway, by site."""
+    async with contextlib.AsyncExitStack() as running:
+        http: dict[str, httpx.AsyncClient] = {}
+        for site in SITES:
+            settings = site_settings(stack, site)
+            base = await running.enter_async_context(serve(settings))
+            http[site] = await running.enter_async_context(client(base, token, timeout_s=30))
+            worker = await running.enter_async_context(site_worker(settings))
+            await running.enter_async_context(processing(worker))
+        yield http
+
+
 async def write_and_read_back(http: httpx.AsyncClient, site: str, n: int) -> dict[str, Any]:
     """One executed-unit start, read back at once from the same site (read-your-writes)."""
     written = ok(
@@ -81,14 +95,7 @@ async def write_and_read_back(http: httpx.AsyncClient, site: str, n: int) -> dic
 
 async def test_two_sites_write_at_once_and_one_is_cut_off(stack: Stack, token: str) -> None:
     settings = {site: site_settings(stack, site) for site in SITES}
-    async with contextlib.AsyncExitStack() as running:
-        http: dict[str, httpx.AsyncClient] = {}
-        for site in SITES:
-            base = await running.enter_async_context(serve(settings[site]))
-            http[site] = await running.enter_async_context(client(base, token, timeout_s=30))
-            worker = await running.enter_async_context(site_worker(settings[site]))
-            await running.enter_async_context(processing(worker))
-
+    async with both_sites(stack, token) as http:
         written: dict[str, list[dict[str, Any]]] = {site: [] for site in SITES}
 
         async def writer(site: str) -> None:
@@ -149,15 +156,7 @@ def test_each_site_has_its_own_services(stack: Stack) -> None:
 async def test_the_same_unit_finished_at_two_sites_is_a_conflict_at_the_later_one(
     stack: Stack, admin_token: str
 ) -> None:
-    settings = {site: site_settings(stack, site) for site in SITES}
-    admin = admin_token
-    async with contextlib.AsyncExitStack() as running:
-        http: dict[str, httpx.AsyncClient] = {}
-        for site in SITES:
-            base = await running.enter_async_context(serve(settings[site]))
-            http[site] = await running.enter_async_context(client(base, admin, timeout_s=30))
-            worker = await running.enter_async_context(site_worker(settings[site]))
-            await running.enter_async_context(processing(worker))
+    async with both_sites(stack, admin_token) as http:
         unit = ok(
             await http["observatory"].post("/executed_obs_units/start", json={"obs_unit_id": 1}),
             201,

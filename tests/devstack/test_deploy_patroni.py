@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from ccat_api.devstack.system import as_pg_user, free_port, hand_over, wait_port
+from ccat_api.devstack.tls import CertificateAuthority
 from tests.support import eventually, fetchval
 
 PATRONI_FILE = Path(__file__).resolve().parents[2] / "deploy" / "patroni" / "patroni.yml"
@@ -72,6 +73,7 @@ class Node:
 
     def start(self, etcd_port: int) -> None:
         (self.base / self.name).mkdir(parents=True, exist_ok=True)
+        self._install_tls()
         hand_over(self.base / self.name)
         log = (self.base / f"{self.name}.log").open("ab")
         self.process = subprocess.Popen(
@@ -81,6 +83,18 @@ class Node:
             env=self.environment(etcd_port), start_new_session=True,
         )  # fmt: skip
         log.close()
+
+    def _install_tls(self) -> None:
+        """What an operator puts beside the data directory: the node's certificate and key
+        and the CA (``ssl_*_file`` in the shipped file)."""
+        ca = CertificateAuthority(self.base / "ca").create("ccat main CA")
+        issued = ca.issue(self.name, (f"IP:{HOST}",))
+        tls = self.base / self.name / "tls"
+        tls.mkdir(exist_ok=True)
+        shutil.copy(issued.cert_file, tls / "server.crt")
+        shutil.copy(issued.key_file, tls / "server.key")
+        (tls / "server.key").chmod(0o600)
+        shutil.copy(ca.cert_file, tls / "root.crt")
 
     def role(self) -> str | None:
         try:
@@ -226,6 +240,10 @@ async def test_a_promotion_keeps_the_sites_slot_and_is_reached_by_the_multi_host
     port = await fetchval(dsn, "SELECT inet_server_port()")
     assert port == standby.pg_port
     assert await fetchval(dsn, "SELECT count(*) FROM before_failover") == 1
+    # A site reaches the promoted node over TLS it verified against main's CA.
+    verified = f"{dsn}&sslmode=verify-full&sslrootcert={primary.base / 'ca' / 'ca.crt'}"
+    ssl_in_use = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+    assert await fetchval(verified, ssl_in_use) is True
     assert await fetchval(dsn, "SELECT pg_is_in_recovery()") is False
     # Patroni 3.0 makes a permanent physical slot on whichever node leads (3.1 and later also
     # keep it on standbys); the promoted node has it, so the site's replica streams on.

@@ -29,7 +29,7 @@ async def test_an_accept_whose_reply_was_lost_is_one_transaction(
     # The first script call (the accept: warming up loads scripts, it calls none) is cut.
     async with LossyProxy("127.0.0.1", stack.redis.port, cut_after=b"EVALSHA") as proxy:
         through_proxy = secondary_settings.model_copy(
-            update={"redis_url": f"redis://127.0.0.1:{proxy.port}/0"}
+            update={"redis_url": stack.redis.acl.url("gateway", proxy.port)}
         )
         async with serve(through_proxy) as url, client(url, tokens.operator) as http:
             answer = ok(

@@ -25,6 +25,7 @@ from ccat_api.devstack.chaos.observe import diagnose, read_back, read_main, read
 from ccat_api.devstack.chaos.sabotage import damage_main
 from ccat_api.devstack.chaos.summary import fault_log, render, replay_command
 from ccat_api.devstack.chaos.workload import Workload, WorkloadConfig
+from ccat_api.devstack.redis_users import ADMIN
 from ccat_api.devstack.stack import Stack, StackConfig
 
 
@@ -183,4 +184,5 @@ async def _campaign(
 def _redis_url(stack: Stack) -> str:
     if stack.redis_set is None:
         return stack.redis.url
-    return f"redis://127.0.0.1:{stack.redis_set.primary_port()}/0"
+    assert stack.redis_set.users is not None
+    return stack.redis_set.users.url(ADMIN, stack.redis_set.primary_port())

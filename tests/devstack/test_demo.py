@@ -115,3 +115,60 @@ def test_stack_up_plays_the_demo_serves_until_stack_down_and_cleans_up(tmp_path:
     assert base_dir is not None
     assert not Path(base_dir.group(1)).exists()
     assert not state_file.exists()
+
+
+def test_stack_up_with_two_sites_serves_both_and_cuts_one_link(tmp_path: Path) -> None:
+    """`ccat-api stack up --sites a,b` as an operator runs it: both sites' gateways answer,
+    `stack status` lists both, and `wan set --site` cuts one link and names unknown sites."""
+    env = {**os.environ, "CCAT_STACK_STATE": str(tmp_path / "stack.json"), "PYTHONUNBUFFERED": "1"}
+    stack = subprocess.Popen(
+        [sys.executable, "-m", "ccat_api", "stack", "up", "--no-demo",
+         "--sites", "observatory,cornell"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    stdout = stack.stdout
+    assert stdout is not None
+    lines: list[str] = []
+    running = threading.Event()
+
+    def read() -> None:
+        for line in stdout:
+            lines.append(line)
+            if line.startswith("stack running"):
+                running.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert running.wait(DEMO_TIMEOUT_S), "".join(lines)
+        status = ccat_api("stack", "status", "--json", env=env)
+        assert status.returncode == 0, status.stderr
+        described = json.loads(status.stdout)
+        assert set(described["sites"]) == {"observatory", "cornell"}
+        assert described["sites"]["observatory"]["redis"] != described["sites"]["cornell"]["redis"]
+        for site in ("observatory", "cornell"):
+            health = httpx.get(f"{described['gateways'][site]}/health", timeout=10).json()
+            assert health["site"] == site, health
+
+        cut = ccat_api("wan", "set", "--site", "cornell", "--down", env=env)
+        assert cut.returncode == 0, cut.stderr
+        assert json.loads(cut.stdout)["down"] is True
+        other = ccat_api("wan", "set", "--site", "observatory", env=env)
+        assert json.loads(other.stdout)["down"] is False
+        unknown = ccat_api("wan", "set", "--site", "nowhere", "--down", env=env)
+        assert unknown.returncode == 1
+        assert "no site 'nowhere'" in unknown.stderr
+
+        down = ccat_api("stack", "down", env=env)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert stack.wait(timeout=120) == 0
+    finally:
+        if stack.poll() is None:
+            stack.send_signal(signal.SIGTERM)
+            try:
+                stack.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                stack.kill()
+                stack.wait()
+        reader.join(timeout=10)
+        stdout.close()

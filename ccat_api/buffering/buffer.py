@@ -13,7 +13,7 @@ lost with the connection, and the resent accept answers as the first one did.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 from redis.asyncio import Redis
@@ -55,14 +55,15 @@ class WriteBuffer:
         """Buffer the envelope; or, for an Idempotency-Key seen before, the first answer."""
         if self.refusal is not None:
             raise BufferUnavailable(f"the write buffer refuses writes: {self.refusal}")
-        idem_keys = [self._keys.idempotency(claim.principal, claim.key)] if claim else []
-        idem_record = (
-            orjson.dumps(
-                {"hash": claim.request_hash, "status": answer.status_code, "body": answer.body}
-            )
-            if claim
-            else b""
-        )
+        idem_keys: list[str] = []
+        idem_record = b""
+        if claim is not None:
+            record = {"hash": claim.request_hash, "status": answer.status_code, "body": answer.body}
+            idem_keys = [self._keys.idempotency(claim.principal, claim.key)]
+            idem_record = orjson.dumps(record)
+            # The same answer travels with the envelope: main records it when it applies the
+            # write, so the key outlives this Redis copy.
+            envelope = replace(envelope, idempotency={"principal": claim.principal, **record})
         try:
             reply = await self._scripts.accept(
                 keys=[

@@ -13,8 +13,6 @@ capacity (``capacity``, 503) or the token over its write quota (``quotas``, 429)
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ccat_api.buffering import idempotency
 from ccat_api.buffering.buffer import Accepted, WriteBuffer
 from ccat_api.buffering.builder import PreparedWrite
@@ -106,19 +104,7 @@ class WriteGateway:
             },
         )
         if self._buffer is not None:
-            envelope = prepared.envelope
-            if claim is not None:
-                # Main records the key and this answer when it applies the write.
-                envelope = replace(
-                    envelope,
-                    idempotency={
-                        "principal": claim.principal,
-                        "hash": claim.request_hash,
-                        "status": status_code,
-                        "body": answer.body,
-                    },
-                )
-            accepted = await self._buffer.accept(envelope, answer, claim)
+            accepted = await self._buffer.accept(prepared.envelope, answer, claim)
             if self.capacity is not None and isinstance(accepted, Accepted):
                 self.capacity.accepted()
             if self._replicas is not None:

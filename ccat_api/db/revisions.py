@@ -91,8 +91,7 @@ async def check_revision(fetch_value: FetchValue, envelope_version: int) -> Revi
         found = await fetch_value("SELECT version_num FROM alembic_version")
         database = str(found) if found is not None else None
     applied: Sequence[int] | None = None
-    has_contract = bool(await fetch_value("SELECT to_regclass('envelope_versions') IS NOT NULL"))
-    if has_contract:
+    if await fetch_value("SELECT to_regclass('envelope_versions') IS NOT NULL"):
         applied = applied_versions(await fetch_value(APPLIED_VERSIONS_SQL))
     return compare_revision(database, applied, envelope_version)
 

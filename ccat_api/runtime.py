@@ -252,7 +252,6 @@ def build_worker(settings: Settings, redis: Redis) -> SiteWorker:
         batch_size=settings.processor_batch_size,
         poll_interval_s=settings.processor_poll_interval_s,
         backoff=Backoff(settings.processor_backoff_initial_s, settings.processor_backoff_max_s),
-        status_ttl_s=settings.tx_status_ttl_s,
         schema_hold_retry_s=settings.schema_hold_retry_s,
         backlog_report_interval_s=settings.backlog_report_interval_s,
         keeps_undurable=bool(settings.main_standby_names),

@@ -22,8 +22,8 @@ from typing import Any
 import asyncpg
 import orjson
 
-from ccat_api.buffering.catalog import BUFFERED
 from ccat_api.buffering.envelope import SCHEMA_VERSION, BufferedTransaction
+from ccat_api.buffering.holds import SchemaHold
 from ccat_api.buffering.payload import build_payload
 from ccat_api.db.revisions import (
     APPLIED_VERSIONS_SQL,
@@ -78,17 +78,6 @@ class LeaseSuperseded(Exception):
         self.fence_epoch = fence_epoch
 
 
-class SchemaHold(Exception):
-    """This site's envelopes and main's schema disagree: the batch waits, nothing written and
-    nothing dead-lettered, until a migration of main or an upgrade of the site resolves it.
-    ``code`` names the kind (``version_not_applied``, ``schema_drift``, ``processor_behind``)."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-
-
 class _UnreadableBatch(Exception):
     def __init__(self, sqlstate: str, message: str) -> None:
         super().__init__(message)
@@ -107,39 +96,6 @@ class BatchOutcome:
     path: str = ""
     # Main's durable horizon when the batch was recorded; None: no standby had it in reach.
     durable_lsn: int | None = None
-
-
-def hold_reason(tx: BufferedTransaction) -> SchemaHold | None:
-    """What this processor's own code cannot send (checked before main is asked): envelopes
-    built by newer code, or naming a table or column this code does not know. Older envelopes
-    go to main as they are; main's contract decides whether it still applies them."""
-    env = tx.envelope
-    if env.schema_version > SCHEMA_VERSION:
-        return SchemaHold(
-            "processor_behind",
-            f"transaction {env.tx_id} has envelope version {env.schema_version}; this"
-            f" processor's code builds version {SCHEMA_VERSION}: upgrade the processor",
-        )
-    if env.schema_version < SCHEMA_VERSION:
-        return None
-    for step in env.steps:
-        unknown = (
-            {"table"}
-            if step.model not in BUFFERED
-            else set(step.values) - BUFFERED[step.model].codec.columns
-        )
-        if unknown:
-            what = (
-                f"table {step.model!r}"
-                if step.model not in BUFFERED
-                else f"{step.model} columns {sorted(unknown)}"
-            )
-            return SchemaHold(
-                "processor_behind",
-                f"transaction {env.tx_id} names {what}, which this processor's code does not"
-                " know: upgrade the processor",
-            )
-    return None
 
 
 class BatchExecutor:
@@ -163,6 +119,18 @@ class BatchExecutor:
         self._connect_timeout_s = connect_timeout_s
         self._statement_timeout_s = statement_timeout_s
         self._conn: asyncpg.Connection | None = None
+
+    def sibling(self) -> BatchExecutor:
+        """Another executor for the same site and main, with a connection of its own: for
+        what must not wait behind a batch on the WAN (``upkeep.py``'s reports)."""
+        return BatchExecutor(
+            self._dsn,
+            self._site,
+            timeout_s=self._timeout_s,
+            connect_timeout_s=self._connect_timeout_s,
+            statement_timeout_s=self._statement_timeout_s,
+            standby_names=self._standby_names,
+        )
 
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():

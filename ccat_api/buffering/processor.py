@@ -40,11 +40,10 @@ from ccat_api.buffering.executor import (
     BatchExecutor,
     BatchOutcome,
     LeaseSuperseded,
-    SchemaHold,
     TransientReplayError,
-    hold_reason,
 )
 from ccat_api.buffering.heartbeat import Heartbeat
+from ccat_api.buffering.holds import SchemaHold, hold_reason
 from ccat_api.buffering.horizon import MainHorizon
 from ccat_api.buffering.keys import CONSUMER_GROUP, SiteKeys
 from ccat_api.buffering.lease import Lease
@@ -75,7 +74,6 @@ class Processor:
         batch_size: int,
         poll_interval_s: float,
         backoff: Backoff,
-        status_ttl_s: int,
         schema_hold_retry_s: float = 10.0,
         backlog_report_interval_s: float = 30.0,
         keeps_undurable: bool = False,
@@ -143,11 +141,11 @@ class Processor:
         await self.upkeep.before_replay()
         entries = await self._claim(block_ms)
         if not entries:
-            await self.upkeep.report(idle=True)
+            await self.upkeep.report(idle=True, background=pipelined)
             await self.heartbeat.send("idle")
             return 0
         settled = await self._replay(entries, pipelined=pipelined)
-        await self.upkeep.report(idle=False)
+        await self.upkeep.report(idle=False, background=pipelined)
         return settled
 
     async def run_forever(self, stop: asyncio.Event) -> None:
@@ -163,7 +161,7 @@ class Processor:
             # Stopped or crashed: what was in flight stays pending in Redis and is read
             # again; main's connection is in an unknown state.
             await self._drop_pipeline()
-            await self._executor.close()
+            await self.close()
         await self.heartbeat.send_safely("stopped")
         with contextlib.suppress(RedisError, OSError):
             await self._lease.release()
@@ -219,6 +217,7 @@ class Processor:
         await self.heartbeat.send_safely("crashed", error=f"{crash.loop}: {crash.error}")
 
     async def close(self) -> None:
+        await self.upkeep.close()
         await self._executor.close()
 
     async def backlog(self) -> tuple[int, int]:

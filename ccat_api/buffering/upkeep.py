@@ -2,20 +2,29 @@
 backlog (which a migration's contract step reads), its retention watermark (which main prunes
 by), and, after each new connection, what a failover of main lost (``horizon.py``).
 
-Only the processor (the lease holder) calls these, before each batch it reads; main being
-away raises ``TransientReplayError``, which the processor handles like a failed batch.
+Only the processor (the lease holder) calls these. The horizon is followed on the replay's
+own connection, before each batch it reads: main being away raises ``TransientReplayError``,
+which the processor handles like a failed batch. The reports go over a connection of their
+own and, in ``run_forever``, in the background: sent in line, two round trips every
+``backlog_report_interval_s`` (four on a new connection) held back every write that arrived
+meanwhile by as much, which was the tail of accepted-to-visible. Both reports only ever trail
+the replay, so a report main cannot take is logged and tried again later, never retried as
+a batch.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from ccat_api.buffering.batches import LOGGED_TX_IDS_MAX, parse_entry
 from ccat_api.buffering.envelope import SCHEMA_VERSION
-from ccat_api.buffering.executor import BatchExecutor, TransientReplayError
+from ccat_api.buffering.executor import BatchExecutor, LeaseSuperseded, TransientReplayError
 from ccat_api.buffering.horizon import MainHorizon
 from ccat_api.buffering.keys import SiteKeys
 from ccat_api.buffering.lease import Lease
@@ -26,6 +35,9 @@ log = logging.getLogger(__name__)
 
 # How often an idle processor asks main's standbys how far they have flushed.
 HORIZON_CHECK_INTERVAL_S = 1.0
+# After reports main did not take, the pause before they are tried again (at most the
+# report interval): they trail the replay, which has its own backoff.
+REPORT_RETRY_S = 5.0
 
 
 class MainUpkeep:
@@ -33,7 +45,7 @@ class MainUpkeep:
         self,
         redis: Redis,
         keys: SiteKeys,
-        executor: BatchExecutor,
+        replay: BatchExecutor,
         lease: Lease,
         *,
         report_interval_s: float,
@@ -41,7 +53,8 @@ class MainUpkeep:
     ) -> None:
         self._redis = redis
         self._keys = keys
-        self._executor = executor
+        self._replay = replay
+        self._reports = replay.sibling()
         self._lease = lease
         self._report_interval_s = report_interval_s
         self._horizon = horizon
@@ -50,6 +63,8 @@ class MainUpkeep:
         self._last_sweep_at: float | None = None
         self._last_release_at = 0.0
         self._started_at = time.monotonic()
+        self._reporting: asyncio.Task[None] | None = None
+        self._retry_reports_at = 0.0
 
     async def before_replay(self) -> None:
         """Before anything else on a new connection: a failover of main may have lost what
@@ -57,26 +72,60 @@ class MainUpkeep:
         if self._horizon is not None:
             await self.follow_horizon()
 
-    async def report(self, *, idle: bool) -> None:
+    async def report(self, *, idle: bool, background: bool = False) -> None:
         """The backlog and watermark reports, each every ``report_interval_s``. A processor
         with work waiting sends its first ones only once that interval has passed (or the
-        stream runs dry): four round trips on a slow link would hold back the first batch
-        after an outage, and both reports only ever trail the replay."""
-        if not idle and time.monotonic() - self._started_at < self._report_interval_s:
+        stream runs dry): on a slow link they would hold back the first batch after an
+        outage. ``background`` sends them alongside the replay, one set at a time;
+        otherwise they are sent when this returns."""
+        now = time.monotonic()
+        if not idle and now - self._started_at < self._report_interval_s:
             return
-        await self.report_backlog()
-        await self.report_watermark()
+        if self._reporting is not None and not self._reporting.done():
+            if not background:
+                await self._reporting
+            return
+        if now < self._retry_reports_at or not self._reports_due(now):
+            return
+        self._reporting = asyncio.create_task(self._send_reports())
+        if not background:
+            await self._reporting
+
+    def _reports_due(self, now: float) -> bool:
+        return any(
+            last is None or now - last >= self._report_interval_s
+            for last in (self._last_report_at, self._last_sweep_at)
+        )
+
+    async def _send_reports(self) -> None:
+        try:
+            await self.report_backlog()
+            await self.report_watermark()
+        except (TransientReplayError, LeaseSuperseded, RedisError, OSError) as exc:
+            retry_s = min(REPORT_RETRY_S, self._report_interval_s)
+            self._retry_reports_at = time.monotonic() + retry_s
+            log.warning("reports to main not sent, trying again in %.0fs: %s", retry_s, exc)
+
+    async def close(self) -> None:
+        """Stop a report in flight (main took it or it is sent again later) and close the
+        reports' connection."""
+        reporting, self._reporting = self._reporting, None
+        if reporting is not None:
+            reporting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporting
+        await self._reports.close()
 
     async def follow_horizon(self) -> None:
         """On a new connection to main (perhaps a promoted standby), apply again what it lost
         before anything newer; otherwise, now and then, forget what its standbys now have."""
         assert self._horizon is not None
-        await self._executor.ensure_connected()
-        if self._executor.reconnected:
-            self._executor.reconnected = False
+        await self._replay.ensure_connected()
+        if self._replay.reconnected:
+            self._replay.reconnected = False
             kept = await self._horizon.kept()
             if kept:
-                missing = await self._executor.missing([tx.envelope.tx_id for tx in kept])
+                missing = await self._replay.missing([tx.envelope.tx_id for tx in kept])
                 lost = [tx for tx in kept if tx.envelope.tx_id in missing]
                 if lost:
                     log.warning(
@@ -86,14 +135,14 @@ class MainUpkeep:
                         extra={"tx_ids": [tx.envelope.tx_id for tx in lost][:LOGGED_TX_IDS_MAX]},
                     )
                     async with self._lease.kept_alive():
-                        outcome = await self._executor.apply(lost, self._lease.epoch)
+                        outcome = await self._replay.apply(lost, self._lease.epoch)
                     await self._horizon.reapplied(lost, outcome)
                     REPLAYED_AFTER_FAILOVER.inc(len(outcome.applied))
         now = time.monotonic()
         if now - self._last_release_at >= HORIZON_CHECK_INTERVAL_S:
             self._last_release_at = now
             if await self._horizon.count():
-                durable = await self._executor.durable_lsn()
+                durable = await self._replay.durable_lsn()
                 if durable is not None:
                     await self._horizon.release(durable)
 
@@ -121,7 +170,7 @@ class MainUpkeep:
             entry = parse_entry(*first[0])
             if entry.tx is not None:
                 oldest = entry.tx.envelope.schema_version
-        await self._executor.report_backlog(SCHEMA_VERSION, oldest, int(waiting) + int(dead))
+        await self._reports.report_backlog(SCHEMA_VERSION, oldest, int(waiting) + int(dead))
         self._last_report_at = now
 
     async def report_watermark(self, *, force: bool = False) -> Sweep | None:
@@ -144,7 +193,7 @@ class MainUpkeep:
             if lowest_kept is not None:
                 watermark = min(watermark, lowest_kept)
         try:
-            await self._executor.report_watermark(self._lease.epoch, watermark)
+            await self._reports.report_watermark(self._lease.epoch, watermark)
         except TransientReplayError as exc:
             log.warning("watermark %d not reported to main: %s", watermark, exc)
             return sweep

@@ -7,7 +7,7 @@ from ccat_api.buffering.envelope import (
     Principal,
     Step,
 )
-from ccat_api.buffering.executor import hold_reason
+from ccat_api.buffering.holds import hold_reason
 from ccat_api.buffering.payload import build_payload
 
 P = Principal(token_id=1, name="i", role="operator")

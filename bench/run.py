@@ -1045,7 +1045,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--drain-batch-size",
         type=int,
-        help="processor_batch_size of the drain worker (default: the stack's, 2000)",
+        help="processor_batch_size of the drain worker (default: the setting's, 5000)",
     )
     parser.add_argument(
         "--profile-drain",

@@ -19,7 +19,7 @@ class ReplaySettings(BaseModel):
         default=5000,
         ge=1,
         le=20000,
-        description="Transactions per replay batch (one DB transaction, two WAN round trips).",
+        description="Transactions per replay batch (one DB transaction, one WAN round trip).",
     )
     processor_poll_interval_s: float = Field(
         default=0.05, gt=0, description="Pause between looks at an empty buffer."

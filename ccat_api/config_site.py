@@ -70,6 +70,14 @@ class SiteSettings(BaseModel):
     redis_sentinel_service: str = Field(
         default="ccat-buffer", description="The name the Sentinels monitor the primary under."
     )
+    redis_pool_size: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Connections to Redis a process keeps at most. A request that finds them"
+        " all busy (Redis slow for a moment) waits for one, as long as it would wait for"
+        " Redis's answer, rather than being refused.",
+    )
     buffer_min_replicas: int | None = Field(
         default=None,
         ge=0,

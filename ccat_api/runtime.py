@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
 from redis.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -73,12 +73,32 @@ REDIS_OPTIONS: dict[str, Any] = {
 }
 
 
+# redis-py's own pool size. Its default pool refuses a command at once when every connection
+# is busy ("Too many connections"): while the drain kept Redis busy, a burst of writes was
+# refused with 503 that a moment later would have been accepted. These pools make it wait,
+# for as long as it would wait for Redis's answer.
+REDIS_POOL_SIZE = 100
+REDIS_POOL_WAIT_S = float(REDIS_OPTIONS["socket_timeout"])
+
+
+class BlockingSentinelConnectionPool(SentinelConnectionPool, BlockingConnectionPool):
+    """The primary the Sentinels name, through a pool that waits for a free connection."""
+
+
 def _retry() -> Retry:
     return Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3)
 
 
-def make_redis(url: str, **credentials: Any) -> Redis:
-    return Redis.from_url(url, retry=_retry(), **credentials, **REDIS_OPTIONS)
+def make_redis(url: str, *, pool_size: int = REDIS_POOL_SIZE, **credentials: Any) -> Redis:
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=pool_size,
+        timeout=REDIS_POOL_WAIT_S,
+        retry=_retry(),
+        **credentials,
+        **REDIS_OPTIONS,
+    )
+    return Redis.from_pool(pool)
 
 
 def redis_credentials(settings: Settings) -> dict[str, str]:
@@ -103,7 +123,9 @@ def site_redis(settings: Settings) -> Redis:
     """The site's Redis primary: the one ``redis_url`` names, or whichever the Sentinels say is
     primary now, found again after a failover (a reconnect asks them)."""
     if not settings.redis_sentinels:
-        return make_redis(settings.redis_url, **redis_credentials(settings))
+        return make_redis(
+            settings.redis_url, pool_size=settings.redis_pool_size, **redis_credentials(settings)
+        )
     sentinels = []
     for address in settings.redis_sentinels:
         host, _, port = address.rpartition(":")
@@ -119,6 +141,9 @@ def site_redis(settings: Settings) -> Redis:
     primary: Redis = watcher.master_for(
         settings.redis_sentinel_service,
         redis_class=SentinelManagedRedis,
+        connection_pool_class=BlockingSentinelConnectionPool,
+        max_connections=settings.redis_pool_size,
+        timeout=REDIS_POOL_WAIT_S,
         retry=_retry(),
         db=database.get("db", 0),
         username=database.get("username"),

@@ -222,3 +222,37 @@ async def test_at_a_main_site_without_redis_the_quota_is_counted_in_the_process(
         answer = await http.post("/raw_data_files", json=_file(eou))
         assert answer.status_code == 201, answer.text
         assert answer.json()["status"] == "applied"
+
+
+# Longer than the Redis client's retries of a refused command take together (about 0.4 s)
+# and shorter than the wait for Redis's answer (5 s).
+REDIS_PAUSE_MS = 2000
+CONCURRENT_WRITES = 20
+
+
+async def test_writes_wait_for_a_redis_connection_while_redis_is_slow_rather_than_fail(
+    stack: Stack, tokens: Tokens, secondary_settings: Settings
+) -> None:
+    # Two connections for twenty writes: eighteen find every connection busy while Redis
+    # holds the first two (CLIENT PAUSE holds every write command for REDIS_PAUSE_MS).
+    settings = secondary_settings.model_copy(update={"redis_pool_size": 2})
+    admin = aioredis.Redis.from_url(stack.redis.url)
+    try:
+        async with serve(settings) as url, client(url, tokens.operator) as http:
+            await start_eou(http)  # connections made, scripts loaded
+            await admin.execute_command("CLIENT", "PAUSE", REDIS_PAUSE_MS, "WRITE")
+            paused_at = time.monotonic()
+            answers = await asyncio.gather(
+                *(
+                    http.post("/executed_obs_units/start", json={"obs_unit_id": 1})
+                    for _ in range(CONCURRENT_WRITES)
+                )
+            )
+            waited_s = time.monotonic() - paused_at
+    finally:
+        await admin.aclose()
+    assert [a.status_code for a in answers] == [201] * CONCURRENT_WRITES, [
+        a.text for a in answers if a.status_code != 201
+    ]
+    # The pause was felt: the writes waited for Redis rather than passing around it.
+    assert waited_s >= REDIS_PAUSE_MS / 1000 * 0.9

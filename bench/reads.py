@@ -4,7 +4,7 @@ One local stack (main PostgreSQL, a streaming replica, Redis with AOF, no WAN de
 processor: a WAN outage). First ``--replica`` transactions are buffered and drained, so the
 replica holds some executed obs units and files; the reads are measured with the buffer
 empty. Then 100,000 transactions are buffered through a secondary gateway's HTTP API (50,000
-executed-obs-unit starts and a raw data file in each, 32 clients, as ``bench.run.fill``) and
+executed-obs-unit starts and a raw data file in each, 32 clients, as ``bench.fill.fill``) and
 the same reads are measured again:
 
 - list: ``GET /executed_obs_units?obs_unit_id=1&limit=50`` (every buffered unit has this
@@ -32,10 +32,12 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from bench.fill import fill
 from bench.load import RawClient, percentile
 from bench.report import Goal, Row, table
-from bench.run import REPO_ROOT, fill, issue_operator_token
+from bench.runner import REPO_ROOT
 from bench.sysinfo import process_cpu_s
+from bench.tokens import issue_operator_token
 from ccat_api.buffering.keys import SiteKeys
 from ccat_api.config import Settings
 from ccat_api.devstack.stack import Stack, StackConfig

@@ -24,7 +24,7 @@ import httpx
 
 from bench.load import Target, open_loop
 from bench.report import Goal, Row, table
-from bench.run import issue_operator_token
+from bench.tokens import issue_operator_token
 from ccat_api.devstack.stack import Stack, StackConfig
 
 START_BODY = json.dumps({"obs_unit_id": 1}).encode()

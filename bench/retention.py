@@ -24,8 +24,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from bench.fill import fill
 from bench.report import Goal, Row, table
-from bench.run import fill, issue_operator_token
+from bench.tokens import issue_operator_token
 from ccat_api.buffering.keys import SiteKeys
 from ccat_api.buffering.tracker import UNIQUE_CLAIM_GRACE_MS
 from ccat_api.config import Settings

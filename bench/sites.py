@@ -19,20 +19,18 @@ import contextlib
 import math
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
 
 from bench.report import Goal, Row
+from bench.rig import Bench
 from bench.sysinfo import CpuMeter, machine
 from ccat_api.buffering.keys import SiteKeys
 from ccat_api.devstack.sites import SecondarySite
 from ccat_api.devstack.stack import Stack
 from ccat_api.runtime import make_redis
-
-if TYPE_CHECKING:  # bench.run imports this module for its PHASES
-    from bench.run import Bench
 
 SITE_NAMES = ("bench-sites-a", "bench-sites-b")
 # Not CCAT_*: that prefix is the service's settings (tests/unit/test_config.py holds it so).

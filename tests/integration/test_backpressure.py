@@ -240,7 +240,7 @@ async def test_writes_wait_for_a_redis_connection_while_redis_is_slow_rather_tha
     try:
         async with serve(settings) as url, client(url, tokens.operator) as http:
             await start_eou(http)  # connections made, scripts loaded
-            await admin.execute_command("CLIENT", "PAUSE", REDIS_PAUSE_MS, "WRITE")
+            await admin.client_pause(REDIS_PAUSE_MS, all=False)  # write commands only
             paused_at = time.monotonic()
             answers = await asyncio.gather(
                 *(

@@ -17,6 +17,9 @@ from redis.exceptions import RedisError, ResponseError
 from ccat_api.buffering.batches import StreamEntry, parse_entry
 from ccat_api.buffering.keys import CONSUMER_GROUP, CONSUMER_NAME, SiteKeys
 
+# Entries per XREADGROUP: about a millisecond of Redis's time each.
+READ_CHUNK = 500
+
 
 class StreamConsumer:
     def __init__(self, redis: Redis, keys: SiteKeys, *, batch_size: int) -> None:
@@ -74,11 +77,30 @@ class StreamConsumer:
     async def _read(
         self, from_id: str, block_ms: int | None, *, count: int | None = None
     ) -> list[StreamEntry]:
+        """Up to ``count`` (a batch) entries, in reads of ``READ_CHUNK``: one read of a batch
+        of 5,000 held Redis, and every accept behind it, for 13 ms (p50; 28 ms at most) in
+        the slow log of a drain beside 200 writes/s."""
+        wanted = count or self._batch_size
+        entries: list[StreamEntry] = []
+        while len(entries) < wanted:
+            chunk = min(READ_CHUNK, wanted - len(entries))
+            read = await self._read_chunk(from_id, block_ms if not entries else None, chunk)
+            entries += read
+            if len(read) < chunk:
+                break
+            if from_id != ">":
+                # Pending entries: the next read starts after the last one read.
+                from_id = read[-1].stream_id
+        return entries
+
+    async def _read_chunk(
+        self, from_id: str, block_ms: int | None, count: int
+    ) -> list[StreamEntry]:
         reply = await self._redis.xreadgroup(
             CONSUMER_GROUP,
             CONSUMER_NAME,
             {self._keys.stream: from_id},
-            count=count or self._batch_size,
+            count=count,
             block=block_ms,
         )
         if not reply:

@@ -92,10 +92,10 @@ class MainUpkeep:
             await self._reporting
 
     def _reports_due(self, now: float) -> bool:
-        return any(
-            last is None or now - last >= self._report_interval_s
-            for last in (self._last_report_at, self._last_sweep_at)
-        )
+        return self._due(self._last_report_at, now) or self._due(self._last_sweep_at, now)
+
+    def _due(self, last: float | None, now: float) -> bool:
+        return last is None or now - last >= self._report_interval_s
 
     async def _send_reports(self) -> None:
         try:
@@ -154,11 +154,7 @@ class MainUpkeep:
         entry has the oldest version; entries moved to the end (held behind a dependency)
         come from the same window, so they do not change the answer."""
         now = time.monotonic()
-        if (
-            not force
-            and self._last_report_at is not None
-            and now - self._last_report_at < self._report_interval_s
-        ):
+        if not force and not self._due(self._last_report_at, now):
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.xrange(self._keys.stream, count=1)
@@ -178,11 +174,7 @@ class MainUpkeep:
         and the watermark it finds, told to main, which prunes its bookkeeping below it. A
         report main cannot take waits for the next one: it never stops the replay."""
         now = time.monotonic()
-        if (
-            not force
-            and self._last_sweep_at is not None
-            and now - self._last_sweep_at < self._report_interval_s
-        ):
+        if not force and not self._due(self._last_sweep_at, now):
             return None
         sweep = await self._retention.sweep()
         watermark = sweep.watermark

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -43,6 +43,12 @@ from ccat_api.config_status import StatusSettings
 from ccat_api.errors import first_line
 
 THRESHOLDS_PANEL = "Thresholds (exit code 1 warning, 2 critical; default: the setting)"
+
+
+def threshold(help_text: str, setting: str) -> Any:
+    """An option that overrides one status_* setting for this run: shown in the thresholds
+    panel with the setting's name as its default, since the value comes from there."""
+    return typer.Option(help=help_text, rich_help_panel=THRESHOLDS_PANEL, show_default=setting)
 
 
 def status_table(status: SiteStatus, recent: list[TransactionState]) -> Group:
@@ -105,50 +111,31 @@ def status(
     ] = False,
     warn_pending_age_s: Annotated[
         float | None,
-        typer.Option(
-            help="Warning: the oldest pending write is older",
-            rich_help_panel=THRESHOLDS_PANEL,
-            show_default="status_warn_pending_age_s",
-        ),
+        threshold("Warning: the oldest pending write is older", "status_warn_pending_age_s"),
     ] = None,
     critical_pending_age_s: Annotated[
         float | None,
-        typer.Option(
-            help="Critical: the oldest pending write is older",
-            rich_help_panel=THRESHOLDS_PANEL,
-            show_default="status_critical_pending_age_s",
-        ),
+        threshold("Critical: the oldest pending write is older", "status_critical_pending_age_s"),
     ] = None,
     critical_main_unreachable_s: Annotated[
         float | None,
-        typer.Option(
-            help="Critical: main unreachable from a secondary site for longer (shorter: warning)",
-            rich_help_panel=THRESHOLDS_PANEL,
-            show_default="status_critical_main_unreachable_s",
+        threshold(
+            "Critical: main unreachable from a secondary site for longer (shorter: warning)",
+            "status_critical_main_unreachable_s",
         ),
     ] = None,
     critical_dead_letters: Annotated[
         int | None,
-        typer.Option(
-            help="Critical: more dead letters than this",
-            rich_help_panel=THRESHOLDS_PANEL,
-            show_default="status_critical_dead_letters",
-        ),
+        threshold("Critical: more dead letters than this", "status_critical_dead_letters"),
     ] = None,
     warn_replica_lag_s: Annotated[
         float | None,
-        typer.Option(
-            help="Warning: the replica's apply lag is longer",
-            rich_help_panel=THRESHOLDS_PANEL,
-            show_default="status_warn_replica_lag_s",
-        ),
+        threshold("Warning: the replica's apply lag is longer", "status_warn_replica_lag_s"),
     ] = None,
     warn_memory_fraction: Annotated[
         float | None,
-        typer.Option(
-            help="Warning: the buffer's Redis uses more of its maxmemory",
-            rich_help_panel=THRESHOLDS_PANEL,
-            show_default="status_warn_memory_fraction",
+        threshold(
+            "Warning: the buffer's Redis uses more of its maxmemory", "status_warn_memory_fraction"
         ),
     ] = None,
 ) -> None:

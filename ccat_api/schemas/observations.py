@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import Field
@@ -19,6 +19,10 @@ from ccat_api.schemas.inputs import (
 from ccat_api.schemas.raw_data import RawDataFileRead, RawDataPackageRead
 from ccat_api.schemas.transfers import TransferRead
 
+# What the start and the finish of a unit may record of its conditions (one set of bounds).
+PwvMm = Annotated[float, Field(ge=0, le=50)]
+MeanElevationDeg = Annotated[float, Field(ge=-90, le=90)]
+
 
 class ExecutedObsUnitStart(Strict):
     obs_unit_id: IntId
@@ -26,8 +30,8 @@ class ExecutedObsUnitStart(Strict):
     start_time: Timestamp | None = Field(
         default=None, description="When the observation started; defaults to now."
     )
-    mean_pwv_mm: float | None = Field(default=None, ge=0, le=50)
-    mean_elevation_deg: float | None = Field(default=None, ge=-90, le=90)
+    mean_pwv_mm: PwvMm | None = None
+    mean_elevation_deg: MeanElevationDeg | None = None
     conditions: Conditions = Field(default_factory=dict)
 
     model_config = examples({"obs_unit_id": 1, "instrument_module_id": 2})
@@ -40,8 +44,8 @@ class ExecutedObsUnitFinish(Strict):
 
     status: Literal["success", "failed", "interrupted"] = "success"
     end_time: Timestamp | None = Field(default=None, description="Defaults to now.")
-    mean_pwv_mm: float | None = Field(default=None, ge=0, le=50)
-    mean_elevation_deg: float | None = Field(default=None, ge=-90, le=90)
+    mean_pwv_mm: PwvMm | None = None
+    mean_elevation_deg: MeanElevationDeg | None = None
     conditions: Conditions | None = Field(
         default=None, description="Merged into the conditions recorded at start."
     )

@@ -90,17 +90,25 @@ class SubProgramFilters(Search):
 SOLAR_SYSTEM_BODIES = (
     "sun", "moon", "mercury", "venus", "mars", "jupiter", "saturn", "uranus", "neptune",
 )  # fmt: skip
+SolarSystemBody = Literal[SOLAR_SYSTEM_BODIES]  # type: ignore[valid-type]
+
+# A source's position, as a create and an update take it (one set of bounds for both).
+RaDeg = Annotated[float, Field(ge=0, lt=360)]
+DecDeg = Annotated[float, Field(ge=-90, le=90)]
+ElevationDeg = Annotated[float, Field(gt=0, le=90)]
+AzimuthMinDeg = Annotated[float, Field(ge=0, lt=360)]
+AzimuthMaxDeg = Annotated[float, Field(ge=0, le=360)]
 
 
 class SourceCreate(Strict):
     name: Name
     source_type: Literal["fixed", "solar_system", "constant_elevation"]
-    ra_deg: float | None = Field(default=None, ge=0, lt=360, description="ICRS, fixed sources")
-    dec_deg: float | None = Field(default=None, ge=-90, le=90)
-    body: Literal[SOLAR_SYSTEM_BODIES] | None = None  # type: ignore[valid-type]
-    elevation_deg: float | None = Field(default=None, gt=0, le=90)
-    azimuth_min_deg: float | None = Field(default=None, ge=0, lt=360)
-    azimuth_max_deg: float | None = Field(default=None, ge=0, le=360)
+    ra_deg: RaDeg | None = Field(default=None, description="ICRS, fixed sources")
+    dec_deg: DecDeg | None = None
+    body: SolarSystemBody | None = None
+    elevation_deg: ElevationDeg | None = None
+    azimuth_min_deg: AzimuthMinDeg | None = None
+    azimuth_max_deg: AzimuthMaxDeg | None = None
     description: Text = ""
 
     model_config = ConfigDict(
@@ -138,12 +146,12 @@ class SourceUpdate(Strict):
     model_config = examples({"description": "Hot core"})
 
     name: Name | None = None
-    ra_deg: float | None = Field(default=None, ge=0, lt=360)
-    dec_deg: float | None = Field(default=None, ge=-90, le=90)
-    body: Literal[SOLAR_SYSTEM_BODIES] | None = None  # type: ignore[valid-type]
-    elevation_deg: float | None = Field(default=None, gt=0, le=90)
-    azimuth_min_deg: float | None = Field(default=None, ge=0, lt=360)
-    azimuth_max_deg: float | None = Field(default=None, ge=0, le=360)
+    ra_deg: RaDeg | None = None
+    dec_deg: DecDeg | None = None
+    body: SolarSystemBody | None = None
+    elevation_deg: ElevationDeg | None = None
+    azimuth_min_deg: AzimuthMinDeg | None = None
+    azimuth_max_deg: AzimuthMaxDeg | None = None
     description: Text | None = None
 
 

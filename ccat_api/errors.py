@@ -86,6 +86,12 @@ class Unprocessable(CcatError):
 class InvalidReference(Unprocessable):
     code = "invalid_reference"
 
+    @classmethod
+    def missing(cls, field: str, what: str, ref: object) -> InvalidReference:
+        """The record ``field`` names is not there; every such refusal reads the same, so a
+        client can rely on one wording."""
+        return cls(f"{field}: {what} {ref} does not exist", field=field)
+
 
 class IdempotencyKeyReused(Unprocessable):
     code = "idempotency_key_reused"

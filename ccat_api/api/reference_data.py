@@ -237,7 +237,7 @@ async def _visibility_inputs(
             raise Unprocessable("site_id: no telescope is recorded; name a site", field="site_id")
     site = await runtime.references.row("sites", site_id)
     if site is None:
-        raise InvalidReference(f"site_id: site {site_id} does not exist", field="site_id")
+        raise InvalidReference.missing("site_id", "site", site_id)
     location = visibility.SiteLocation(
         site["latitude_deg"], site["longitude_deg"], site["elevation_m"]
     )

@@ -33,10 +33,16 @@ class WriteContext:
     async def require_module(self, module_id: int, field: str) -> int:
         module = await self.references.instrument_module(module_id)
         if module is None:
-            raise InvalidReference(
-                f"{field}: instrument module {module_id} does not exist", field=field
-            )
+            raise InvalidReference.missing(field, "instrument module", module_id)
         return module.instrument_id
+
+    async def reference_row(self, table: str, row_id: int, field: str, what: str) -> dict[str, Any]:
+        """A reference-data row the body names in ``field`` (a route, a data location:
+        written at main, read through the cache), or a 422 naming it."""
+        row = await self.references.row(table, row_id)
+        if row is None:
+            raise InvalidReference.missing(field, what, row_id)
+        return row
 
     async def existing(self, table: str, pk: UUID, what: str) -> dict[str, Any]:
         """The record a write changes, as this site reads it (buffered ones too), or a 404."""
@@ -49,5 +55,5 @@ class WriteContext:
         """A record the body names in ``field`` (buffered ones too), or a 422 naming it."""
         found = await self.reader.get(table, pk)
         if found is None:
-            raise InvalidReference(f"{field}: {what} {pk} does not exist", field=field)
+            raise InvalidReference.missing(field, what, pk)
         return found

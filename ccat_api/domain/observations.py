@@ -17,9 +17,7 @@ MODEL = "executed_obs_units"
 async def start(ctx: WriteContext, body: ExecutedObsUnitStart) -> PreparedWrite:
     obs_unit = await ctx.references.obs_unit(body.obs_unit_id)
     if obs_unit is None:
-        raise InvalidReference(
-            f"obs_unit_id: obs unit {body.obs_unit_id} does not exist", field="obs_unit_id"
-        )
+        raise InvalidReference.missing("obs_unit_id", "obs unit", body.obs_unit_id)
     if body.instrument_module_id is not None:
         instrument_id = await ctx.require_module(body.instrument_module_id, "instrument_module_id")
         if instrument_id != obs_unit.instrument_id:

@@ -50,10 +50,8 @@ async def _create_files(
     for i, f in enumerate(files):
         await ctx.require_module(f.instrument_module_id, field(i, "instrument_module_id"))
         if str(f.executed_obs_unit_id) not in executed:
-            raise InvalidReference(
-                f"{field(i, 'executed_obs_unit_id')}: executed obs unit"
-                f" {f.executed_obs_unit_id} does not exist",
-                field=field(i, "executed_obs_unit_id"),
+            raise InvalidReference.missing(
+                field(i, "executed_obs_unit_id"), "executed obs unit", f.executed_obs_unit_id
             )
         if f.raw_data_package_id is not None:
             _check_package_accepts(
@@ -82,7 +80,7 @@ async def create_package(ctx: WriteContext, body: RawDataPackageCreate) -> Prepa
         name = f"raw_data_file_ids[{i}]"
         current = existing.get(str(file_id))
         if current is None:
-            raise InvalidReference(f"{name}: raw data file {file_id} does not exist", field=name)
+            raise InvalidReference.missing(name, "raw data file", file_id)
         if current["executed_obs_unit_id"] != body.executed_obs_unit_id:
             raise Unprocessable(
                 f"{name}: raw data file {file_id} belongs to another executed obs unit",
@@ -195,9 +193,7 @@ def _check_package_accepts(
 ) -> None:
     package_id = file.raw_data_package_id
     if package is None:
-        raise InvalidReference(
-            f"{field}: raw data package {package_id} does not exist", field=field
-        )
+        raise InvalidReference.missing(field, "raw data package", package_id)
     if package["executed_obs_unit_id"] != file.executed_obs_unit_id:
         raise Unprocessable(
             f"{field}: raw data package {package_id} belongs to another executed obs unit",

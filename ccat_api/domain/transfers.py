@@ -27,7 +27,7 @@ from ccat_api.db.models import (
     TransferStatus,
 )
 from ccat_api.domain.context import WriteContext
-from ccat_api.errors import InvalidReference, StateConflict, Unprocessable
+from ccat_api.errors import StateConflict, Unprocessable
 from ccat_api.schemas.transfers import (
     PhysicalCopyCreate,
     PhysicalCopyUpdate,
@@ -66,15 +66,6 @@ SENDABLE = (
 )
 
 
-async def _require_reference(
-    ctx: WriteContext, table: str, row_id: int, field: str, what: str
-) -> dict[str, Any]:
-    found = await ctx.references.row(table, row_id)
-    if found is None:
-        raise InvalidReference(f"{field}: {what} {row_id} does not exist", field=field)
-    return found
-
-
 async def start(ctx: WriteContext, body: TransferCreate) -> PreparedWrite:
     package = await ctx.referenced(
         PACKAGES, body.raw_data_package_id, "raw_data_package_id", "raw data package"
@@ -84,9 +75,7 @@ async def start(ctx: WriteContext, body: TransferCreate) -> PreparedWrite:
             f"raw_data_package_id: package is {package['status']}; finalize it first",
             field="raw_data_package_id",
         )
-    route = await _require_reference(
-        ctx, "data_transfer_routes", body.route_id, "route_id", "route"
-    )
+    route = await ctx.reference_row("data_transfer_routes", body.route_id, "route_id", "route")
     if not route["active"]:
         raise StateConflict(f"route_id: route {route['name']!r} is inactive", field="route_id")
     builder = ctx.builder()
@@ -172,11 +161,11 @@ async def progress(ctx: WriteContext, transfer_id: UUID, body: TransferUpdate) -
 async def _record_arrival(
     ctx: WriteContext, builder: TransactionBuilder, transfer: dict[str, Any]
 ) -> list[UUID]:
-    route = await _require_reference(
-        ctx, "data_transfer_routes", transfer["route_id"], "route_id", "route"
+    route = await ctx.reference_row(
+        "data_transfer_routes", transfer["route_id"], "route_id", "route"
     )
-    destination = await _require_reference(
-        ctx, "data_locations", route["destination_location_id"], "route_id", "data location"
+    destination = await ctx.reference_row(
+        "data_locations", route["destination_location_id"], "route_id", "data location"
     )
     package = await ctx.existing(PACKAGES, transfer["raw_data_package_id"], "raw data package")
     copy_id = builder.insert(
@@ -243,8 +232,8 @@ async def add_copy(ctx: WriteContext, body: PhysicalCopyCreate) -> PreparedWrite
     await ctx.referenced(
         PACKAGES, body.raw_data_package_id, "raw_data_package_id", "raw data package"
     )
-    await _require_reference(
-        ctx, "data_locations", body.data_location_id, "data_location_id", "data location"
+    await ctx.reference_row(
+        "data_locations", body.data_location_id, "data_location_id", "data location"
     )
     builder = ctx.builder()
     copy_id = builder.insert(

@@ -78,14 +78,9 @@ async def create_package(ctx: WriteContext, body: RawDataPackageCreate) -> Prepa
     existing = await ctx.reader.get_many(FILES, body.raw_data_file_ids)
     for i, file_id in enumerate(body.raw_data_file_ids):
         name = f"raw_data_file_ids[{i}]"
-        current = existing.get(str(file_id))
-        if current is None:
-            raise InvalidReference.missing(name, "raw data file", file_id)
-        if current["executed_obs_unit_id"] != body.executed_obs_unit_id:
-            raise Unprocessable(
-                f"{name}: raw data file {file_id} belongs to another executed obs unit",
-                field=name,
-            )
+        current = _of_unit(
+            existing.get(str(file_id)), body.executed_obs_unit_id, name, "raw data file", file_id
+        )
         _check_same_module(body, current["instrument_module_id"], name)
         if current["raw_data_package_id"] is not None:
             raise StateConflict(
@@ -179,6 +174,20 @@ def _check_total_size(sizes: Sequence[int], field: str) -> None:
         )
 
 
+def _of_unit(
+    record: dict[str, Any] | None, unit_id: UUID, field: str, what: str, ref: object
+) -> dict[str, Any]:
+    """The record ``field`` names, which must exist and belong to the write's executed obs
+    unit: files and packages group the data of one unit, never mixing two."""
+    if record is None:
+        raise InvalidReference.missing(field, what, ref)
+    if record["executed_obs_unit_id"] != unit_id:
+        raise Unprocessable(
+            f"{field}: {what} {ref} belongs to another executed obs unit", field=field
+        )
+    return record
+
+
 def _check_same_module(body: RawDataPackageCreate, module_id: int, field: str) -> None:
     if module_id != body.instrument_module_id:
         raise Unprocessable(
@@ -192,13 +201,7 @@ def _check_package_accepts(
     package: dict[str, Any] | None, file: RawDataFileCreate, field: str
 ) -> None:
     package_id = file.raw_data_package_id
-    if package is None:
-        raise InvalidReference.missing(field, "raw data package", package_id)
-    if package["executed_obs_unit_id"] != file.executed_obs_unit_id:
-        raise Unprocessable(
-            f"{field}: raw data package {package_id} belongs to another executed obs unit",
-            field=field,
-        )
+    package = _of_unit(package, file.executed_obs_unit_id, field, "raw data package", package_id)
     if package["instrument_module_id"] != file.instrument_module_id:
         raise Unprocessable(
             f"{field}: raw data package {package_id} holds files of instrument module"

@@ -74,8 +74,11 @@ def _scopes_for(identity: Identity, requested: list[Permission] | None) -> list[
 
 
 async def _issue(
-    runtime: RuntimeDep, user_id: int, body: TokenCreate, scopes: list[str] | None
+    runtime: RuntimeDep, creator: Identity, user_id: int, body: TokenCreate
 ) -> TokenIssued:
+    """A token for ``user_id``, scoped here so that no route can issue one beyond what its
+    creator may do."""
+    scopes = _scopes_for(creator, body.scopes)
     expires_at = (
         datetime.now(UTC) + timedelta(days=body.expires_in_days) if body.expires_in_days else None
     )
@@ -118,7 +121,7 @@ async def my_tokens(identity: AccountAccess, runtime: RuntimeDep) -> list[TokenR
 async def create_my_token(
     body: TokenCreate, identity: AccountAccess, runtime: RuntimeDep
 ) -> TokenIssued:
-    return await _issue(runtime, account_id(identity), body, _scopes_for(identity, body.scopes))
+    return await _issue(runtime, identity, account_id(identity), body)
 
 
 @router.delete(
@@ -157,4 +160,4 @@ async def all_tokens(
 async def create_token_for(
     user_id: IdParam, body: TokenCreate, identity: TokensAccess, runtime: RuntimeDep
 ) -> TokenIssued:
-    return await _issue(runtime, user_id, body, _scopes_for(identity, body.scopes))
+    return await _issue(runtime, identity, user_id, body)

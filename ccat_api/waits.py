@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import random
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -40,3 +41,21 @@ async def first_of(*events: asyncio.Event, timeout_s: float | None) -> None:
 async def sleep_or_stop(stop: asyncio.Event, delay_s: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=delay_s)
+
+
+async def cancel_and_wait(task: asyncio.Future[Any] | None, *ignored: type[BaseException]) -> None:
+    """Cancel ``task`` (None: nothing to do) and wait until it has stopped, dropping what it
+    raised on the way out if it is one of ``ignored``. Waiting matters: a task still running
+    after its owner closed a connection would use it. If the caller is itself being
+    cancelled, that cancellation goes on (a bare ``suppress(CancelledError)`` would eat it)."""
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+    except ignored:
+        pass

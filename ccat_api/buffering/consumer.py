@@ -8,7 +8,6 @@ batch while one is on the WAN; whatever a dropped prefetch read stays pending in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 
 from redis.asyncio import Redis
@@ -16,6 +15,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from ccat_api.buffering.batches import StreamEntry, parse_entry
 from ccat_api.buffering.keys import CONSUMER_GROUP, CONSUMER_NAME, SiteKeys
+from ccat_api.waits import cancel_and_wait
 
 # Entries per XREADGROUP: about a millisecond of Redis's time each.
 READ_CHUNK = 500
@@ -69,10 +69,7 @@ class StreamConsumer:
 
     async def drop_prefetch(self) -> None:
         prefetch, self._prefetch = self._prefetch, None
-        if prefetch is not None:
-            prefetch.cancel()
-            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
-                await prefetch
+        await cancel_and_wait(prefetch, RedisError, OSError)
 
     async def _read(
         self, from_id: str, block_ms: int | None, *, count: int | None = None

@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 
 from ccat_api.buffering.keys import SiteKeys
 from ccat_api.metrics import LEASE_RENEWAL_FAILURES
+from ccat_api.waits import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,4 @@ class Lease:
             yield
         finally:
             done.set()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait(task, Exception)

@@ -55,7 +55,7 @@ from ccat_api.metrics import (
     REPLAY_BATCH_SIZE,
 )
 from ccat_api.supervisor import Crash
-from ccat_api.waits import Backoff, sleep_or_stop
+from ccat_api.waits import Backoff, cancel_and_wait, sleep_or_stop
 
 # runtime.build_worker takes the processor's Backoff from here.
 __all__ = ["Backoff", "Processor"]
@@ -246,10 +246,7 @@ class Processor:
         and is read again, in order, from the pending list."""
         await self._consumer.drop_prefetch()
         recording, self._recording = self._recording, None
-        if recording is not None:
-            recording.cancel()
-            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
-                await recording
+        await cancel_and_wait(recording, RedisError, OSError)
         self._just_settled = {}
 
     async def _replay(self, entries: list[StreamEntry], *, pipelined: bool = False) -> int:

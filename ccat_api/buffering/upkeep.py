@@ -15,7 +15,6 @@ a batch.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
@@ -30,6 +29,7 @@ from ccat_api.buffering.keys import SiteKeys
 from ccat_api.buffering.lease import Lease
 from ccat_api.buffering.retention import SiteRetention, Sweep
 from ccat_api.metrics import REPLAYED_AFTER_FAILOVER
+from ccat_api.waits import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +110,7 @@ class MainUpkeep:
         """Stop a report in flight (main took it or it is sent again later) and close the
         reports' connection."""
         reporting, self._reporting = self._reporting, None
-        if reporting is not None:
-            reporting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reporting
+        await cancel_and_wait(reporting)
         await self._reports.close()
 
     async def follow_horizon(self) -> None:

@@ -34,12 +34,17 @@ if #results.applied > 0 then
   redis.call('HSET', stats_key, 'main_lsn', lsn)
 end
 
+-- One ZADD, XACK and XDEL for all the applied (at the end, after keep read their entries):
+-- a command per transaction costs Redis as much again, and its AOF an entry each.
+local scored, acked = {}, {}
 for _, item in ipairs(results.applied) do
   local tx_id, stream_id = item[1], item[2]
   redis.call('HSET', tx_prefix .. tx_id,
     'state', 'applied', 'applied_at', now_ms, 'lsn', lsn)
   redis.call('HDEL', tx_prefix .. tx_id, 'last_error')
-  redis.call('ZADD', applied_key, lsn, tx_id)
+  table.insert(scored, lsn)
+  table.insert(scored, tx_id)
+  table.insert(acked, stream_id)
   if keep then
     local entry = redis.call('XRANGE', stream_key, stream_id, stream_id)
     if entry[1] then
@@ -56,10 +61,13 @@ for _, item in ipairs(results.applied) do
     end
     redis.call('ZADD', undurable_key, lsn, tx_id)
   end
-  redis.call('XACK', stream_key, group, stream_id)
-  redis.call('XDEL', stream_key, stream_id)
   table.insert(events, {tx_id = tx_id, state = 'applied', lsn = tonumber(lsn),
     at = tonumber(now_ms)})
+end
+if #acked > 0 then
+  redis.call('ZADD', applied_key, unpack(scored))
+  redis.call('XACK', stream_key, group, unpack(acked))
+  redis.call('XDEL', stream_key, unpack(acked))
 end
 
 for _, item in ipairs(results.failed) do

@@ -18,10 +18,13 @@ for _, tx_id in ipairs(ready) do
   -- Settled: its stream entry is gone, and the hash is kept for days.
   redis.call('HDEL', txkey, 'stream_id')
   redis.call('EXPIRE', txkey, ttl)
-  redis.call('ZREM', applied_key, tx_id)
-  redis.call('ZREM', unsettled_key, tx_id)
   table.insert(events, {tx_id = tx_id, state = 'visible', lsn = tonumber(replay_lsn),
     at = tonumber(now_ms)})
+end
+-- One ZREM each for the whole call, rather than two commands per transaction.
+if #ready > 0 then
+  redis.call('ZREM', applied_key, unpack(ready))
+  redis.call('ZREM', unsettled_key, unpack(ready))
 end
 publish_all(channel, events)
 count(stats_key, 'visible', #ready)

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
+from playwright.async_api import Browser, async_playwright
 
 from ccat_api.auth.tokens import issue_service_token
 from ccat_api.buffering.worker import SiteWorker
@@ -17,6 +18,7 @@ from ccat_api.config import Settings
 from ccat_api.db.engines import PrimaryDatabase, make_engine
 from ccat_api.db.models import Role
 from ccat_api.devstack.stack import Stack
+from tests.integration.console_page import CHROMIUM, CHROMIUM_ARGS
 from tests.support import running_stack, site_worker
 
 
@@ -99,3 +101,14 @@ def fresh_obs_unit(stack: Stack) -> int:
     )
     stack.wait_replica_caught_up()
     return int(new_id.splitlines()[0])
+
+
+# The console tests' (test_console_*.py) headless Chromium.
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()

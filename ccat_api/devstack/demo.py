@@ -16,11 +16,10 @@ from typing import Any, ParamSpec
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from ccat_api.auth.tokens import issue_service_token
 from ccat_api.client import Client, WriteResult
-from ccat_api.db.engines import PrimaryDatabase, make_engine
 from ccat_api.db.models import Role
 from ccat_api.devstack.stack import MAIN_SITE, Stack
+from ccat_api.devstack.tokens import issue_tokens
 
 FILE = {"size_bytes": 52_428_800, "file_type": "fits", "instrument_module_id": 2}
 DRAIN_TIMEOUT_S = 120
@@ -101,21 +100,11 @@ def _say_metrics(t: Timeline, site: str, sdk: Client) -> dict[str, float]:
 
 
 def _tokens(stack: Stack) -> dict[Role, str]:
-    async def make() -> dict[Role, str]:
-        db = PrimaryDatabase(
-            make_engine(
-                stack.main_db.url(), pool_size=1, connect_timeout_s=5, application_name="demo"
-            )
-        )
-        try:
-            return {
-                role: (await issue_service_token(db, f"demo-{role.value}", role.value)).plaintext
-                for role in (Role.OPERATOR, Role.VIEWER, Role.ADMIN)
-            }
-        finally:
-            await db.dispose()
-
-    return asyncio.run(make())
+    roles = (Role.OPERATOR, Role.VIEWER, Role.ADMIN)
+    issued = asyncio.run(
+        issue_tokens(stack, {f"demo-{r.value}": r.value for r in roles}, application_name="demo")
+    )
+    return {r: issued[f"demo-{r.value}"] for r in roles}
 
 
 def _wait(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.05) -> bool:

@@ -121,16 +121,10 @@ def run_campaign(config: CampaignConfig, progress: object = print) -> CampaignRe
 
 
 async def _issue_token(stack: Stack) -> str:
-    from ccat_api.auth.tokens import issue_service_token
-    from ccat_api.db.engines import PrimaryDatabase, make_engine
+    from ccat_api.devstack.tokens import issue_tokens
 
-    db = PrimaryDatabase(
-        make_engine(stack.main_db.url(), pool_size=1, connect_timeout_s=5, application_name="chaos")
-    )
-    try:
-        return (await issue_service_token(db, "chaos-campaign", "service")).plaintext
-    finally:
-        await db.dispose()
+    issued = await issue_tokens(stack, {"chaos-campaign": "service"}, application_name="chaos")
+    return issued["chaos-campaign"]
 
 
 async def _campaign(

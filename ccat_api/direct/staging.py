@@ -49,7 +49,7 @@ async def _location_with_role(
 ) -> None:
     location = await references.row("data_locations", location_id)
     if location is None:
-        raise InvalidReference(f"{field}: data location {location_id} does not exist", field=field)
+        raise InvalidReference.missing(field, "data location", location_id)
     if location["role"] != role:
         raise Unprocessable(
             f"{field}: data location {location['name']!r} is a {location['role']} location,"

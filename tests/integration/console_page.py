@@ -48,7 +48,3 @@ async def open_console(
         "data-state", "live", timeout=WAIT_MS
     )
     return page, problems
-
-
-def row(page: Page, table: str, tx_id: str) -> object:
-    return page.locator(f'#{table} tr[data-tx-id="{tx_id}"]')

@@ -13,13 +13,8 @@ from ccat_api.buffering.worker import SiteWorker
 from ccat_api.config import Settings
 from ccat_api.devstack.stack import Stack
 from tests.integration.conftest import Tokens
-from tests.integration.exposition import site_metric as site_metric
 from tests.integration.monitors import event_where, frame, frame_where, live_settings, monitor
-from tests.integration.monitors import events_in as events_in
 from tests.support import client, serve
-
-# site_metric and events_in are imported as themselves (re-exported): test_replica_down.py and
-# test_live_workers.py import them from here, where they were before the split.
 
 
 async def test_transaction_stream_shows_each_state_of_a_write(

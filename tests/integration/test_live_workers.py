@@ -17,7 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from ccat_api.devstack.stack import ManagedProcess, Stack
 from ccat_api.devstack.system import free_port, wait_port
 from tests.integration.conftest import Tokens
-from tests.integration.test_live import events_in
+from tests.integration.monitors import events_in
 from tests.support import bearer, eventually
 
 WRITES = 20

@@ -16,7 +16,7 @@ from ccat_api.buffering.worker import SiteWorker
 from ccat_api.config import Settings
 from ccat_api.devstack.stack import Stack
 from tests.integration.conftest import Tokens
-from tests.integration.test_live import site_metric
+from tests.integration.exposition import site_metric
 from tests.support import RAW_FILE, buffer_state, client, fetch, ok, serve, start_eou
 
 

@@ -18,7 +18,6 @@ import pytest
 from ccat_api.client import AsyncClient, Client, SpoolOptions, WriteResult, WriteSpooled
 from tests.unit.client.fake_gateway import BASE_URL, FAST, TOKEN, Kind, accepted, refused
 
-LOGS = "/api/transfer/transfers/019a4c2e-7f00-7000-8000-000000000005/logs"
 TRANSFER = "019a4c2e-7f00-7000-8000-000000000005"
 
 

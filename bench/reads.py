@@ -157,6 +157,15 @@ async def drain(stack: Stack, redis: Redis, claims_gone: bool) -> float:
     return taken
 
 
+async def bucket_encodings(redis: Redis, keys: SiteKeys) -> dict[str, int]:
+    """How many visible-status buckets Redis keeps in each encoding (listpack: compact)."""
+    found: dict[str, int] = {}
+    async for key in redis.scan_iter(match=f"{keys.visible_prefix}[0-9]*", count=10_000):
+        encoding = (await redis.object("encoding", key)).decode()
+        found[encoding] = found.get(encoding, 0) + 1
+    return found
+
+
 async def measure(stack: Stack, url: str, token: str, args: argparse.Namespace) -> dict[str, Any]:
     keys = SiteKeys(SITE)
     redis = make_redis(stack.redis.url)
@@ -198,6 +207,8 @@ async def measure(stack: Stack, url: str, token: str, args: argparse.Namespace) 
             math.nan if math.isnan(result["drain_s"]) else (settled - before) / max(1, filled["ok"])
         )
         result["memory"] = {"before": before, "buffered": buffered, "settled": settled}
+        result["visible_buckets"] = await bucket_encodings(redis, keys)
+        print(f"visible statuses kept in buckets: {result['visible_buckets']}", flush=True)
     finally:
         await client.aclose()
         await redis.aclose()

@@ -124,7 +124,7 @@ def rows(m: dict[str, Any]) -> list[Row]:
             note=f"{m['settled_keys']:,} keys: statuses and claims not yet expired"),
         Row("after", "used_memory after expiry and sweep", m["after"] / mb, "MB",
             note=f"{m['after_keys']} keys; watermark {m['watermark']:,};"
-            f" {m['recent_trimmed']:,} expired ids dropped from recent"),
+            f" {m['recent_trimmed']:,} expired ids and buckets dropped from recent and visible"),
         Row("kept", "kept after settling", kept / mb, "MB", GOAL_KEPT_MB,
             note=f"{100 * kept / growth:.2f}% of the {growth / mb:.1f} MB the backlog took"),
     ]  # fmt: skip

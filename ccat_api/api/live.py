@@ -62,6 +62,7 @@ from ccat_api.live.services import (
     LiveServices,
 )
 from ccat_api.metrics import WEBSOCKET_CONNECTIONS, WEBSOCKET_DROPPED
+from ccat_api.waits import cancel_and_wait
 
 log = logging.getLogger(__name__)
 router = APIRouter(route_class=CheckedRoute, tags=["live"])
@@ -303,10 +304,7 @@ async def _forward(
         done, _ = await asyncio.wait(tasks, timeout=lifetime_s, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait(task, Exception)
     if receiver in done or sender in done:
         return None
     if overflow in done:

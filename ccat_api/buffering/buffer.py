@@ -73,6 +73,7 @@ class WriteBuffer:
                     self._keys.recent,
                     self._keys.stats,
                     self._keys.unsettled,
+                    self._keys.visible_bucket(envelope.tx_id),
                     *idem_keys,
                 ],
                 args=[

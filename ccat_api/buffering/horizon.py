@@ -83,7 +83,18 @@ class MainHorizon:
         async with self._redis.pipeline(transaction=True) as pipe:
             for tx_id in (*outcome.applied, *outcome.duplicates):
                 key = self._keys.tx(tx_id)
-                pipe.hset(key, mapping={"state": "applied", "lsn": outcome.lsn})
+                # Once visible, the hash kept only kept_*: the status is whole again.
+                tx = by_id[tx_id]
+                pipe.hset(
+                    key,
+                    mapping={
+                        "state": "applied",
+                        "lsn": outcome.lsn,
+                        "seq": tx.seq,
+                        "deps": ",".join(tx.deps),
+                        "touched": " ".join(ref.key for ref in tx.envelope.touched()),
+                    },
+                )
                 pipe.persist(key)
                 pipe.zadd(self._keys.applied, {tx_id: outcome.lsn})
                 pipe.zadd(self._keys.undurable, {tx_id: outcome.lsn})

@@ -5,14 +5,23 @@ All keys live under ``P = ccat:{site}`` so several sites (or test runs) share on
 - ``P:stream`` (stream): buffered envelopes (tx, seq, deps, env); entry deleted once settled.
 - ``P:seq`` (string): the site's acceptance counter.
 - ``P:tx:{tx_id}`` (hash): state, timestamps, LSN, attempts, errors; kept while buffered,
-  applied or failed, then for ``tx_status_ttl_s`` after it became visible or was discarded.
+  applied or failed, then for ``tx_status_ttl_s`` after it was discarded. Once visible, only
+  the fields ``horizon.py`` keeps (``kept_*``) stay, until main's standbys have the commit.
+- ``P:visible:{second}`` (hash): tx_id -> the compact status of a visible transaction
+  (``status.lua``), by the second its UUIDv7 tx_id was made in; expires ``tx_status_ttl_s``
+  after its last member became visible. A hash of a few hundred short fields is one
+  listpack in Redis (``deploy/redis/redis.conf`` sets how large), so a settled status costs
+  about its own bytes, where a hash of its own and a member of ``recent`` cost 450 B.
+- ``P:visible`` (zset): those seconds, scored by themselves, for listings; ``P:visible:count``
+  (hash): how many statuses each holds, and their ``total``.
 - ``P:applied`` (zset): tx_id scored by commit LSN, waiting for the replica.
 - ``P:dead`` (zset): dead-lettered tx_id scored by seq, until retried or discarded.
 - ``P:undurable`` (zset): applied tx_id scored by commit LSN while main's standbys may not
   have it yet (``main_standby_names``); its status hash keeps the envelope (``kept_*``) until
   they do, so a failover of main that loses the commit is replayed (``horizon.py``).
-- ``P:recent`` (zset): tx_id scored by seq, for status listings; a member goes when its
-  status hash has expired (retention.lua), and the count is capped besides.
+- ``P:recent`` (zset): tx_id scored by seq, for status listings; a member goes when it
+  becomes visible, or when its status hash has expired (retention.lua), and the count is
+  capped besides.
 - ``P:unsettled`` (zset): tx_id scored by seq while the transaction may still be sent to main
   (buffered or held); its lowest score is the site's replay watermark (``retention.py``).
 - ``P:ov:{model}`` (hash): pk -> layers ``tx_id|seq|op|json``, one line per pending step.
@@ -62,6 +71,8 @@ ENTRY_SEPARATOR = ":"
 # records a read must fold, and the sorted sets by column ("~by=column@score" when filed).
 FOLD_ENTRY = "~fold"
 ORDER_ENTRY_PREFIX = "~by="
+# The width of a visible-status bucket: a UUIDv7 tx_id's first 48 bits are its Unix ms.
+VISIBLE_BUCKET_MS = 1000
 
 
 class SiteKeys:
@@ -84,6 +95,9 @@ class SiteKeys:
         self.history = f"{self.prefix}:history"
         self.quota_prefix = f"{self.prefix}:quota"
         self.tx_prefix = f"{self.prefix}:tx:"
+        self.visible = f"{self.prefix}:visible"
+        self.visible_prefix = f"{self.visible}:"
+        self.visible_count = f"{self.visible}:count"
         self.overlay_prefix = f"{self.prefix}:ov:"
         self.overlay_filed_prefix = f"{self.prefix}:ovx:"
         self.overlay_index_prefix = f"{self.prefix}:ovi:"
@@ -103,6 +117,9 @@ class SiteKeys:
     def tx(self, tx_id: str) -> str:
         return self.tx_prefix + tx_id
 
+    def visible_bucket(self, tx_id: str) -> str:
+        return self.visible_prefix + str(visible_bucket(tx_id))
+
     def overlay(self, model: str) -> str:
         return self.overlay_prefix + model
 
@@ -111,3 +128,9 @@ class SiteKeys:
 
     def idempotency(self, principal: str, key: str) -> str:
         return f"{self.prefix}:idem:{principal}:{key}"
+
+
+def visible_bucket(tx_id: str) -> int:
+    """The bucket of a transaction's visible status: the second its UUIDv7 id was made in
+    (status.lua's ``tx_bucket``)."""
+    return int(tx_id[:8] + tx_id[9:13], 16) // VISIBLE_BUCKET_MS

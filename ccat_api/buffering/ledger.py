@@ -1,8 +1,10 @@
 """Transaction status for people and monitors, and the operator's dead-letter actions.
 
-A transaction's state lives in its ``tx`` hash for as long as the site may need it (kept
-while buffered, applied or failed; ``tx_status_ttl_s`` after it became visible or was
-discarded). Retrying a dead letter also retries the transactions that were dead-lettered
+A transaction's state lives in its ``tx`` hash while buffered, applied or failed, and for
+``tx_status_ttl_s`` after it was discarded. Once visible, it is one line in the bucket of
+its second (``keys.py``, ``lua/status.lua``) for ``tx_status_ttl_s``: the days a site keeps
+statuses are mostly of visible transactions, and a line costs Redis a third of a hash.
+Retrying a dead letter also retries the transactions that were dead-lettered
 only because they depended on it, in their original order.
 """
 
@@ -17,7 +19,7 @@ import orjson
 from redis.asyncio import Redis
 
 from ccat_api.buffering.envelope import Envelope
-from ccat_api.buffering.keys import SiteKeys
+from ccat_api.buffering.keys import VISIBLE_BUCKET_MS, SiteKeys, visible_bucket
 from ccat_api.buffering.layers import overlay_plan
 from ccat_api.buffering.scripts import Scripts
 from ccat_api.buffering.wire import text, text_map
@@ -71,6 +73,28 @@ class TransactionStatus:
             conflict=orjson.loads(raw["conflict"]) if raw.get("conflict") else None,
         )
 
+    @classmethod
+    def from_visible(cls, tx_id: str, line: str) -> TransactionStatus:
+        """From its line in a visible bucket (status.lua's ``compact_status``)."""
+        seq, created, applied, visible, lsn, attempts, deps, touched = line.split("|", 7)
+        created_ms = visible_bucket(tx_id) * VISIBLE_BUCKET_MS + int(created)
+        return cls(
+            tx_id=tx_id,
+            state="visible",
+            seq=int(seq),
+            created_at=created_ms / 1000,
+            applied_at=(created_ms + int(applied)) / 1000 if applied else None,
+            visible_at=(created_ms + int(visible)) / 1000,
+            failed_at=None,
+            lsn=int(lsn) if lsn else None,
+            attempts=int(attempts or 0),
+            last_error=None,
+            error_code=None,
+            error=None,
+            depends_on=[d for d in deps.split(",") if d],
+            records=touched.split(),
+        )
+
 
 @dataclass(frozen=True)
 class BufferStats:
@@ -89,29 +113,34 @@ class TransactionLedger:
         self._status_ttl_s = status_ttl_s
 
     async def get(self, tx_id: str) -> TransactionStatus | None:
-        raw = text_map(await self._redis.hgetall(self._keys.tx(tx_id)))
-        return TransactionStatus.from_hash(tx_id, raw) if raw else None
+        return (await self.many([tx_id]))[0]
 
     async def recent(
         self, state: str | None, *, limit: int, offset: int
     ) -> tuple[list[TransactionStatus], int]:
-        """Newest first. Buffered, applied and failed are read from their own indexes."""
+        """Newest first. Applied and failed are read from their own indexes, visible from
+        its buckets, the rest from the recent index."""
+        if state == "visible":
+            visible = await self._newest_visible(offset + limit)
+            return visible[offset : offset + limit], await self._visible_total()
+        if state is None:
+            return await self._all_states(limit=limit, offset=offset)
         if state == "failed":
             source, total = self._keys.dead, await self._redis.zcard(self._keys.dead)
         elif state == "applied":
             source, total = self._keys.applied, await self._redis.zcard(self._keys.applied)
         else:
             source, total = self._keys.recent, await self._redis.zcard(self._keys.recent)
-        if state in (None, "failed", "applied"):
+        if state in ("failed", "applied"):
             ids = await self._redis.zrevrange(source, offset, offset + limit - 1)
-            return [s for s in await self._many(ids) if s is not None], int(total)
+            return [s for s in await self.many(ids) if s is not None], int(total)
         # Other states: walk the recent index newest first and filter.
         found: list[TransactionStatus] = []
         matched = 0
         chunk = 500
         for start in range(0, int(total), chunk):
             ids = await self._redis.zrevrange(source, start, start + chunk - 1)
-            for status in await self._many(ids):
+            for status in await self.many(ids):
                 if status is None or status.state != state:
                     continue
                 if matched >= offset and len(found) < limit:
@@ -119,16 +148,71 @@ class TransactionLedger:
                 matched += 1
         return found, matched
 
-    async def _many(self, ids: Sequence[Any]) -> list[TransactionStatus | None]:
+    async def many(self, ids: Sequence[Any]) -> list[TransactionStatus | None]:
+        """Each one's status from its hash, or else from its visible bucket."""
         tx_ids = [text(i) for i in ids]
         async with self._redis.pipeline(transaction=False) as pipe:
             for tx_id in tx_ids:
                 pipe.hgetall(self._keys.tx(tx_id))
-            raws = [text_map(raw) for raw in await pipe.execute()]
-        return [
-            TransactionStatus.from_hash(tx_id, raw) if raw else None
-            for tx_id, raw in zip(tx_ids, raws, strict=True)
-        ]
+                pipe.hget(self._keys.visible_bucket(tx_id), tx_id)
+            replies = await pipe.execute()
+        found: list[TransactionStatus | None] = []
+        for i, tx_id in enumerate(tx_ids):
+            raw, line = text_map(replies[2 * i]), replies[2 * i + 1]
+            # A visible transaction main's standbys may not have yet keeps only kept_* here.
+            if "state" in raw:
+                found.append(TransactionStatus.from_hash(tx_id, raw))
+            elif line is not None:
+                found.append(TransactionStatus.from_visible(tx_id, text(line)))
+            else:
+                found.append(None)
+        return found
+
+    async def _newest_visible(self, count: int) -> list[TransactionStatus]:
+        """At least the ``count`` newest visible statuses (all if fewer), newest first.
+
+        Buckets are seconds of the tx_id's clock, seq is the site's acceptance order: they
+        agree but for transactions made within moments of each other on two gateways, so one
+        bucket more than needed is read and the lot sorted by seq."""
+        found: list[TransactionStatus] = []
+        start, chunk = 0, 16
+        while True:
+            buckets: Sequence[Any] = await self._redis.zrevrange(
+                self._keys.visible, start, start + chunk - 1
+            )
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for bucket in buckets:
+                    pipe.hgetall(self._keys.visible_prefix + text(bucket))
+                replies = await pipe.execute()
+            for lines in replies:
+                enough = len(found) >= count
+                found += [
+                    TransactionStatus.from_visible(tx_id, line)
+                    for tx_id, line in text_map(lines).items()
+                ]
+                if enough:
+                    break
+            else:
+                start += chunk
+                if len(buckets) == chunk:
+                    continue
+            break
+        found.sort(key=lambda s: s.seq, reverse=True)
+        return found
+
+    async def _visible_total(self) -> int:
+        return int(await self._redis.hget(self._keys.visible_count, "total") or 0)
+
+    async def _all_states(self, *, limit: int, offset: int) -> tuple[list[TransactionStatus], int]:
+        """The recent index (everything not yet visible) and the visible buckets, merged."""
+        wanted = offset + limit
+        ids = await self._redis.zrevrange(self._keys.recent, 0, wanted - 1)
+        pending = [s for s in await self.many(ids) if s is not None]
+        seen = {s.tx_id for s in pending}
+        visible = [s for s in await self._newest_visible(wanted) if s.tx_id not in seen]
+        merged = sorted([*pending, *visible], key=lambda s: s.seq, reverse=True)
+        total = int(await self._redis.zcard(self._keys.recent)) + await self._visible_total()
+        return merged[offset:wanted], total
 
     async def retry(self, tx_id: str, *, apply_anyway: bool = False) -> list[str]:
         """Re-buffer a dead letter and its dead-lettered dependents; returns what was retried.
@@ -194,7 +278,7 @@ class TransactionLedger:
     async def _dependents(self, root: str) -> list[str]:
         """Dead letters that failed because of ``root``, directly or transitively, by seq."""
         ids = await self._redis.zrange(self._keys.dead, 0, -1)
-        statuses = {s.tx_id: s for s in await self._many(ids) if s}
+        statuses = {s.tx_id: s for s in await self.many(ids) if s}
         blocked = {root}
         ordered = []
         for status in sorted(statuses.values(), key=lambda s: s.seq):

@@ -26,7 +26,8 @@ SWEEP_CALLS_MAX = 1000
 @dataclass(frozen=True, slots=True)
 class Sweep:
     watermark: int
-    # Members dropped from the unsettled index and from the recent index.
+    # Members dropped from the unsettled index; expired ones from the recent and visible
+    # indexes (the buckets of visible statuses).
     unsettled_dropped: int
     recent_trimmed: int
 
@@ -44,8 +45,14 @@ class SiteRetention:
         watermark = 0
         for _ in range(SWEEP_CALLS_MAX):
             watermark, chunk_dropped, chunk_trimmed = await self._scripts.retention(
-                keys=[self._keys.unsettled, self._keys.recent, self._keys.seq],
-                args=[self._keys.tx_prefix, self._chunk],
+                keys=[
+                    self._keys.unsettled,
+                    self._keys.recent,
+                    self._keys.seq,
+                    self._keys.visible,
+                    self._keys.visible_count,
+                ],
+                args=[self._keys.tx_prefix, self._chunk, self._keys.visible_prefix],
             )
             dropped += int(chunk_dropped)
             trimmed += int(chunk_trimmed)

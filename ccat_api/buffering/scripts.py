@@ -1,4 +1,4 @@
-"""The Lua scripts, each prefixed with the shared overlay functions.
+"""The Lua scripts, each prefixed with the shared functions (overlay.lua, status.lua).
 
 A script gets every key it knows in advance as KEYS and the key prefixes it builds the rest
 from as arguments, all from keys.py (its docstring says which); the Lua spells no key name.
@@ -45,7 +45,7 @@ class Script:
 
 class Scripts:
     def __init__(self, redis: Redis) -> None:
-        prelude = _source("overlay.lua")
+        prelude = _source("overlay.lua") + "\n" + _source("status.lua")
 
         def load(name: str) -> Script:
             return Script(redis, prelude + "\n" + _source(name))

@@ -17,7 +17,7 @@ import time
 import asyncpg
 from redis.asyncio import Redis
 
-from ccat_api.buffering.keys import SiteKeys
+from ccat_api.buffering.keys import VISIBLE_BUCKET_MS, SiteKeys
 from ccat_api.buffering.scripts import Scripts
 from ccat_api.failpoints import failpoint
 
@@ -118,6 +118,8 @@ class LsnTracker:
                     self._keys.recent,
                     self._keys.stats,
                     self._keys.unsettled,
+                    self._keys.visible,
+                    self._keys.visible_count,
                 ],
                 args=[
                     self._keys.events,
@@ -129,6 +131,8 @@ class LsnTracker:
                     SETTLE_LIMIT,
                     RECENT_CAP,
                     UNIQUE_CLAIM_GRACE_MS,
+                    self._keys.visible_prefix,
+                    VISIBLE_BUCKET_MS,
                 ],
             )
             settled += [r.decode() for r in ready]

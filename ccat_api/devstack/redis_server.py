@@ -17,6 +17,21 @@ import redis
 from ccat_api.devstack.redis_users import ADMIN, RedisUsers, write_secret
 from ccat_api.devstack.system import wait_port
 
+DEPLOYED_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "redis" / "redis.conf"
+# Settings of the deployed file that shape what the site keeps, not how this stack runs it:
+# every Redis of the stack takes them from there, so tests and benchmarks see its memory.
+DEPLOYED_SHAPE = ("hash-max-listpack-",)
+
+
+def deployed_shape(config: Path = DEPLOYED_CONFIG) -> list[str]:
+    """Those settings of ``config`` as redis-server arguments."""
+    argv: list[str] = []
+    for line in config.read_text().splitlines():
+        name, _, value = line.strip().partition(" ")
+        if name.startswith(DEPLOYED_SHAPE):
+            argv += [f"--{name}", value.strip()]
+    return argv
+
 
 @dataclass
 class RedisServer:
@@ -92,6 +107,7 @@ class RedisServer:
             # The deployed users with this stack's passwords, where the deployed file says
             # /etc/redis/users.acl.
             "--aclfile", str(self.acl.write_acl(self.data_dir / "users.acl")),
+            *deployed_shape(),
             *self.extra_args,
         ]  # fmt: skip
         self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL)

@@ -1,11 +1,11 @@
 -- Atomic accept of one transaction: idempotency, unique claims, sequence number,
 -- dependencies, stream append, state, overlay layers. Either all of it happens or nothing.
--- KEYS: the transaction's status hash, seq, stream, recent, stats, unsettled, and the
---       idempotency key when the request has one
+-- KEYS: the transaction's status hash, seq, stream, recent, stats, unsettled, its visible
+--       status bucket, and the idempotency key when the request has one
 -- ARGV: events channel, overlay families (5), tx_id, envelope json, plan json, idempotency
 --       record json, idempotency ttl seconds, now (ms)
 local txkey, seq_key, stream_key, recent_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local stats_key, unsettled_key, idem_key = KEYS[5], KEYS[6], KEYS[7]
+local stats_key, unsettled_key, visible_key, idem_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local channel, overlay = ARGV[1], overlay_families(unpack(ARGV, 2, 6))
 local tx_id, envelope, plan_json = ARGV[7], ARGV[8], ARGV[9]
 local idem_record, idem_ttl, now_ms = ARGV[10], tonumber(ARGV[11]), ARGV[12]
@@ -24,6 +24,10 @@ end
 if redis.call('EXISTS', txkey) == 1 then
   local first = redis.call('HMGET', txkey, 'seq', 'stream_id', 'deps')
   return {'accepted', tonumber(first[1]), first[2] or '', first[3] or ''}
+end
+local settled_seq, settled_deps = visible_seq_deps(visible_key, tx_id)
+if settled_seq then
+  return {'accepted', settled_seq, '', settled_deps}
 end
 
 local seq, conflict = next_seq_unless_conflict(overlay, plan, seq_key)

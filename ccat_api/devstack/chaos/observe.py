@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 
 from ccat_api.buffering.keys import SiteKeys
-from ccat_api.buffering.wire import text
+from ccat_api.buffering.ledger import TransactionLedger
 from ccat_api.devstack.chaos.checker import AppliedTx, MainState, SiteState
 from ccat_api.devstack.chaos.history import History, Probe, Write
 from ccat_api.devstack.chaos.workload import judge_unit
@@ -56,18 +56,16 @@ async def read_site(redis_url: str, site: str, history: History) -> SiteState:
     redis = make_redis(redis_url)
     try:
         acknowledged = [w.tx_id for w in history.writes if w.tx_id is not None]
-        async with redis.pipeline(transaction=False) as pipe:
-            for tx_id in acknowledged:
-                pipe.hget(keys.tx(tx_id), "state")
-            states = await pipe.execute()
+        ledger = TransactionLedger(redis, keys, status_ttl_s=0)
+        statuses = await ledger.many(acknowledged)
         return SiteState(
             dead_letters=int(await redis.zcard(keys.dead)),
             unsettled=int(await redis.zcard(keys.unsettled)),
             awaiting_replica=int(await redis.zcard(keys.applied)),
             not_visible=[
                 tx_id
-                for tx_id, state in zip(acknowledged, states, strict=True)
-                if state is None or text(state) != "visible"
+                for tx_id, status in zip(acknowledged, statuses, strict=True)
+                if status is None or status.state != "visible"
             ],
         )
     finally:

@@ -57,3 +57,11 @@ def test_prefixes_given_to_the_scripts_are_unchanged() -> None:
         "ccat:obs:ovu:",
         ":",
     )
+
+
+def test_visible_statuses_are_bucketed_by_the_second_of_their_uuid7() -> None:
+    keys = SiteKeys("obs")
+    # 0x0190c2a17b3e: 1,721,252,281,150 ms after the epoch, in second 1,721,252,281.
+    assert keys.visible_bucket(TX_ID) == "ccat:obs:visible:1721252281"
+    assert keys.visible_prefix == "ccat:obs:visible:"
+    assert (keys.visible, keys.visible_count) == ("ccat:obs:visible", "ccat:obs:visible:count")

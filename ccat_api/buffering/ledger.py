@@ -175,7 +175,9 @@ class TransactionLedger:
         agree but for transactions made within moments of each other on two gateways, so one
         bucket more than needed is read and the lot sorted by seq."""
         found: list[TransactionStatus] = []
-        start, chunk = 0, 16
+        # A bucket holds up to a second's statuses (2,048 at a busy site, 300 KB): a couple
+        # first, more each round for a quiet site's sparse ones.
+        start, chunk = 0, 2
         while True:
             buckets: Sequence[Any] = await self._redis.zrevrange(
                 self._keys.visible, start, start + chunk - 1
@@ -195,6 +197,7 @@ class TransactionLedger:
             else:
                 start += chunk
                 if len(buckets) == chunk:
+                    chunk = min(2 * chunk, 64)
                     continue
             break
         found.sort(key=lambda s: s.seq, reverse=True)

@@ -3,14 +3,18 @@ read back, listed and resent, it answers as the status hash did."""
 
 from __future__ import annotations
 
+import time
+import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from ccat_api.buffering.buffer import Accepted, WriteBuffer
 from ccat_api.buffering.builder import TransactionBuilder
-from ccat_api.buffering.envelope import Principal
+from ccat_api.buffering.envelope import Envelope, Principal
 from ccat_api.buffering.idempotency import Answer
 from ccat_api.buffering.keys import SiteKeys
+from ccat_api.buffering.ledger import TransactionLedger
 from ccat_api.buffering.worker import SiteWorker
 from ccat_api.config import Settings
 from ccat_api.devstack.stack import Stack
@@ -64,15 +68,14 @@ async def test_a_visible_status_reads_and_lists_as_before(
     await redis.aclose()
 
 
-async def test_an_accept_resent_after_its_transaction_became_visible_is_not_buffered_again(
-    stack: Stack, secondary_settings: Settings, worker: SiteWorker
-) -> None:
-    """The Redis client resends a call whose reply was lost (test_dropped_reply.py); by the
-    time it does, the transaction may be visible already, its status hash folded away."""
-    keys = SiteKeys(secondary_settings.site_name)
-    redis = make_redis(secondary_settings.redis_url)
-    buffer = WriteBuffer(redis, keys, idempotency_ttl_s=60)
-    builder = TransactionBuilder(secondary_settings.site_name, Principal(None, "test", "operator"))
+def _uuid7_at(ms: int) -> str:
+    """A UUIDv7 made at ``ms`` (its first 48 bits), random otherwise."""
+    rest = uuid.uuid4().hex
+    return str(uuid.UUID(hex=f"{ms:012x}7{rest[13:16]}8{rest[17:32]}"))
+
+
+def _unit_start(site: str, tx_id: str | None = None) -> Envelope:
+    builder = TransactionBuilder(site, Principal(None, "test", "operator"))
     builder.insert(
         "executed_obs_units",
         {
@@ -85,6 +88,47 @@ async def test_an_accept_resent_after_its_transaction_became_visible_is_not_buff
         },
     )
     envelope = builder.build()
+    return replace(envelope, tx_id=tx_id) if tx_id else envelope
+
+
+async def test_statuses_in_many_buckets_list_in_pages_newest_first(
+    stack: Stack, secondary_settings: Settings, worker: SiteWorker
+) -> None:
+    """One status a second over 40 seconds: a page reads buckets a few at a time, more each
+    round, and pages put together are every status once, by seq."""
+    site = secondary_settings.site_name
+    keys = SiteKeys(site)
+    redis = make_redis(secondary_settings.redis_url)
+    buffer = WriteBuffer(redis, keys, idempotency_ttl_s=60)
+    ledger = TransactionLedger(redis, keys, status_ttl_s=60)
+    now_ms = int(time.time() * 1000)
+    made = [_unit_start(site, _uuid7_at(now_ms - 40_000 + 1000 * i)) for i in range(40)]
+    for envelope in made:
+        assert isinstance(await buffer.accept(envelope, Answer(201, {})), Accepted)
+    await settle(stack, worker)
+    assert len({keys.visible_bucket(e.tx_id) for e in made}) == 40
+    newest_first = [e.tx_id for e in reversed(made)]
+
+    for state in ("visible", None):
+        listed: list[str] = []
+        for offset in range(0, 45, 7):
+            page, total = await ledger.recent(state, limit=7, offset=offset)
+            assert total == 40
+            listed += [s.tx_id for s in page]
+        assert listed == newest_first, state
+    assert [s and s.seq for s in await ledger.many(newest_first)] == list(range(40, 0, -1))
+    await redis.aclose()
+
+
+async def test_an_accept_resent_after_its_transaction_became_visible_is_not_buffered_again(
+    stack: Stack, secondary_settings: Settings, worker: SiteWorker
+) -> None:
+    """The Redis client resends a call whose reply was lost (test_dropped_reply.py); by the
+    time it does, the transaction may be visible already, its status hash folded away."""
+    keys = SiteKeys(secondary_settings.site_name)
+    redis = make_redis(secondary_settings.redis_url)
+    buffer = WriteBuffer(redis, keys, idempotency_ttl_s=60)
+    envelope = _unit_start(secondary_settings.site_name)
     first = await buffer.accept(envelope, Answer(201, {}))
     assert isinstance(first, Accepted)
     await settle(stack, worker)

@@ -133,6 +133,10 @@ class Envelope:
             seen.setdefault(step.target.key, step.target)
         return list(seen.values())
 
+    def touched_keys(self) -> str:
+        """``touched()`` as the status hash and overlay.lua's ``drop_layers`` hold it."""
+        return " ".join(ref.key for ref in self.touched())
+
     def to_dict(self) -> JsonDict:
         return {
             "tx_id": self.tx_id,

@@ -92,7 +92,7 @@ class MainHorizon:
                         "lsn": outcome.lsn,
                         "seq": tx.seq,
                         "deps": ",".join(tx.deps),
-                        "touched": " ".join(ref.key for ref in tx.envelope.touched()),
+                        "touched": tx.envelope.touched_keys(),
                     },
                 )
                 pipe.persist(key)

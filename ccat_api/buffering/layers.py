@@ -66,7 +66,7 @@ def overlay_plan(envelope: Envelope) -> bytes:
     Lua's cjson would round numbers to 14 digits if it re-encoded values."""
     return orjson.dumps(
         {
-            "touched": " ".join(ref.key for ref in envelope.touched()),
+            "touched": envelope.touched_keys(),
             "steps": [
                 {
                     "model": step.model,

@@ -9,10 +9,11 @@ local function tx_bucket(tx_id, bucket_ms)
   return math.floor(ms / bucket_ms)
 end
 
--- What a visible status keeps, in this order, and what horizon.py keeps besides until main's
--- standbys have the commit.
-local STATUS_FIELDS = {'seq', 'created_at', 'applied_at', 'lsn', 'attempts', 'deps', 'touched'}
-local KEPT_FIELDS = {'kept_env', 'kept_seq', 'kept_deps'}
+-- What a visible status keeps, in this order (the first 7), then what horizon.py keeps
+-- besides until main's standbys have the commit: read in one HMGET.
+local SETTLED_FIELDS = {'seq', 'created_at', 'applied_at', 'lsn', 'attempts', 'deps', 'touched',
+  'kept_env', 'kept_seq', 'kept_deps'}
+local FIRST_KEPT = 8
 
 -- "seq|created|applied|visible|lsn|attempts|deps|touched" (ledger.py reads it): created in ms
 -- after the bucket's start, applied and visible in ms after created (a few digits rather than
@@ -39,9 +40,8 @@ local function settle_visible(tx_prefix, visible, tx_ids, now_ms)
   local buckets, order = {}, {}
   for _, tx_id in ipairs(tx_ids) do
     local txkey = tx_prefix .. tx_id
-    local status = redis.call('HMGET', txkey, unpack(STATUS_FIELDS))
+    local status = redis.call('HMGET', txkey, unpack(SETTLED_FIELDS))
     if status[1] then
-      local kept = redis.call('HMGET', txkey, unpack(KEPT_FIELDS))
       local bucket = tx_bucket(tx_id, visible.bucket_ms)
       if not buckets[bucket] then
         buckets[bucket] = {}
@@ -52,10 +52,10 @@ local function settle_visible(tx_prefix, visible, tx_ids, now_ms)
         compact_status(status, bucket * visible.bucket_ms, tonumber(now_ms)))
       redis.call('DEL', txkey)
       local left = {}
-      for i, name in ipairs(KEPT_FIELDS) do
-        if kept[i] then
-          table.insert(left, name)
-          table.insert(left, kept[i])
+      for i = FIRST_KEPT, #SETTLED_FIELDS do
+        if status[i] then
+          table.insert(left, SETTLED_FIELDS[i])
+          table.insert(left, status[i])
         end
       end
       if #left > 0 then
